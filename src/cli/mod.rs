@@ -1,0 +1,79 @@
+//! The thin command-line layer: clap definitions, output rendering, exit codes.
+//!
+//! Exit codes (docs/exit-codes.md):
+//! 0 success, nothing wrong found; 1 damage or problems found; 2 usage error;
+//! 3 refused for safety; 4 operational error (cannot read, not a data directory).
+
+mod inspect;
+
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FINDINGS: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_REFUSED: i32 = 3;
+pub const EXIT_ERROR: i32 = 4;
+
+#[derive(Parser)]
+#[command(name = "pgsalvage", version, about = "Safe, explainable, reversible salvage for stopped PostgreSQL 10-18 data directories", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Data directory and output options shared by read commands.
+#[derive(clap::Args, Clone)]
+pub struct ReadArgs {
+    /// The data directory (defaults to PGDATA)
+    #[arg(short = 'D', long = "pgdata", env = "PGDATA", value_name = "DATADIR")]
+    pub pgdata: PathBuf,
+    /// Print machine-readable JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show pg_control in pg_controldata's words, and the layout of the data directory (read-only)
+    Inspect(ReadArgs),
+}
+
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+        }
+    };
+    let result = match cli.command {
+        Command::Inspect(a) => inspect::run(&a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let code = match e.downcast_ref::<pgsalvage::error::Error>() {
+                Some(pgsalvage::error::Error::Refused { .. }) => EXIT_REFUSED,
+                Some(pgsalvage::error::Error::Usage(_)) => EXIT_USAGE,
+                _ => EXIT_ERROR,
+            };
+            eprintln!("pgsalvage: error: {e}");
+            code
+        }
+    }
+}
+
+/// Write to stdout; a closed pipe (`| head`) is not an error.
+pub fn out(text: &str) -> anyhow::Result<()> {
+    let mut o = std::io::stdout().lock();
+    match o.write_all(text.as_bytes()).and_then(|_| o.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}
+
+pub fn json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    out(&(serde_json::to_string_pretty(v)? + "\n"))
+}

@@ -1,0 +1,254 @@
+//! A data directory on disk, opened read-only: its layout per major, tablespaces, WAL and
+//! pg_xact files, postmaster liveness. Nothing here writes; files are opened with
+//! `File::open` only. This module owns the crate's only memory maps.
+
+use crate::error::{Error, Result};
+use crate::format::control::{ControlFile, CrcCheck};
+use crate::format::version::PgMajor;
+use crate::format::wal::{self, PageFetch, SegNo, WalGeometry, WalSource};
+use crate::format::FormatError;
+use serde::Serialize;
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+pub const CONTROL_PATH: &str = "global/pg_control";
+pub const WAL_DIR: &str = "pg_wal";
+pub const XACT_DIR: &str = "pg_xact";
+
+/// An opened data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+/// What postmaster.pid says and whether that process lives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Postmaster {
+    /// No postmaster.pid.
+    NotRunning,
+    /// postmaster.pid names a live postmaster of this data directory.
+    Alive { pid: i32 },
+    /// postmaster.pid names a process that no longer exists (or is not this cluster's postmaster).
+    Stale { pid: i32, reason: String },
+    /// postmaster.pid exists but does not start with a pid.
+    Unreadable { reason: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Tablespace {
+    pub oid: u32,
+    /// Where pg_tblspc/<oid> points.
+    pub location: String,
+    /// The PG_<major>_<catversion> directories found there.
+    pub version_dirs: Vec<String>,
+}
+
+impl DataDir {
+    /// Open `path` if it looks like a data directory (PG_VERSION and global/pg_control).
+    pub fn open(path: impl AsRef<Path>) -> Result<DataDir> {
+        let root = path.as_ref().to_path_buf();
+        let md = fs::metadata(&root).map_err(|e| Error::io("open data directory", &root, e))?;
+        if !md.is_dir() {
+            return Err(Error::NotADataDirectory { path: root, reason: "it is not a directory".into(), hint: "pass the data directory (the one holding PG_VERSION) with -D".into() });
+        }
+        let pgv = root.join("PG_VERSION");
+        let ctl = root.join(CONTROL_PATH);
+        if !pgv.exists() && !ctl.exists() {
+            return Err(Error::NotADataDirectory {
+                path: root,
+                reason: "neither PG_VERSION nor global/pg_control exists".into(),
+                hint: "pass the data directory itself (for Debian: /var/lib/postgresql/<major>/main, not /etc/postgresql)".into(),
+            });
+        }
+        Ok(DataDir { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Read a whole (small) file relative to the data directory.
+    pub fn read(&self, rel: &str) -> Result<Vec<u8>> {
+        let p = self.path(rel);
+        fs::read(&p).map_err(|e| Error::io("read file", p, e))
+    }
+
+    /// The major from PG_VERSION.
+    pub fn pg_version(&self) -> Result<PgMajor> {
+        let b = self.read("PG_VERSION")?;
+        PgMajor::from_pg_version_file(&b).map_err(|e| Error::format(self.path("PG_VERSION"), e, "pgsalvage supports PostgreSQL 10 to 18"))
+    }
+
+    /// pg_control, decoded leniently (a CRC mismatch is reported, not fatal).
+    pub fn control(&self) -> Result<(ControlFile, CrcCheck, u64)> {
+        let b = self.read(CONTROL_PATH)?;
+        let (c, crc) = ControlFile::parse_lenient(&b).map_err(|e| {
+            Error::format(self.path(CONTROL_PATH), e, "pg_control is damaged; `pgsalvage diagnose` will explain the options (a rebuild from guesses)")
+        })?;
+        Ok((c, crc, b.len() as u64))
+    }
+
+    /// postmaster.pid and the liveness of its pid. A pid counts as this cluster's live
+    /// postmaster when the process exists and its working directory is this data directory
+    /// (a postmaster chdirs there); a live process elsewhere is a reused pid.
+    pub fn postmaster(&self) -> Postmaster {
+        let p = self.path("postmaster.pid");
+        let text = match fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Postmaster::NotRunning,
+            Err(e) => return Postmaster::Unreadable { reason: e.to_string() },
+        };
+        let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok()).filter(|&p| p > 0) else {
+            return Postmaster::Unreadable { reason: "the first line is not a process id".into() };
+        };
+        match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+            Err(nix::errno::Errno::ESRCH) => Postmaster::Stale { pid, reason: format!("no process {pid} exists") },
+            _ => {
+                let cwd = fs::read_link(format!("/proc/{pid}/cwd"));
+                let ours = fs::canonicalize(&self.root).ok();
+                match (cwd, ours) {
+                    (Ok(c), Some(o)) if c != o => Postmaster::Stale { pid, reason: format!("process {pid} exists but works in {} (a reused pid)", c.display()) },
+                    _ => Postmaster::Alive { pid },
+                }
+            }
+        }
+    }
+
+    /// Names in a directory relative to the data directory (sorted); an absent directory is empty.
+    pub fn list(&self, rel: &str) -> Result<Vec<String>> {
+        let p = self.path(rel);
+        let rd = match fs::read_dir(&p) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("list directory", p, e)),
+        };
+        let mut v: Vec<String> = rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        Ok(v)
+    }
+
+    /// pg_tblspc entries.
+    pub fn tablespaces(&self) -> Result<Vec<Tablespace>> {
+        let mut out = Vec::new();
+        for name in self.list("pg_tblspc")? {
+            let Ok(oid) = name.parse::<u32>() else { continue };
+            let link = self.path(&format!("pg_tblspc/{name}"));
+            let location = fs::read_link(&link).map(|t| t.display().to_string()).unwrap_or_else(|_| link.display().to_string());
+            let version_dirs = fs::read_dir(&link)
+                .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("PG_")).collect())
+                .unwrap_or_default();
+            out.push(Tablespace { oid, location, version_dirs });
+        }
+        Ok(out)
+    }
+
+    /// Where pg_wal points when it is a symbolic link.
+    pub fn wal_link(&self) -> Option<PathBuf> {
+        fs::read_link(self.path(WAL_DIR)).ok()
+    }
+
+    /// WAL segment files in pg_wal as (timeline, segno, name, length).
+    pub fn wal_segments(&self, g: &WalGeometry) -> Result<Vec<(u32, SegNo, String, u64)>> {
+        let mut v = Vec::new();
+        for name in self.list(WAL_DIR)? {
+            if let Some((tli, segno)) = g.parse_file_name(&name) {
+                let len = fs::metadata(self.path(&format!("{WAL_DIR}/{name}"))).map(|m| m.len()).unwrap_or(0);
+                v.push((tli, segno, name, len));
+            }
+        }
+        Ok(v)
+    }
+
+    /// Memory-map a file read-only. Empty files map to an empty slice.
+    #[allow(unsafe_code)]
+    pub fn map(&self, rel: &str) -> Result<Mapped> {
+        let p = self.path(rel);
+        let f = File::open(&p).map_err(|e| Error::io("open file", &p, e))?;
+        let len = f.metadata().map_err(|e| Error::io("stat file", &p, e))?.len();
+        if len == 0 {
+            return Ok(Mapped::Empty);
+        }
+        // SAFETY: the map is read-only and private. pgsalvage works on stopped clusters; if
+        // another process truncates the file while mapped, reads could fault, which is why
+        // writers refuse to run while a postmaster lives and read-only commands warn.
+        let m = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io("map file", &p, e))?;
+        Ok(Mapped::Map(m))
+    }
+}
+
+/// A read-only file image.
+pub enum Mapped {
+    Empty,
+    Map(memmap2::Mmap),
+}
+
+impl std::ops::Deref for Mapped {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Mapped::Empty => &[],
+            Mapped::Map(m) => m,
+        }
+    }
+}
+
+/// WAL pages read from pg_wal files of one timeline (or, for a segment absent on that
+/// timeline, the highest lower timeline that has it, as recovery does after a switch).
+pub struct DirWalSource {
+    dir: PathBuf,
+    geometry: WalGeometry,
+    by_segno: std::collections::BTreeMap<SegNo, Vec<(u32, String)>>,
+    tli: u32,
+    open: Option<(SegNo, File, u64)>,
+}
+
+impl DirWalSource {
+    pub fn new(dd: &DataDir, geometry: WalGeometry, tli: u32) -> Result<DirWalSource> {
+        let mut by_segno: std::collections::BTreeMap<SegNo, Vec<(u32, String)>> = Default::default();
+        for (t, segno, name, _) in dd.wal_segments(&geometry)? {
+            by_segno.entry(segno).or_default().push((t, name));
+        }
+        Ok(DirWalSource { dir: dd.path(WAL_DIR), geometry, by_segno, tli, open: None })
+    }
+    /// The file name that holds `segno` for this timeline, if any.
+    pub fn file_for(&self, segno: SegNo) -> Option<String> {
+        self.by_segno.get(&segno)?.iter().filter(|(t, _)| *t <= self.tli).max_by_key(|(t, _)| *t).map(|(_, n)| n.clone())
+    }
+    pub fn expected_name(&self, segno: SegNo) -> String {
+        self.geometry.file_name(self.tli, segno)
+    }
+}
+
+impl WalSource for DirWalSource {
+    fn fetch(&mut self, segno: SegNo, offset: u32, buf: &mut [u8]) -> PageFetch {
+        if self.open.as_ref().map(|o| o.0) != Some(segno) {
+            let Some(name) = self.file_for(segno) else { return PageFetch::MissingSegment };
+            let Ok(f) = File::open(self.dir.join(&name)) else { return PageFetch::MissingSegment };
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            self.open = Some((segno, f, len));
+        }
+        let Some((_, f, len)) = self.open.as_mut() else { return PageFetch::MissingSegment };
+        if offset as u64 + buf.len() as u64 > *len {
+            return PageFetch::ShortSegment { file_len: *len };
+        }
+        if f.seek(SeekFrom::Start(offset as u64)).is_err() || f.read_exact(buf).is_err() {
+            return PageFetch::ShortSegment { file_len: *len };
+        }
+        PageFetch::Ok
+    }
+}
+
+/// Read and decode the latest checkpoint record that pg_control points at.
+pub fn read_checkpoint_record(dd: &DataDir, c: &ControlFile) -> std::result::Result<(wal::DecodedRecord, crate::format::control::CheckPoint), String> {
+    let g = WalGeometry::new(c.bytes_per_wal_segment, c.wal_block_size).map_err(|e: FormatError| e.to_string())?;
+    let src = DirWalSource::new(dd, g, c.checkpoint.timeline_id).map_err(|e| e.to_string())?;
+    let mut r = wal::WalReader::new(src, c.major, g, Some(c.system_identifier));
+    let rec = r.read_record(c.checkpoint_lsn, None).map_err(|e| e.to_string())?;
+    let cp = wal::decode_checkpoint(c.major, &rec.record).map_err(|e| e.to_string())?;
+    Ok((rec.record, cp))
+}

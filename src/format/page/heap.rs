@@ -1,0 +1,181 @@
+//! Heap tuple headers (`src/include/access/htup_details.h`) with their hint bits, and the
+//! per-tuple structural checks an offline amcheck-like scan needs.
+
+use super::{line_pointers, ItemId, LpFlags, PageHeader};
+use crate::format::bytes::{FormatError, Reader};
+use crate::format::types::Xid;
+use serde::Serialize;
+
+/// offsetof(HeapTupleHeaderData, t_bits).
+pub const SIZEOF_HEAP_TUPLE_HEADER: usize = 23;
+
+pub mod infomask {
+    pub const HASNULL: u16 = 0x0001;
+    pub const HASVARWIDTH: u16 = 0x0002;
+    pub const HASEXTERNAL: u16 = 0x0004;
+    /// HEAP_HASOID before PG12 (HEAP_HASOID_OLD after).
+    pub const HASOID_OLD: u16 = 0x0008;
+    pub const XMAX_KEYSHR_LOCK: u16 = 0x0010;
+    pub const COMBOCID: u16 = 0x0020;
+    pub const XMAX_EXCL_LOCK: u16 = 0x0040;
+    pub const XMAX_LOCK_ONLY: u16 = 0x0080;
+    pub const XMIN_COMMITTED: u16 = 0x0100;
+    pub const XMIN_INVALID: u16 = 0x0200;
+    pub const XMIN_FROZEN: u16 = XMIN_COMMITTED | XMIN_INVALID;
+    pub const XMAX_COMMITTED: u16 = 0x0400;
+    pub const XMAX_INVALID: u16 = 0x0800;
+    pub const XMAX_IS_MULTI: u16 = 0x1000;
+    pub const UPDATED: u16 = 0x2000;
+    pub const MOVED_OFF: u16 = 0x4000;
+    pub const MOVED_IN: u16 = 0x8000;
+}
+
+pub mod infomask2 {
+    pub const NATTS_MASK: u16 = 0x07FF;
+    pub const KEYS_UPDATED: u16 = 0x2000;
+    pub const HOT_UPDATED: u16 = 0x4000;
+    pub const ONLY_TUPLE: u16 = 0x8000;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct HeapTupleHeader {
+    pub xmin: Xid,
+    pub xmax: Xid,
+    pub cid_or_xvac: u32,
+    pub ctid_block: u32,
+    pub ctid_offset: u16,
+    pub infomask2: u16,
+    pub infomask: u16,
+    pub hoff: u8,
+}
+
+impl HeapTupleHeader {
+    pub fn parse(tuple: &[u8]) -> Result<HeapTupleHeader, FormatError> {
+        let r = Reader::new("heap tuple header", tuple);
+        r.need(0, SIZEOF_HEAP_TUPLE_HEADER)?;
+        Ok(HeapTupleHeader {
+            xmin: r.u32(0)?,
+            xmax: r.u32(4)?,
+            cid_or_xvac: r.u32(8)?,
+            ctid_block: ((r.u16(12)? as u32) << 16) | r.u16(14)? as u32,
+            ctid_offset: r.u16(16)?,
+            infomask2: r.u16(18)?,
+            infomask: r.u16(20)?,
+            hoff: r.u8(22)?,
+        })
+    }
+    pub fn natts(&self) -> u16 {
+        self.infomask2 & infomask2::NATTS_MASK
+    }
+    pub fn has(&self, bits: u16) -> bool {
+        self.infomask & bits == bits
+    }
+    /// HeapTupleHeaderXminFrozen.
+    pub fn xmin_frozen(&self) -> bool {
+        self.has(infomask::XMIN_FROZEN)
+    }
+    pub fn xmin_committed_hint(&self) -> bool {
+        self.has(infomask::XMIN_COMMITTED) && !self.xmin_frozen()
+    }
+    pub fn xmin_invalid_hint(&self) -> bool {
+        self.has(infomask::XMIN_INVALID) && !self.xmin_frozen()
+    }
+    /// Hint-bit combinations the server never writes.
+    pub fn hint_contradictions(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.has(infomask::XMAX_COMMITTED | infomask::XMAX_INVALID) {
+            v.push("HEAP_XMAX_COMMITTED and HEAP_XMAX_INVALID both set");
+        }
+        if self.has(infomask::XMAX_IS_MULTI) && self.has(infomask::XMAX_COMMITTED) && self.has(infomask::XMAX_LOCK_ONLY) {
+            v.push("a lock-only multixact xmax marked HEAP_XMAX_COMMITTED");
+        }
+        v
+    }
+}
+
+/// One tuple slot of a heap page as found: the line pointer and, for normal ones whose
+/// bounds are sane, the header.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TupleSlot {
+    /// Item number, from 1.
+    pub offnum: u16,
+    pub item: ItemId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<HeapTupleHeader>,
+    /// Why the tuple could not be read, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// Walk the line pointers of a heap page and decode each normal tuple whose pointer is in
+/// bounds (amcheck's `check_tuple` preconditions: lp_off + lp_len inside the page, above
+/// pd_upper, MAXALIGNed, at least the header long, t_hoff within lp_len).
+pub fn tuples(page: &[u8]) -> Result<Vec<TupleSlot>, FormatError> {
+    let h = PageHeader::parse(page)?;
+    let items = line_pointers(page)?;
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let offnum = (i + 1) as u16;
+        let mut slot = TupleSlot { offnum, item, header: None, problem: None };
+        if item.flags == LpFlags::Normal {
+            let (off, len) = (item.off as usize, item.len as usize);
+            slot.problem = if off + len > page.len() {
+                Some(format!("line pointer {offnum}: tuple at {off} with length {len} ends past the page ({})", page.len()))
+            } else if off < h.upper as usize {
+                Some(format!("line pointer {offnum}: tuple offset {off} is below pd_upper {}", h.upper))
+            } else if off % 8 != 0 {
+                Some(format!("line pointer {offnum}: tuple offset {off} is not MAXALIGNed"))
+            } else if len < SIZEOF_HEAP_TUPLE_HEADER {
+                Some(format!("line pointer {offnum}: length {len} is shorter than a tuple header"))
+            } else {
+                match HeapTupleHeader::parse(&page[off..off + len]) {
+                    Ok(t) if (t.hoff as usize) > len => Some(format!("line pointer {offnum}: t_hoff {} beyond tuple length {len}", t.hoff)),
+                    Ok(t) if t.hoff as usize % 8 != 0 => Some(format!("line pointer {offnum}: t_hoff {} is not MAXALIGNed", t.hoff)),
+                    Ok(t) => {
+                        slot.header = Some(t);
+                        None
+                    }
+                    Err(e) => Some(e.shifted(off).to_string()),
+                }
+            };
+        } else if item.flags == LpFlags::Redirect && (item.off as usize == 0 || item.off as usize > items_len_hint(page)) {
+            slot.problem = Some(format!("line pointer {offnum}: redirect to {} outside the line pointer array", item.off));
+        }
+        out.push(slot);
+    }
+    Ok(out)
+}
+
+fn items_len_hint(page: &[u8]) -> usize {
+    PageHeader::parse(page).map(|h| h.item_count()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_hand_built_tuple() {
+        let mut p = vec![0u8; 8192];
+        p[12..14].copy_from_slice(&28u16.to_le_bytes());
+        p[14..16].copy_from_slice(&8152u16.to_le_bytes());
+        p[16..18].copy_from_slice(&8192u16.to_le_bytes());
+        let lp = ItemId { off: 8152, flags: LpFlags::Normal, len: 32 };
+        p[24..28].copy_from_slice(&lp.raw().to_le_bytes());
+        let t = &mut p[8152..];
+        t[0..4].copy_from_slice(&1234u32.to_le_bytes());
+        t[18..20].copy_from_slice(&2u16.to_le_bytes());
+        t[20..22].copy_from_slice(&(infomask::XMIN_COMMITTED | infomask::XMAX_INVALID).to_le_bytes());
+        t[22] = 24;
+        let s = tuples(&p).unwrap();
+        assert_eq!(s.len(), 1);
+        let h = s[0].header.unwrap();
+        assert_eq!(h.xmin, 1234);
+        assert!(h.xmin_committed_hint());
+        assert_eq!(h.natts(), 2);
+        // broken pointer
+        let lp = ItemId { off: 8180, flags: LpFlags::Normal, len: 32 };
+        p[24..28].copy_from_slice(&lp.raw().to_le_bytes());
+        assert!(tuples(&p).unwrap()[0].problem.is_some());
+    }
+}

@@ -1,0 +1,14 @@
+//! pgsalvage: safe, explainable, reversible last-resort salvage for stopped PostgreSQL
+//! 10–18 data directories.
+//!
+//! Layers, each depending only on those above it:
+//! - [`format`]: pure parse/encode of on-disk structures (no I/O);
+//! - [`datadir`]: a data directory on disk (read-only access, postmaster liveness);
+//! - [`inspect`]: the `inspect` report.
+//!
+//! The CLI (`src/cli`, binary only) is a thin clap layer over these.
+
+pub mod datadir;
+pub mod error;
+pub mod format;
+pub mod inspect;
