@@ -113,17 +113,22 @@ pub fn decode_record(major: PgMajor, lsn: Lsn, bytes: Vec<u8>) -> Result<Decoded
     let mut toplevel_xid = None;
     let mut payload_lens: Vec<(usize, usize)> = Vec::new(); // (image len, data len) per block
     let (mut last_spc, mut last_db, mut last_rel) = (0, 0, 0);
-    while pos < end.saturating_sub(main_len) {
+    // As DecodeXLogRecord: headers continue while more bytes remain than the payloads
+    // announced so far (block images and data, then main data) will take.
+    let mut datatotal = 0usize;
+    while end.saturating_sub(pos) > datatotal {
         let id = r.u8(pos)?;
         match id {
             XLR_BLOCK_ID_DATA_SHORT => {
                 main_len = r.u8(pos + 1)? as usize;
                 pos += 2;
+                datatotal += main_len;
                 break;
             }
             XLR_BLOCK_ID_DATA_LONG => {
                 main_len = r.u32(pos + 1)? as usize;
                 pos += 5;
+                datatotal += main_len;
                 break;
             }
             XLR_BLOCK_ID_ORIGIN => {
@@ -165,6 +170,7 @@ pub fn decode_record(major: PgMajor, lsn: Lsn, bytes: Vec<u8>) -> Result<Decoded
                 pos += 4;
                 blocks.push(BlockRef { id, fork: fork_flags & 0x0F, has_image, has_data, spc_node: last_spc, db_node: last_db, rel_node: last_rel, block, image: None, data: None });
                 payload_lens.push((image_len, data_len));
+                datatotal += image_len + data_len;
             }
             other => return Err(FormatError::bad("WAL record", pos, "a block id", format!("invalid block_id {other}"))),
         }
@@ -184,7 +190,7 @@ pub fn decode_record(major: PgMajor, lsn: Lsn, bytes: Vec<u8>) -> Result<Decoded
     }
     r.need(pos, main_len)?;
     if pos + main_len != end {
-        return Err(FormatError::bad("WAL record", pos, format!("record to end after {main_len} bytes of main data"), format!("{} bytes left", end - pos)));
+        return Err(FormatError::bad("WAL record", pos, format!("record to end after {main_len} bytes of main data"), format!("{} bytes left", end as i64 - pos as i64)));
     }
     Ok(DecodedRecord { lsn, header, blocks, main_data: pos..pos + main_len, origin, toplevel_xid, bytes })
 }
