@@ -8,13 +8,6 @@ use common::*;
 use serde_json::Value;
 use std::process::Command;
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// The server's view as one flat JSON object; timestamps as epoch seconds.
 fn server_view(c: &Cluster) -> serde_json::Map<String, Value> {
     let row = c.sql(
@@ -27,27 +20,6 @@ fn server_view(c: &Cluster) -> serde_json::Map<String, Value> {
         Value::Object(m) => m,
         _ => panic!("not an object"),
     }
-}
-
-/// Compare every column the server reports with inspect's field of the same name.
-fn compare(major: u32, server: &serde_json::Map<String, Value>, report: &Value, stage: &str) -> usize {
-    let control = &report["control"];
-    let mut compared = 0;
-    for (k, v) in server {
-        let ours = match k.as_str() {
-            "pg_control_last_modified" | "checkpoint_time" => continue, // compared as epochs
-            "last_modified_epoch" => &control["pg_control_last_modified"],
-            "checkpoint_time_epoch" => &control["checkpoint_time"],
-            "redo_wal_file" => &report["redo_wal_file"],
-            // Compile-time constant that pg_control does not store in 10+.
-            "bigint_timestamps" => continue,
-            _ => &control[k.as_str()],
-        };
-        assert!(!ours.is_null(), "PG{major} {stage}: inspect has no field for server column {k} = {v}");
-        assert_eq!(text(ours), text(v), "PG{major} {stage}: column {k}");
-        compared += 1;
-    }
-    compared
 }
 
 /// SHOW values that pg_control records (XLogReportParameters / initdb constants).
@@ -104,7 +76,7 @@ fn check_running(c: &Cluster, stage: &str) {
         if before != after {
             continue;
         }
-        let n = compare(c.major(), &before, &report, stage);
+        let n = compare_with_server(c.major(), &before, &report, stage);
         assert!(n >= 30, "PG{} {stage}: only {n} columns compared", c.major());
         compare_settings(c, &report, stage);
         assert_eq!(report["layout"]["postmaster"]["status"], "alive");

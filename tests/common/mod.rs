@@ -376,3 +376,32 @@ pub fn majors() -> Vec<u32> {
         _ => (10..=18).collect(),
     }
 }
+
+pub fn text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Compare every column the server reports with inspect's field of the same name.
+pub fn compare_with_server(major: u32, server: &serde_json::Map<String, serde_json::Value>, report: &serde_json::Value, stage: &str) -> usize {
+    let control = &report["control"];
+    let mut compared = 0;
+    for (k, v) in server {
+        let ours = match k.as_str() {
+            "pg_control_last_modified" | "checkpoint_time" => continue, // compared as epochs
+            "last_modified_epoch" => &control["pg_control_last_modified"],
+            "checkpoint_time_epoch" => &control["checkpoint_time"],
+            "redo_wal_file" => &report["redo_wal_file"],
+            // Compile-time constant that pg_control does not store in 10+.
+            "bigint_timestamps" => continue,
+            _ => &control[k.as_str()],
+        };
+        assert!(!ours.is_null(), "PG{major} {stage}: inspect has no field for server column {k} = {v}");
+        assert_eq!(text(ours), text(v), "PG{major} {stage}: column {k}");
+        compared += 1;
+    }
+    compared
+}
+
