@@ -51,7 +51,11 @@ impl DataDir {
         let root = path.as_ref().to_path_buf();
         let md = fs::metadata(&root).map_err(|e| Error::io("open data directory", &root, e))?;
         if !md.is_dir() {
-            return Err(Error::NotADataDirectory { path: root, reason: "it is not a directory".into(), hint: "pass the data directory (the one holding PG_VERSION) with -D".into() });
+            return Err(Error::NotADataDirectory {
+                path: root,
+                reason: "it is not a directory".into(),
+                hint: "pass the data directory (the one holding PG_VERSION) with -D".into(),
+            });
         }
         let pgv = root.join("PG_VERSION");
         let ctl = root.join(CONTROL_PATH);
@@ -112,7 +116,9 @@ impl DataDir {
                 let cwd = fs::read_link(format!("/proc/{pid}/cwd"));
                 let ours = fs::canonicalize(&self.root).ok();
                 match (cwd, ours) {
-                    (Ok(c), Some(o)) if c != o => Postmaster::Stale { pid, reason: format!("process {pid} exists but works in {} (a reused pid)", c.display()) },
+                    (Ok(c), Some(o)) if c != o => {
+                        Postmaster::Stale { pid, reason: format!("process {pid} exists but works in {} (a reused pid)", c.display()) }
+                    }
                     _ => Postmaster::Alive { pid },
                 }
             }

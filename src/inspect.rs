@@ -129,8 +129,12 @@ pub fn inspect(dd: &DataDir) -> Result<InspectReport> {
 
     let postmaster = dd.postmaster();
     match &postmaster {
-        Postmaster::Alive { pid } => warnings.push(format!("a postmaster (pid {pid}) is running on this data directory: values change under you; stop the server before any repair")),
-        Postmaster::Stale { pid, reason } => warnings.push(format!("postmaster.pid is stale (pid {pid}: {reason}); the server will remove it on the next start")),
+        Postmaster::Alive { pid } => {
+            warnings.push(format!("a postmaster (pid {pid}) is running on this data directory: values change under you; stop the server before any repair"))
+        }
+        Postmaster::Stale { pid, reason } => {
+            warnings.push(format!("postmaster.pid is stale (pid {pid}: {reason}); the server will remove it on the next start"))
+        }
         Postmaster::Unreadable { reason } => warnings.push(format!("postmaster.pid is unreadable: {reason}")),
         Postmaster::NotRunning => {}
     }

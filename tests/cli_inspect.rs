@@ -1,5 +1,6 @@
 //! `pgsalvage inspect` as a user runs it: exit codes, errors that name file and offset,
 //! PGDATA, JSON, and the read-only guarantee (tree hash and mtimes unchanged).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 use common::*;
@@ -50,11 +51,15 @@ fn bad_pg_control_inputs_name_file_and_offset() {
         ("empty", vec![], "truncated: need 4 bytes at offset 8"),
         ("truncated", std::fs::read(repo_root().join("fixtures/pg15/pg_control")).unwrap()[..100].to_vec(), "truncated"),
         ("random", (0..8192u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect(), "unsupported version at offset 8"),
-        ("wrong version (9.6)", {
-            let mut b = std::fs::read(repo_root().join("fixtures/pg15/pg_control")).unwrap();
-            b[8..12].copy_from_slice(&960u32.to_le_bytes());
-            b
-        }, "pg_control version 960"),
+        (
+            "wrong version (9.6)",
+            {
+                let mut b = std::fs::read(repo_root().join("fixtures/pg15/pg_control")).unwrap();
+                b[8..12].copy_from_slice(&960u32.to_le_bytes());
+                b
+            },
+            "pg_control version 960",
+        ),
     ];
     for (what, bytes, want) in cases {
         let d = fixture_datadir(15);

@@ -1,5 +1,6 @@
 //! Golden fixtures from real servers of every major (fixtures/make-fixtures): unit tests of
 //! the format layer that need no server. Expected values are the servers' own.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 use common::{compare_with_server, repo_root};
@@ -104,7 +105,17 @@ fn wal_segment_reads_to_the_checkpoint_record() {
         };
         assert!(found, "PG{}: checkpoint record {} not reached (stopped: {end})", f.major, c.checkpoint_lsn);
         assert!(n > 20, "PG{}: only {n} records", f.major);
-        assert!(matches!(end, WalError::ZeroLength { .. } | WalError::MissingSegment { .. } | WalError::InvalidPageHeader { zeroed: true, .. } | WalError::InvalidPageHeader { recycled: true, .. }), "PG{}: {end}", f.major);
+        assert!(
+            matches!(
+                end,
+                WalError::ZeroLength { .. }
+                    | WalError::MissingSegment { .. }
+                    | WalError::InvalidPageHeader { zeroed: true, .. }
+                    | WalError::InvalidPageHeader { recycled: true, .. }
+            ),
+            "PG{}: {end}",
+            f.major
+        );
 
         // A flipped byte inside the checkpoint record is a CRC error at that record.
         let mut bad = seg.clone();

@@ -2,6 +2,7 @@
 //! pg_control_system(), pg_control_checkpoint(), pg_control_init(), pg_control_recovery()
 //! and SHOW settings of the running server; pg_controldata for 15. Fresh clusters, then
 //! after a pgbench load, then after a clean shutdown.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 use common::*;
@@ -118,7 +119,12 @@ fn compare_with_pg_controldata(c: &Cluster) {
     let theirs = run_ok(Command::new(PgBin::system_tool("pg_controldata")).arg(&c.data).env("LC_ALL", "C"));
     let ours = run_ok(pgsalvage().args(["inspect", "-D"]).arg(&c.data));
     let keep = |s: &[u8]| -> Vec<String> {
-        String::from_utf8_lossy(s).lines().take_while(|l| !l.is_empty()).filter(|l| !l.starts_with("pg_control last modified") && !l.starts_with("Time of latest checkpoint")).map(str::to_string).collect()
+        String::from_utf8_lossy(s)
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .filter(|l| !l.starts_with("pg_control last modified") && !l.starts_with("Time of latest checkpoint"))
+            .map(str::to_string)
+            .collect()
     };
     let (t, o) = (keep(&theirs.stdout), keep(&ours.stdout));
     assert_eq!(t.len(), 48);
@@ -133,4 +139,14 @@ macro_rules! per_major {
         }
     )* };
 }
-per_major!(inspect_matches_server_pg10 = 10, inspect_matches_server_pg11 = 11, inspect_matches_server_pg12 = 12, inspect_matches_server_pg13 = 13, inspect_matches_server_pg14 = 14, inspect_matches_server_pg15 = 15, inspect_matches_server_pg16 = 16, inspect_matches_server_pg17 = 17, inspect_matches_server_pg18 = 18);
+per_major!(
+    inspect_matches_server_pg10 = 10,
+    inspect_matches_server_pg11 = 11,
+    inspect_matches_server_pg12 = 12,
+    inspect_matches_server_pg13 = 13,
+    inspect_matches_server_pg14 = 14,
+    inspect_matches_server_pg15 = 15,
+    inspect_matches_server_pg16 = 16,
+    inspect_matches_server_pg17 = 17,
+    inspect_matches_server_pg18 = 18
+);

@@ -1,5 +1,6 @@
 //! Every parser fed random bytes, and real fixture bytes with random damage: a value or a
 //! precise error, never a panic.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 use pgsalvage::format::control::{CheckPoint, ControlFile};

@@ -90,6 +90,7 @@ pub type MultiXactId = u32;
 pub type MultiXactOffset = u32;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

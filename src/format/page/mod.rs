@@ -235,6 +235,7 @@ pub fn line_pointers(page: &[u8]) -> Result<Vec<ItemId>, FormatError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

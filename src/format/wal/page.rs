@@ -39,11 +39,7 @@ impl WalPageHeader {
         let r = Reader::new("WAL page header", page);
         let info = r.u16(2)?;
         r.need(0, SHORT_HEADER_SIZE)?;
-        let long = if info & XLP_LONG_HEADER != 0 {
-            Some(LongHeader { sysid: r.u64(24)?, seg_size: r.u32(32)?, xlog_blcksz: r.u32(36)? })
-        } else {
-            None
-        };
+        let long = if info & XLP_LONG_HEADER != 0 { Some(LongHeader { sysid: r.u64(24)?, seg_size: r.u32(32)?, xlog_blcksz: r.u32(36)? }) } else { None };
         Ok(WalPageHeader { magic: r.u16(0)?, info, tli: r.u32(4)?, pageaddr: Lsn(r.u64(8)?), rem_len: r.u32(16)?, long })
     }
     /// Bytes of header before record data (MAXALIGNed).
@@ -86,14 +82,20 @@ pub fn validate_page_header(h: &WalPageHeader, e: &PageExpect) -> Result<(), Str
     if let Some(l) = h.long {
         if let Some(sysid) = e.sysid {
             if l.sysid != sysid {
-                return Err(format!("WAL file is from different database system: WAL file database system identifier is {}, pg_control database system identifier is {sysid}", l.sysid));
+                return Err(format!(
+                    "WAL file is from different database system: WAL file database system identifier is {}, pg_control database system identifier is {sysid}",
+                    l.sysid
+                ));
             }
         }
         if l.seg_size != e.seg_size {
             return Err(format!("WAL file is from different database system: incorrect segment size {} in page header, expected {}", l.seg_size, e.seg_size));
         }
         if l.xlog_blcksz != e.block_size {
-            return Err(format!("WAL file is from different database system: incorrect XLOG_BLCKSZ {} in page header, expected {}", l.xlog_blcksz, e.block_size));
+            return Err(format!(
+                "WAL file is from different database system: incorrect XLOG_BLCKSZ {} in page header, expected {}",
+                l.xlog_blcksz, e.block_size
+            ));
         }
     } else if first_of_segment {
         return Err(format!("invalid info bits {:04X}: the first page of a segment must have a long header", h.info));

@@ -17,7 +17,9 @@ pub enum PageFetch {
     /// No file holds this segment.
     MissingSegment,
     /// The segment file is shorter than this page.
-    ShortSegment { file_len: u64 },
+    ShortSegment {
+        file_len: u64,
+    },
 }
 
 /// Where WAL pages come from.
@@ -96,9 +98,10 @@ impl<S: WalSource> WalReader<S> {
         }
         self.pages_read += 1;
         let zeroed = self.page.iter().all(|&b| b == 0);
-        let h = WalPageHeader::parse(&self.page)
-            .map_err(|e| WalError::InvalidPageHeader { lsn: page_start, problem: e.to_string(), zeroed, recycled: false })?;
-        let expect = PageExpect { major: self.major, pageaddr: page_start, seg_size: self.geometry.seg_size, block_size: self.geometry.block_size, sysid: self.sysid };
+        let h =
+            WalPageHeader::parse(&self.page).map_err(|e| WalError::InvalidPageHeader { lsn: page_start, problem: e.to_string(), zeroed, recycled: false })?;
+        let expect =
+            PageExpect { major: self.major, pageaddr: page_start, seg_size: self.geometry.seg_size, block_size: self.geometry.block_size, sysid: self.sysid };
         validate_page_header(&h, &expect).map_err(|problem| {
             // A page from an older cycle of a recycled segment: valid magic, older address.
             let recycled = h.magic == self.major.wal_page_magic() && h.pageaddr < page_start && h.pageaddr.0 % self.geometry.block_size as u64 == 0;
@@ -155,7 +158,9 @@ impl<S: WalSource> WalReader<S> {
             multi_page = true;
             let h = self.load_page(page_start).map_err(|e| match e {
                 // A missing or bad continuation page is a torn record, reported at its start.
-                WalError::InvalidPageHeader { lsn: pl, problem, zeroed, recycled } => WalError::InvalidPageHeader { lsn: pl, problem: format!("{problem} (while reading the rest of the record at {lsn})"), zeroed, recycled },
+                WalError::InvalidPageHeader { lsn: pl, problem, zeroed, recycled } => {
+                    WalError::InvalidPageHeader { lsn: pl, problem: format!("{problem} (while reading the rest of the record at {lsn})"), zeroed, recycled }
+                }
                 other => other,
             })?;
             if !h.is_contrecord() {
@@ -163,7 +168,10 @@ impl<S: WalSource> WalReader<S> {
             }
             let remaining = tot_len - buf.len();
             if h.rem_len as usize != remaining {
-                return Err(WalError::InvalidRecord { lsn: page_start, problem: format!("invalid contrecord length {} (expected {remaining}) for the record at {lsn}", h.rem_len) });
+                return Err(WalError::InvalidRecord {
+                    lsn: page_start,
+                    problem: format!("invalid contrecord length {} (expected {remaining}) for the record at {lsn}", h.rem_len),
+                });
             }
             last_hsize = h.size() as u64;
             pos = h.size();

@@ -122,13 +122,11 @@ pub fn decode_record(major: PgMajor, lsn: Lsn, bytes: Vec<u8>) -> Result<Decoded
             XLR_BLOCK_ID_DATA_SHORT => {
                 main_len = r.u8(pos + 1)? as usize;
                 pos += 2;
-                datatotal += main_len;
                 break;
             }
             XLR_BLOCK_ID_DATA_LONG => {
                 main_len = r.u32(pos + 1)? as usize;
                 pos += 5;
-                datatotal += main_len;
                 break;
             }
             XLR_BLOCK_ID_ORIGIN => {
@@ -146,7 +144,12 @@ pub fn decode_record(major: PgMajor, lsn: Lsn, bytes: Vec<u8>) -> Result<Decoded
                 let has_image = fork_flags & BKPBLOCK_HAS_IMAGE != 0;
                 let has_data = fork_flags & BKPBLOCK_HAS_DATA != 0;
                 if has_data != (data_len > 0) {
-                    return Err(FormatError::bad("WAL record", pos - 2, "BKPBLOCK_HAS_DATA to match data_length", format!("flags {fork_flags:#x}, length {data_len}")));
+                    return Err(FormatError::bad(
+                        "WAL record",
+                        pos - 2,
+                        "BKPBLOCK_HAS_DATA to match data_length",
+                        format!("flags {fork_flags:#x}, length {data_len}"),
+                    ));
                 }
                 let mut image_len = 0;
                 if has_image {
@@ -168,7 +171,18 @@ pub fn decode_record(major: PgMajor, lsn: Lsn, bytes: Vec<u8>) -> Result<Decoded
                 }
                 let block = r.u32(pos)?;
                 pos += 4;
-                blocks.push(BlockRef { id, fork: fork_flags & 0x0F, has_image, has_data, spc_node: last_spc, db_node: last_db, rel_node: last_rel, block, image: None, data: None });
+                blocks.push(BlockRef {
+                    id,
+                    fork: fork_flags & 0x0F,
+                    has_image,
+                    has_data,
+                    spc_node: last_spc,
+                    db_node: last_db,
+                    rel_node: last_rel,
+                    block,
+                    image: None,
+                    data: None,
+                });
                 payload_lens.push((image_len, data_len));
                 datatotal += image_len + data_len;
             }
@@ -190,7 +204,12 @@ pub fn decode_record(major: PgMajor, lsn: Lsn, bytes: Vec<u8>) -> Result<Decoded
     }
     r.need(pos, main_len)?;
     if pos + main_len != end {
-        return Err(FormatError::bad("WAL record", pos, format!("record to end after {main_len} bytes of main data"), format!("{} bytes left", end as i64 - pos as i64)));
+        return Err(FormatError::bad(
+            "WAL record",
+            pos,
+            format!("record to end after {main_len} bytes of main data"),
+            format!("{} bytes left", end as i64 - pos as i64),
+        ));
     }
     Ok(DecodedRecord { lsn, header, blocks, main_data: pos..pos + main_len, origin, toplevel_xid, bytes })
 }
@@ -198,7 +217,12 @@ pub fn decode_record(major: PgMajor, lsn: Lsn, bytes: Vec<u8>) -> Result<Decoded
 /// The CheckPoint carried by a checkpoint record.
 pub fn decode_checkpoint(major: PgMajor, rec: &DecodedRecord) -> Result<CheckPoint, FormatError> {
     if !rec.is_checkpoint() {
-        return Err(FormatError::bad("checkpoint record", 16, "rmgr XLOG with info CHECKPOINT_SHUTDOWN or CHECKPOINT_ONLINE", format!("rmid {} info {:#04x}", rec.header.rmid, rec.header.info)));
+        return Err(FormatError::bad(
+            "checkpoint record",
+            16,
+            "rmgr XLOG with info CHECKPOINT_SHUTDOWN or CHECKPOINT_ONLINE",
+            format!("rmid {} info {:#04x}", rec.header.rmid, rec.header.info),
+        ));
     }
     CheckPoint::decode(major, rec.main_data()).map_err(|e| e.shifted(rec.main_data.start))
 }
