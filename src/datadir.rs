@@ -187,6 +187,101 @@ impl DataDir {
     }
 }
 
+/// Memory-map `len` bytes of an open file from `offset` (a multiple of the page size),
+/// read-only. Used to scan large files in bounded windows.
+#[allow(unsafe_code)]
+pub fn map_range(file: &File, path: &Path, offset: u64, len: usize) -> Result<Mapped> {
+    if len == 0 {
+        return Ok(Mapped::Empty);
+    }
+    // SAFETY: as in DataDir::map: read-only private map of a stopped cluster's file.
+    let m = unsafe { memmap2::MmapOptions::new().offset(offset).len(len).map(file) }.map_err(|e| Error::io("map file", path, e))?;
+    #[cfg(unix)]
+    let _ = m.advise(memmap2::Advice::Sequential);
+    Ok(Mapped::Map(m))
+}
+
+/// A relation fork as named on disk: `<relfilenode>[_fsm|_vm|_init][.<segno>]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct RelFile {
+    /// Directory relative to the data directory (`base/5`, `global`, `pg_tblspc/16385/PG_15_202209061/5`).
+    pub dir: String,
+    pub relfilenode: u32,
+    /// "main", "fsm", "vm" or "init".
+    pub fork: &'static str,
+    pub segno: u32,
+    pub len: u64,
+}
+
+impl RelFile {
+    /// Parse a file name in a database directory.
+    pub fn parse_name(name: &str) -> Option<(u32, &'static str, u32)> {
+        let (stem, segno) = match name.split_once('.') {
+            Some((s, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => (s, n.parse().ok()?),
+            Some(_) => return None,
+            None => (name, 0),
+        };
+        let (node, fork) = match stem.split_once('_') {
+            Some((n, "fsm")) => (n, "fsm"),
+            Some((n, "vm")) => (n, "vm"),
+            Some((n, "init")) => (n, "init"),
+            Some(_) => return None,
+            None => (stem, "main"),
+        };
+        if node.is_empty() || !node.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some((node.parse().ok()?, fork, segno))
+    }
+    /// Path relative to the data directory.
+    pub fn path(&self) -> String {
+        let fork = if self.fork == "main" { String::new() } else { format!("_{}", self.fork) };
+        let seg = if self.segno == 0 { String::new() } else { format!(".{}", self.segno) };
+        format!("{}/{}{fork}{seg}", self.dir, self.relfilenode)
+    }
+}
+
+impl DataDir {
+    /// Every relation file in global/, base/<db>/ and each tablespace's version directory
+    /// for `version_dir` (PG_<major>_<catversion>). Temporary relations (t<backend>_<node>),
+    /// pg_filenode.map, pg_internal.init and other non-relation files are left out, as
+    /// pg_checksums leaves them out.
+    pub fn relation_files(&self, version_dir: &str) -> Result<Vec<RelFile>> {
+        let mut dirs = vec!["global".to_string()];
+        for db in self.list("base")? {
+            if db.parse::<u32>().is_ok() {
+                dirs.push(format!("base/{db}"));
+            }
+        }
+        for ts in self.list("pg_tblspc")? {
+            if ts.parse::<u32>().is_ok() {
+                let vd = format!("pg_tblspc/{ts}/{version_dir}");
+                for db in self.list(&vd)? {
+                    if db.parse::<u32>().is_ok() {
+                        dirs.push(format!("{vd}/{db}"));
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for dir in dirs {
+            let p = self.path(&dir);
+            let rd = fs::read_dir(&p).map_err(|e| Error::io("list directory", &p, e))?;
+            for e in rd {
+                let e = e.map_err(|e| Error::io("list directory", &p, e))?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some((relfilenode, fork, segno)) = RelFile::parse_name(&name) else { continue };
+                let md = e.metadata().map_err(|err| Error::io("stat file", e.path(), err))?;
+                if md.is_file() {
+                    out.push(RelFile { dir: dir.clone(), relfilenode, fork, segno, len: md.len() });
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
 /// A read-only file image.
 pub enum Mapped {
     Empty,

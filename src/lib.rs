@@ -8,7 +8,9 @@
 //!
 //! The CLI (`src/cli`, binary only) is a thin clap layer over these.
 
+pub mod check;
 pub mod datadir;
 pub mod error;
+pub mod finding;
 pub mod format;
 pub mod inspect;

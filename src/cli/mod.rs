@@ -4,6 +4,7 @@
 //! 0 success, nothing wrong found; 1 damage or problems found; 2 usage error;
 //! 3 refused for safety; 4 operational error (cannot read, not a data directory).
 
+mod check;
 mod inspect;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +39,8 @@ pub struct ReadArgs {
 enum Command {
     /// Show pg_control in pg_controldata's words, and the layout of the data directory (read-only)
     Inspect(ReadArgs),
+    /// Read every relation page, the pg_xact segments and the WAL from the REDO point, and report damage (read-only)
+    Check(check::CheckArgs),
 }
 
 pub fn run() -> i32 {
@@ -50,6 +53,7 @@ pub fn run() -> i32 {
     };
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(&a),
+        Command::Check(a) => check::run(&a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,201 @@
+//! Relation pages: every block of every fork segment in global/, base/ and the tablespaces,
+//! checked as PageIsVerified does (header, checksum when the cluster has them, all-zero new
+//! pages), plus file-level checks (partial blocks, segment gaps, short middle segments).
+//! Files are split into windows of at most WINDOW bytes, scanned in parallel, each through
+//! its own read-only memory map that is unmapped when done: memory stays bounded.
+
+use super::Progress;
+use crate::datadir::{map_range, DataDir, RelFile};
+use crate::error::{Error, Result};
+use crate::finding::{Area, Finding};
+use crate::format::control::ControlFile;
+use crate::format::page::{verify_page, PageVerdict};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fs::File;
+
+/// Bytes scanned per work item (and mapped at once per thread).
+const WINDOW: u64 = 8 << 20;
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PageSummary {
+    pub files: usize,
+    pub bytes: u64,
+    pub blocks: u64,
+    pub all_zero_blocks: u64,
+    pub checksums_verified: bool,
+    pub bad_blocks: u64,
+}
+
+struct Item {
+    file: usize,
+    offset: u64,
+    len: u64,
+}
+
+#[derive(Default)]
+struct Tally {
+    blocks: u64,
+    zero: u64,
+    bad: u64,
+    findings: Vec<Finding>,
+}
+
+impl Tally {
+    fn merge(mut self, o: Tally) -> Tally {
+        self.blocks += o.blocks;
+        self.zero += o.zero;
+        self.bad += o.bad;
+        self.findings.extend(o.findings);
+        self
+    }
+}
+
+pub fn scan(dd: &DataDir, c: &ControlFile, progress: &dyn Progress) -> Result<(PageSummary, Vec<Finding>)> {
+    let files = dd.relation_files(&super::version_dir(c))?;
+    let bs = c.database_block_size as u64;
+    let checksums = c.data_page_checksum_version > 0;
+    let mut findings = file_level(&files, bs, c.blocks_per_segment as u64);
+    let mut items = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let usable = f.len - f.len % bs;
+        let mut off = 0;
+        while off < usable {
+            let len = WINDOW.min(usable - off);
+            items.push(Item { file: i, offset: off, len });
+            off += len;
+        }
+    }
+    let total: u64 = items.iter().map(|i| i.len).sum();
+    progress.start(total);
+    let tally = items
+        .par_iter()
+        .map(|it| scan_item(dd, &files[it.file], it, bs, c.blocks_per_segment, checksums, progress))
+        .try_reduce(Tally::default, |a, b| Ok(a.merge(b)))?;
+    findings.extend(tally.findings);
+    let summary = PageSummary {
+        files: files.len(),
+        bytes: total,
+        blocks: tally.blocks,
+        all_zero_blocks: tally.zero,
+        checksums_verified: checksums,
+        bad_blocks: tally.bad,
+    };
+    Ok((summary, findings))
+}
+
+fn scan_item(dd: &DataDir, f: &RelFile, it: &Item, bs: u64, blocks_per_segment: u32, checksums: bool, progress: &dyn Progress) -> Result<Tally> {
+    let rel = f.path();
+    let path = dd.path(&rel);
+    let file = File::open(&path).map_err(|e| Error::io("open relation file", &path, e))?;
+    let map = map_range(&file, &path, it.offset, it.len as usize)?;
+    let mut t = Tally::default();
+    let first_block = (it.offset / bs) as u32;
+    for (i, page) in map.chunks_exact(bs as usize).enumerate() {
+        let in_seg = first_block + i as u32;
+        let blkno = f.segno.wrapping_mul(blocks_per_segment).wrapping_add(in_seg);
+        t.blocks += 1;
+        let offset = in_seg as u64 * bs;
+        let v = verify_page(page, blkno, checksums).map_err(|e| Error::format(&path, e.shifted(offset as usize), "unexpected block size"))?;
+        let finding = match v {
+            PageVerdict::Valid => None,
+            PageVerdict::AllZero => {
+                t.zero += 1;
+                None
+            }
+            PageVerdict::ChecksumFailure(cf) => Some(
+                Finding::new(
+                    "page-checksum-failure",
+                    Area::Pages,
+                    format!("page verification failed, calculated checksum {} but expected {}", cf.calculated, cf.stored),
+                )
+                .evidence("the page header is sane: the damage is in the contents (tuples), or the checksum itself"),
+            ),
+            PageVerdict::InvalidHeader { problems, checksum_failure } => {
+                let mut fd = Finding::new("page-invalid-header", Area::Pages, format!("invalid page in block {blkno} of relation {}", f.dir_relpath()));
+                for p in problems {
+                    fd = fd.evidence(p.to_string());
+                }
+                if let Some(cf) = checksum_failure {
+                    fd = fd.evidence(format!("checksum also fails: calculated {} but expected {}", cf.calculated, cf.stored));
+                }
+                Some(fd)
+            }
+            PageVerdict::NewButNotZero { first_nonzero } => Some(
+                Finding::new("page-new-not-zero", Area::Pages, format!("invalid page in block {blkno} of relation {}", f.dir_relpath()))
+                    .evidence(format!("pd_upper is 0 (a new page) but byte {first_nonzero} is not zero")),
+            ),
+        };
+        if let Some(fd) = finding {
+            t.bad += 1;
+            t.findings.push(fd.file(rel.clone()).block(blkno).offset(offset));
+        }
+    }
+    progress.advance(it.len);
+    Ok(t)
+}
+
+impl RelFile {
+    /// The relation path the server names in messages (`base/5/16384`, without segment).
+    pub fn dir_relpath(&self) -> String {
+        let fork = if self.fork == "main" { String::new() } else { format!("_{}", self.fork) };
+        format!("{}/{}{fork}", self.dir, self.relfilenode)
+    }
+}
+
+/// Partial blocks, and segment sequences with gaps or short middle segments.
+fn file_level(files: &[RelFile], bs: u64, blocks_per_segment: u64) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut forks: BTreeMap<(String, u32, &str), Vec<&RelFile>> = BTreeMap::new();
+    for f in files {
+        if f.len % bs != 0 {
+            out.push(
+                Finding::new(
+                    "relation-partial-block",
+                    Area::Pages,
+                    format!("{} is {} bytes, not a multiple of the block size {bs}: its last {} bytes are a partial block", f.path(), f.len, f.len % bs),
+                )
+                .file(f.path())
+                .offset(f.len - f.len % bs)
+                .block((f.segno as u64 * blocks_per_segment + f.len / bs) as u32),
+            );
+        }
+        forks.entry((f.dir.clone(), f.relfilenode, f.fork)).or_default().push(f);
+    }
+    let full = blocks_per_segment * bs;
+    for segs in forks.values() {
+        let last = segs.last().map(|s| s.segno).unwrap_or(0);
+        for (i, s) in segs.iter().enumerate() {
+            if s.segno != i as u32 && (i == 0 || segs[i - 1].segno + 1 != s.segno) {
+                let missing = if i == 0 { 0 } else { segs[i - 1].segno + 1 };
+                let name = RelFile { segno: missing, ..(*s).clone() }.path();
+                out.push(
+                    Finding::new(
+                        "relation-segment-gap",
+                        Area::Pages,
+                        format!("{name} is missing while {} exists: blocks from {} on are unreachable", s.path(), missing as u64 * blocks_per_segment),
+                    )
+                    .file(name)
+                    .block((missing as u64 * blocks_per_segment) as u32),
+                );
+            }
+            if s.segno != last && s.len < full {
+                out.push(
+                    Finding::new(
+                        "relation-segment-short",
+                        Area::Pages,
+                        format!(
+                            "{} is {} bytes but is not the last segment (a full one is {full}): the server stops at its end and never reads the later segments",
+                            s.path(),
+                            s.len
+                        ),
+                    )
+                    .file(s.path())
+                    .offset(s.len),
+                );
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,139 @@
+use super::{json, out, EXIT_FINDINGS, EXIT_OK};
+use clap::ValueEnum;
+use pgsalvage::check::{CheckOptions, CheckReport, Progress};
+use pgsalvage::datadir::DataDir;
+use pgsalvage::finding::{Area, Severity};
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    /// The data directory (defaults to PGDATA)
+    #[arg(short = 'D', long = "pgdata", env = "PGDATA", value_name = "DATADIR")]
+    pub pgdata: PathBuf,
+    /// Worker threads (default: one per core)
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Check only one area
+    #[arg(long, value_enum)]
+    pub only: Option<Only>,
+    /// Print machine-readable JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Only {
+    Pages,
+    Xact,
+    Wal,
+}
+
+struct Bar(indicatif::ProgressBar);
+impl Progress for Bar {
+    fn start(&self, total: u64) {
+        self.0.set_length(total);
+    }
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+}
+
+pub fn run(a: &CheckArgs) -> anyhow::Result<i32> {
+    let dd = DataDir::open(&a.pgdata)?;
+    if let pgsalvage::datadir::Postmaster::Alive { pid } = dd.postmaster() {
+        eprintln!("pgsalvage: warning: a postmaster (pid {pid}) is running on this data directory; pages being written now may be reported as damaged");
+    }
+    let only = a.only.map(|o| match o {
+        Only::Pages => Area::Pages,
+        Only::Xact => Area::Xact,
+        Only::Wal => Area::Wal,
+    });
+    let opts = CheckOptions { jobs: a.jobs, only };
+    let report = if std::io::stderr().is_terminal() && !a.json {
+        let pb = indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template("checking pages {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let r = pgsalvage::check::check(&dd, &opts, &Bar(pb.clone()));
+        pb.finish_and_clear();
+        r?
+    } else {
+        pgsalvage::check::check(&dd, &opts, &pgsalvage::check::Quiet)?
+    };
+    if a.json {
+        json(&report)?;
+    } else {
+        out(&render(&report))?;
+    }
+    Ok(if report.damage() > 0 { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+fn size(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{:.1} GB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / (1u64 << 20) as f64),
+        b => format!("{} kB", b.div_ceil(1024)),
+    }
+}
+
+pub fn render(r: &CheckReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "pgsalvage check of {} (PostgreSQL {})\n", r.data_directory, r.major);
+    for f in &r.findings {
+        let sev = match f.severity {
+            Severity::Error => "ERROR",
+            Severity::Warning => "WARNING",
+            Severity::Info => "INFO",
+        };
+        let _ = writeln!(s, "{sev:<8}{:<28}{}", f.code, f.location());
+        let _ = writeln!(s, "{:8}{}", "", f.message);
+        for e in &f.evidence {
+            let _ = writeln!(s, "{:8}- {e}", "");
+        }
+    }
+    if !r.findings.is_empty() {
+        let _ = writeln!(s);
+    }
+    let bad = |code_prefix: &str| r.findings.iter().filter(|f| f.code.starts_with(code_prefix) && f.severity <= Severity::Warning).count();
+    let verdict = |n: usize| if n == 0 { "ok".to_string() } else { format!("{n} problem{}", if n == 1 { "" } else { "s" }) };
+    let _ = writeln!(s, "{:<9}{:<78}result", "area", "scanned");
+    if let Some(p) = &r.pages {
+        let what = format!(
+            "{} relation files, {}, {} blocks ({} all-zero), checksums {}",
+            p.files,
+            size(p.bytes),
+            p.blocks,
+            p.all_zero_blocks,
+            if p.checksums_verified { "verified" } else { "off in this cluster" }
+        );
+        let _ = writeln!(s, "{:<9}{what:<78}{}", "pages", verdict(bad("page-") + bad("relation-")));
+    }
+    if let Some(x) = &r.xact {
+        let segs = match (x.segments_needed.first(), x.segments_needed.last()) {
+            (Some(a), Some(b)) if a != b => format!("segments {a}..{b}"),
+            (Some(a), _) => format!("segment {a}"),
+            _ => "no segment".into(),
+        };
+        let what = format!("xids {}..{} (oldestXID..NextXID): {} pages in {segs}", x.oldest_xid, x.next_xid, x.pages_needed);
+        let _ = writeln!(s, "{:<9}{what:<78}{}", "pg_xact", verdict(bad("xact-")));
+    }
+    if let Some(w) = &r.wal {
+        let what = format!(
+            "{} .. {} ({}, {} records, {} segments), checkpoint record {}",
+            w.redo_lsn,
+            w.end_of_valid_wal,
+            size(w.bytes),
+            w.records,
+            w.segments_replayed.len(),
+            if w.checkpoint_record_ok { "ok" } else { "NOT readable" }
+        );
+        let _ = writeln!(s, "{:<9}{what:<78}{}", "WAL", verdict(bad("wal-")));
+        let _ = writeln!(s, "{:9}end of valid WAL: {}", "", w.end_reason);
+    }
+    let errors = r.findings.iter().filter(|f| f.severity == Severity::Error).count();
+    let warnings = r.findings.iter().filter(|f| f.severity == Severity::Warning).count();
+    let _ = writeln!(s, "\n{errors} error(s), {warnings} warning(s) in {:.1} s", r.elapsed_ms as f64 / 1000.0);
+    s
+}
