@@ -9,7 +9,6 @@ use crate::format::wal::{self, PageFetch, SegNo, WalGeometry, WalSource};
 use crate::format::FormatError;
 use serde::Serialize;
 use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 pub const CONTROL_PATH: &str = "global/pg_control";
@@ -195,9 +194,8 @@ pub fn map_range(file: &File, path: &Path, offset: u64, len: usize) -> Result<Ma
         return Ok(Mapped::Empty);
     }
     // SAFETY: as in DataDir::map: read-only private map of a stopped cluster's file.
-    let m = unsafe { memmap2::MmapOptions::new().offset(offset).len(len).map(file) }.map_err(|e| Error::io("map file", path, e))?;
-    #[cfg(unix)]
-    let _ = m.advise(memmap2::Advice::Sequential);
+    // populate: fault the whole window in one go (MAP_POPULATE) instead of page by page.
+    let m = unsafe { memmap2::MmapOptions::new().offset(offset).len(len).populate().map(file) }.map_err(|e| Error::io("map file", path, e))?;
     Ok(Mapped::Map(m))
 }
 
@@ -300,13 +298,19 @@ impl std::ops::Deref for Mapped {
 
 /// WAL pages read from pg_wal files of one timeline (or, for a segment absent on that
 /// timeline, the highest lower timeline that has it, as recovery does after a switch).
+/// Maps CHUNK bytes at a time (read-only, populated): no copy through the kernel, and at
+/// most one window resident.
 pub struct DirWalSource {
     dir: PathBuf,
     geometry: WalGeometry,
     by_segno: std::collections::BTreeMap<SegNo, Vec<(u32, String)>>,
     tli: u32,
     open: Option<(SegNo, File, u64)>,
+    /// (segno, offset of the window in the segment, mapped bytes)
+    chunk: Option<(SegNo, u64, Mapped)>,
 }
+
+const CHUNK: u64 = 2 << 20;
 
 impl DirWalSource {
     pub fn new(dd: &DataDir, geometry: WalGeometry, tli: u32) -> Result<DirWalSource> {
@@ -314,7 +318,7 @@ impl DirWalSource {
         for (t, segno, name, _) in dd.wal_segments(&geometry)? {
             by_segno.entry(segno).or_default().push((t, name));
         }
-        Ok(DirWalSource { dir: dd.path(WAL_DIR), geometry, by_segno, tli, open: None })
+        Ok(DirWalSource { dir: dd.path(WAL_DIR), geometry, by_segno, tli, open: None, chunk: None })
     }
     /// The file name that holds `segno` for this timeline, if any.
     pub fn file_for(&self, segno: SegNo) -> Option<String> {
@@ -323,24 +327,47 @@ impl DirWalSource {
     pub fn expected_name(&self, segno: SegNo) -> String {
         self.geometry.file_name(self.tli, segno)
     }
+    /// Another source over the same files, with its own open file and window (for a
+    /// second reader on another thread).
+    pub fn fork(&self) -> DirWalSource {
+        DirWalSource { dir: self.dir.clone(), geometry: self.geometry, by_segno: self.by_segno.clone(), tli: self.tli, open: None, chunk: None }
+    }
+    /// The highest segment number with a file on this timeline or an earlier one.
+    pub fn last_segno(&self) -> Option<SegNo> {
+        self.by_segno.iter().rev().find(|(_, v)| v.iter().any(|(t, _)| *t <= self.tli)).map(|(s, _)| *s)
+    }
 }
 
 impl WalSource for DirWalSource {
-    fn fetch(&mut self, segno: SegNo, offset: u32, buf: &mut [u8]) -> PageFetch {
-        if self.open.as_ref().map(|o| o.0) != Some(segno) {
-            let Some(name) = self.file_for(segno) else { return PageFetch::MissingSegment };
-            let Ok(f) = File::open(self.dir.join(&name)) else { return PageFetch::MissingSegment };
-            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-            self.open = Some((segno, f, len));
+    fn page(&mut self, segno: SegNo, offset: u32, n: usize) -> std::result::Result<&[u8], PageFetch> {
+        let (off, n64) = (offset as u64, n as u64);
+        let covered = matches!(&self.chunk, Some((s, start, data)) if *s == segno && off >= *start && off + n64 <= *start + data.len() as u64);
+        if !covered {
+            if self.open.as_ref().map(|o| o.0) != Some(segno) {
+                let name = self.file_for(segno).ok_or(PageFetch::MissingSegment)?;
+                let f = File::open(self.dir.join(&name)).map_err(|_| PageFetch::MissingSegment)?;
+                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                self.open = Some((segno, f, len));
+            }
+            let path = self.dir.join(self.file_for(segno).unwrap_or_default());
+            let Some((_, f, len)) = self.open.as_ref() else { return Err(PageFetch::MissingSegment) };
+            let len = *len;
+            if off + n64 > len {
+                return Err(PageFetch::ShortSegment { file_len: len });
+            }
+            let start = off - off % CHUNK;
+            let want = CHUNK.min(len - start) as usize;
+            self.chunk = None; // unmap the previous window before mapping the next
+            let data = map_range(f, &path, start, want).map_err(|_| PageFetch::ShortSegment { file_len: len })?;
+            self.chunk = Some((segno, start, data));
         }
-        let Some((_, f, len)) = self.open.as_mut() else { return PageFetch::MissingSegment };
-        if offset as u64 + buf.len() as u64 > *len {
-            return PageFetch::ShortSegment { file_len: *len };
+        match &self.chunk {
+            Some((_, start, data)) => {
+                let i = (off - start) as usize;
+                data.get(i..i + n).ok_or(PageFetch::ShortSegment { file_len: 0 })
+            }
+            None => Err(PageFetch::MissingSegment),
         }
-        if f.seek(SeekFrom::Start(offset as u64)).is_err() || f.read_exact(buf).is_err() {
-            return PageFetch::ShortSegment { file_len: *len };
-        }
-        PageFetch::Ok
     }
 }
 

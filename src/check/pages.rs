@@ -15,8 +15,10 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fs::File;
 
-/// Bytes scanned per work item (and mapped at once per thread).
-const WINDOW: u64 = 8 << 20;
+/// Bytes scanned per work item (and mapped at once per thread). 16 MB measured best on the
+/// benchmark machine (docs/BENCHMARKS.md): fewer map/unmap calls than 4–8 MB, and resident
+/// memory stays about 2 × 16 MB.
+const WINDOW: u64 = 16 << 20;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PageSummary {

@@ -9,7 +9,8 @@ use crate::finding::{Area, Finding};
 use crate::format::control::{ControlFile, DbState};
 use crate::format::types::Lsn;
 use crate::format::wal::page::{validate_page_header, PageExpect, WalPageHeader};
-use crate::format::wal::{decode_checkpoint, PageFetch, SegNo, WalError, WalGeometry, WalReader, WalSource};
+use crate::format::wal::{decode_checkpoint, SegNo, WalError, WalGeometry, WalReader, WalSource};
+use rayon::prelude::*;
 use serde::Serialize;
 use std::fs::File;
 use std::io::Read;
@@ -113,43 +114,46 @@ pub fn scan(dd: &DataDir, c: &ControlFile) -> Result<(WalSummary, Vec<Finding>)>
         }
     }
 
-    // 2. The chain from REDO.
+    // 2. The chain from REDO: each segment's records are read and CRC-checked on its own
+    // thread, then the pieces are stitched (start = previous next, xl_prev = previous
+    // record); where they do not fit, the segment is re-read sequentially from the chain.
     let src = DirWalSource::new(dd, g, tli)?;
-    let mut reader = WalReader::new(src, c.major, g, Some(c.system_identifier));
     let redo = c.checkpoint.redo_lsn;
-    let (mut lsn, mut prev) = (redo, None);
+    let first = g.segno(redo);
+    let last = src.last_segno().unwrap_or(first).max(first);
+    let runs: Vec<SegRun> =
+        (first..=last).into_par_iter().map(|segno| run_segment(&src.fork(), c, &g, segno, (segno == first).then_some(redo), None)).collect();
+    let mut reader = WalReader::new(src.fork(), c.major, g, Some(c.system_identifier));
+    let (mut expected, mut last_rec): (Lsn, Option<Lsn>) = (redo, None);
     let (mut records, mut checkpoint_ok, mut end) = (0u64, false, redo);
-    let stop = loop {
-        match reader.read_record(lsn, prev) {
-            Ok(rr) => {
-                records += 1;
-                if rr.record.lsn == c.checkpoint_lsn {
-                    match decode_checkpoint(c.major, &rr.record) {
-                        Ok(cp) if cp == c.checkpoint => checkpoint_ok = true,
-                        Ok(_) => findings.push(
-                            Finding::new(
-                                "wal-checkpoint-mismatch",
-                                Area::Wal,
-                                format!("the checkpoint record at {} differs from pg_control's copy of it", c.checkpoint_lsn),
-                            )
-                            .lsn(c.checkpoint_lsn),
-                        ),
-                        Err(e) => findings.push(
-                            Finding::new("wal-checkpoint-unreadable", Area::Wal, format!("the record at {} is not a checkpoint record: {e}", c.checkpoint_lsn))
-                                .lsn(c.checkpoint_lsn),
-                        ),
-                    }
-                }
-                prev = Some(rr.record.lsn);
-                end = rr.end;
-                lsn = rr.next;
-            }
-            Err(e) => break e,
+    let mut stop: Option<WalError> = None;
+    for run in runs {
+        let norm = normalize(&g, expected);
+        if g.segno(norm) > run.segno {
+            continue; // a record spans this whole segment
         }
-    };
+        let fits = run.start.map(|s| normalize(&g, s)) == Some(norm) && (last_rec.is_none() || run.first_prev == last_rec || run.records == 0);
+        let run = if fits { run } else { run_segment(&src.fork(), c, &g, run.segno, Some(expected), Some(last_rec)) };
+        records += run.records;
+        checkpoint_ok |= run.checkpoint_ok;
+        for f in run.findings {
+            findings.push(f);
+        }
+        if run.records > 0 {
+            last_rec = run.last;
+            end = run.end;
+        }
+        expected = run.next;
+        if let Some(e) = run.stop {
+            stop = Some(e);
+            break;
+        }
+    }
+    let stop = stop.unwrap_or(WalError::MissingSegment { segno: last + 1, lsn: normalize(&g, expected) });
     let stop_lsn = stop.lsn();
     // 3. Is there valid WAL of this cluster after the stop? Then the stop is damage.
     let beyond = valid_wal_after(&mut reader, &g, stop_lsn, &real_segnos);
+    let lsn = expected;
     let file_of = |segno: SegNo| reader.source.file_for(segno).unwrap_or_else(|| reader.source.expected_name(segno));
     let reached_checkpoint = checkpoint_ok || c.checkpoint_lsn < lsn;
     let end_reason = stop.to_string();
@@ -219,6 +223,93 @@ pub fn scan(dd: &DataDir, c: &ControlFile) -> Result<(WalSummary, Vec<Finding>)>
     Ok((summary, findings))
 }
 
+/// The records that start in one segment, read on their own.
+struct SegRun {
+    segno: SegNo,
+    start: Option<Lsn>,
+    /// xl_prev of the first record.
+    first_prev: Option<Lsn>,
+    last: Option<Lsn>,
+    records: u64,
+    end: Lsn,
+    next: Lsn,
+    stop: Option<WalError>,
+    checkpoint_ok: bool,
+    findings: Vec<Finding>,
+}
+
+/// Read the records starting in `segno`, from `start` (or the first record boundary of the
+/// segment), checking xl_prev against `prev` for the first record when given.
+fn run_segment(src: &DirWalSource, c: &ControlFile, g: &WalGeometry, segno: SegNo, start: Option<Lsn>, prev: Option<Option<Lsn>>) -> SegRun {
+    let mut r = WalReader::new(src.fork(), c.major, *g, Some(c.system_identifier));
+    let seg_end = g.segment_start(segno + 1);
+    let mut run =
+        SegRun { segno, start: None, first_prev: None, last: None, records: 0, end: Lsn(0), next: Lsn(0), stop: None, checkpoint_ok: false, findings: vec![] };
+    let start = match start {
+        Some(s) => s,
+        None => match r.first_record_in_segment(segno) {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                run.next = seg_end;
+                return run;
+            }
+            Err(e) => {
+                run.next = g.segment_start(segno);
+                run.stop = Some(e);
+                return run;
+            }
+        },
+    };
+    run.start = Some(start);
+    run.next = start;
+    let mut expected_prev = prev.flatten();
+    while run.next < seg_end {
+        match r.read_record(run.next, expected_prev) {
+            Ok(rr) => {
+                if run.records == 0 {
+                    run.first_prev = Some(rr.record.header.prev);
+                }
+                run.records += 1;
+                if rr.record.lsn == c.checkpoint_lsn {
+                    match decode_checkpoint(c.major, &rr.record) {
+                        Ok(cp) if cp == c.checkpoint => run.checkpoint_ok = true,
+                        Ok(_) => run.findings.push(
+                            Finding::new(
+                                "wal-checkpoint-mismatch",
+                                Area::Wal,
+                                format!("the checkpoint record at {} differs from pg_control's copy of it", c.checkpoint_lsn),
+                            )
+                            .lsn(c.checkpoint_lsn),
+                        ),
+                        Err(e) => run.findings.push(
+                            Finding::new("wal-checkpoint-unreadable", Area::Wal, format!("the record at {} is not a checkpoint record: {e}", c.checkpoint_lsn))
+                                .lsn(c.checkpoint_lsn),
+                        ),
+                    }
+                }
+                expected_prev = Some(rr.record.lsn);
+                run.last = Some(rr.record.lsn);
+                run.end = rr.end;
+                run.next = rr.next;
+            }
+            Err(e) => {
+                run.stop = Some(e);
+                break;
+            }
+        }
+    }
+    run
+}
+
+/// A record position at a page boundary really starts after that page's header.
+fn normalize(g: &WalGeometry, lsn: Lsn) -> Lsn {
+    let bs = g.block_size as u64;
+    if lsn.0 % bs != 0 {
+        return lsn;
+    }
+    Lsn(lsn.0 + if lsn.0 % g.seg_size as u64 == 0 { 40 } else { 24 })
+}
+
 /// Whether the cluster needs WAL up to a point past `stop` (archive recovery with a
 /// minimum recovery point, or a backup end).
 fn needs_more(c: &ControlFile, stop: Lsn) -> bool {
@@ -230,14 +321,11 @@ fn needs_more(c: &ControlFile, stop: Lsn) -> bool {
 fn valid_wal_after(reader: &mut WalReader<DirWalSource>, g: &WalGeometry, stop: Lsn, real_segnos: &[SegNo]) -> Option<Lsn> {
     let bs = g.block_size as u64;
     let stop_seg = g.segno(stop);
-    let mut buf = vec![0u8; bs as usize];
     let expect = |addr: Lsn| PageExpect { major: reader.major, pageaddr: addr, seg_size: g.seg_size, block_size: g.block_size, sysid: reader.sysid };
     let mut page = Lsn((stop.0 / bs + 1) * bs);
     while g.segno(page) == stop_seg {
-        if reader.source.fetch(stop_seg, g.offset_in_segment(page), &mut buf) != PageFetch::Ok {
-            break;
-        }
-        if let Ok(h) = WalPageHeader::parse(&buf) {
+        let Ok(buf) = reader.source.page(stop_seg, g.offset_in_segment(page), bs as usize) else { break };
+        if let Ok(h) = WalPageHeader::parse(buf) {
             if validate_page_header(&h, &expect(page)).is_ok() {
                 return Some(page);
             }

@@ -98,7 +98,7 @@ pub fn render(r: &CheckReport) -> String {
     }
     let bad = |code_prefix: &str| r.findings.iter().filter(|f| f.code.starts_with(code_prefix) && f.severity <= Severity::Warning).count();
     let verdict = |n: usize| if n == 0 { "ok".to_string() } else { format!("{n} problem{}", if n == 1 { "" } else { "s" }) };
-    let _ = writeln!(s, "{:<9}{:<78}result", "area", "scanned");
+    let _ = writeln!(s, "{:<9}{:<12}scanned", "area", "result");
     if let Some(p) = &r.pages {
         let what = format!(
             "{} relation files, {}, {} blocks ({} all-zero), checksums {}",
@@ -108,7 +108,7 @@ pub fn render(r: &CheckReport) -> String {
             p.all_zero_blocks,
             if p.checksums_verified { "verified" } else { "off in this cluster" }
         );
-        let _ = writeln!(s, "{:<9}{what:<78}{}", "pages", verdict(bad("page-") + bad("relation-")));
+        let _ = writeln!(s, "{:<9}{:<12}{what}", "pages", verdict(bad("page-") + bad("relation-")));
     }
     if let Some(x) = &r.xact {
         let segs = match (x.segments_needed.first(), x.segments_needed.last()) {
@@ -117,7 +117,7 @@ pub fn render(r: &CheckReport) -> String {
             _ => "no segment".into(),
         };
         let what = format!("xids {}..{} (oldestXID..NextXID): {} pages in {segs}", x.oldest_xid, x.next_xid, x.pages_needed);
-        let _ = writeln!(s, "{:<9}{what:<78}{}", "pg_xact", verdict(bad("xact-")));
+        let _ = writeln!(s, "{:<9}{:<12}{what}", "pg_xact", verdict(bad("xact-")));
     }
     if let Some(w) = &r.wal {
         let what = format!(
@@ -129,8 +129,8 @@ pub fn render(r: &CheckReport) -> String {
             w.segments_replayed.len(),
             if w.checkpoint_record_ok { "ok" } else { "NOT readable" }
         );
-        let _ = writeln!(s, "{:<9}{what:<78}{}", "WAL", verdict(bad("wal-")));
-        let _ = writeln!(s, "{:9}end of valid WAL: {}", "", w.end_reason);
+        let _ = writeln!(s, "{:<9}{:<12}{what}", "WAL", verdict(bad("wal-")));
+        let _ = writeln!(s, "{:21}end of valid WAL: {}", "", w.end_reason);
     }
     let errors = r.findings.iter().filter(|f| f.severity == Severity::Error).count();
     let warnings = r.findings.iter().filter(|f| f.severity == Severity::Warning).count();

@@ -10,22 +10,20 @@ use crate::format::types::Lsn;
 use crate::format::version::PgMajor;
 use serde::Serialize;
 
-/// Result of fetching one WAL page.
+/// Why a WAL page could not be had.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PageFetch {
-    Ok,
     /// No file holds this segment.
     MissingSegment,
     /// The segment file is shorter than this page.
-    ShortSegment {
-        file_len: u64,
-    },
+    ShortSegment { file_len: u64 },
 }
 
 /// Where WAL pages come from.
 pub trait WalSource {
-    /// Fill `buf` (one WAL block) with the page at `offset` in segment `segno`.
-    fn fetch(&mut self, segno: SegNo, offset: u32, buf: &mut [u8]) -> PageFetch;
+    /// The `len` bytes (one WAL block) of the page at `offset` in segment `segno`,
+    /// borrowed without a copy.
+    fn page(&mut self, segno: SegNo, offset: u32, len: usize) -> Result<&[u8], PageFetch>;
 }
 
 /// Why reading stopped. `EndOfWal` is how valid WAL normally ends (zeroed space, a
@@ -77,37 +75,75 @@ pub struct WalReader<S: WalSource> {
     pub major: PgMajor,
     pub geometry: WalGeometry,
     pub sysid: Option<u64>,
-    page: Vec<u8>,
     /// Pages read so far (for statistics).
     pub pages_read: u64,
 }
 
 impl<S: WalSource> WalReader<S> {
     pub fn new(source: S, major: PgMajor, geometry: WalGeometry, sysid: Option<u64>) -> Self {
-        WalReader { source, major, geometry, sysid, page: vec![0; geometry.block_size as usize], pages_read: 0 }
+        WalReader { source, major, geometry, sysid, pages_read: 0 }
     }
 
-    /// Load and validate the page starting at `page_start` into `self.page`.
-    fn load_page(&mut self, page_start: Lsn) -> Result<WalPageHeader, WalError> {
+    /// The bytes of the page starting at `page_start`.
+    fn page_bytes(&mut self, page_start: Lsn) -> Result<&[u8], WalError> {
         let segno = self.geometry.segno(page_start);
         let off = self.geometry.offset_in_segment(page_start);
-        match self.source.fetch(segno, off, &mut self.page) {
-            PageFetch::Ok => {}
-            PageFetch::MissingSegment => return Err(WalError::MissingSegment { segno, lsn: page_start }),
-            PageFetch::ShortSegment { file_len } => return Err(WalError::ShortSegment { segno, lsn: page_start, file_len }),
-        }
-        self.pages_read += 1;
-        let zeroed = self.page.iter().all(|&b| b == 0);
-        let h =
-            WalPageHeader::parse(&self.page).map_err(|e| WalError::InvalidPageHeader { lsn: page_start, problem: e.to_string(), zeroed, recycled: false })?;
+        self.source.page(segno, off, self.geometry.block_size as usize).map_err(|f| match f {
+            PageFetch::MissingSegment => WalError::MissingSegment { segno, lsn: page_start },
+            PageFetch::ShortSegment { file_len } => WalError::ShortSegment { segno, lsn: page_start, file_len },
+        })
+    }
+
+    /// Load and validate the page starting at `page_start`.
+    pub fn load_page(&mut self, page_start: Lsn) -> Result<WalPageHeader, WalError> {
         let expect =
             PageExpect { major: self.major, pageaddr: page_start, seg_size: self.geometry.seg_size, block_size: self.geometry.block_size, sysid: self.sysid };
+        let (magic, bs) = (self.major.wal_page_magic(), self.geometry.block_size as u64);
+        self.pages_read += 1;
+        let page = self.page_bytes(page_start)?;
+        // Only computed on the error paths: scanning every page for zeroes costs as much as its CRC.
+        let zeroed = |p: &[u8]| p.iter().all(|&b| b == 0);
+        let h = WalPageHeader::parse(page).map_err(|e| WalError::InvalidPageHeader {
+            lsn: page_start,
+            problem: e.to_string(),
+            zeroed: zeroed(page),
+            recycled: false,
+        })?;
         validate_page_header(&h, &expect).map_err(|problem| {
             // A page from an older cycle of a recycled segment: valid magic, older address.
-            let recycled = h.magic == self.major.wal_page_magic() && h.pageaddr < page_start && h.pageaddr.0 % self.geometry.block_size as u64 == 0;
-            WalError::InvalidPageHeader { lsn: page_start, problem, zeroed, recycled }
+            let recycled = h.magic == magic && h.pageaddr < page_start && h.pageaddr.0 % bs == 0;
+            WalError::InvalidPageHeader { lsn: page_start, problem, zeroed: zeroed(page), recycled }
         })?;
         Ok(h)
+    }
+
+    /// Where the first record that starts in segment `segno` begins: past the long header
+    /// and past the continuation of a record from the previous segment (xlp_rem_len, over
+    /// as many pages as it takes). None when no record starts in the segment.
+    pub fn first_record_in_segment(&mut self, segno: SegNo) -> Result<Option<Lsn>, WalError> {
+        let bs = self.geometry.block_size as u64;
+        let seg_start = self.geometry.segment_start(segno);
+        let seg_end = Lsn(seg_start.0 + self.geometry.seg_size as u64);
+        let mut page = seg_start;
+        let mut h = self.load_page(page)?;
+        let mut rem = if h.is_contrecord() { h.rem_len as u64 } else { 0 };
+        loop {
+            let data_start = page.0 + h.size() as u64;
+            let avail = bs - h.size() as u64;
+            if rem <= avail {
+                let start = Lsn(maxalign((data_start + rem) as usize) as u64);
+                return Ok((start < seg_end).then_some(start));
+            }
+            rem -= avail;
+            page = Lsn(page.0 + bs);
+            if page >= seg_end {
+                return Ok(None);
+            }
+            h = self.load_page(page)?;
+            if !h.is_contrecord() || h.rem_len as u64 != rem {
+                return Err(WalError::InvalidRecord { lsn: page, problem: format!("invalid contrecord length {} (expected {rem})", h.rem_len) });
+            }
+        }
     }
 
     /// Read the record starting at `start`. With `expected_prev`, the record's xl_prev
@@ -131,7 +167,10 @@ impl<S: WalSource> WalReader<S> {
             return Err(WalError::InvalidRecord { lsn, problem: "contrecord is requested: the page starts with the rest of an earlier record".into() });
         }
         let mut pos = (lsn.0 % bs) as usize;
-        let tot_len = u32::from_le_bytes([self.page[pos], self.page[pos + 1], self.page[pos + 2], self.page[pos + 3]]) as usize;
+        let tot_len = {
+            let p = self.page_bytes(page_start)?;
+            u32::from_le_bytes([p[pos], p[pos + 1], p[pos + 2], p[pos + 3]]) as usize
+        };
         if tot_len == 0 {
             return Err(WalError::ZeroLength { lsn });
         }
@@ -145,7 +184,7 @@ impl<S: WalSource> WalReader<S> {
         let mut multi_page = false;
         loop {
             let take = (bs as usize - pos).min(tot_len - buf.len());
-            buf.extend_from_slice(&self.page[pos..pos + take]);
+            buf.extend_from_slice(&self.page_bytes(page_start)?[pos..pos + take]);
             last_take = take;
             if !validated && buf.len() >= SIZE_OF_XLOG_RECORD {
                 self.validate_header(lsn, &buf, expected_prev)?;
@@ -214,17 +253,9 @@ pub struct MemorySource {
 }
 
 impl WalSource for MemorySource {
-    fn fetch(&mut self, segno: SegNo, offset: u32, buf: &mut [u8]) -> PageFetch {
-        let Some(seg) = segno.checked_sub(self.first_segno).and_then(|i| self.segments.get(i as usize)) else {
-            return PageFetch::MissingSegment;
-        };
-        let (o, n) = (offset as usize, buf.len());
-        match seg.get(o..o + n) {
-            Some(b) => {
-                buf.copy_from_slice(b);
-                PageFetch::Ok
-            }
-            None => PageFetch::ShortSegment { file_len: seg.len() as u64 },
-        }
+    fn page(&mut self, segno: SegNo, offset: u32, len: usize) -> Result<&[u8], PageFetch> {
+        let seg = segno.checked_sub(self.first_segno).and_then(|i| self.segments.get(i as usize)).ok_or(PageFetch::MissingSegment)?;
+        let o = offset as usize;
+        seg.get(o..o + len).ok_or(PageFetch::ShortSegment { file_len: seg.len() as u64 })
     }
 }
