@@ -42,7 +42,14 @@ fn crashed(major: u32) -> (Cluster, [String; 3]) {
 }
 
 fn healthy(major: u32) {
+    // A fresh cluster straight from initdb.
+    let fresh = Cluster::new(major, InitOpts::default());
+    let (code, v) = check_json(&fresh.data, &[]);
+    assert_eq!((code, findings(&v)), (0, vec![]), "PG{major}: fresh cluster");
     let (c, _) = crashed(major);
+    let ins = inspect_json(&c.data);
+    assert_eq!(ins["layout"]["tablespaces"].as_array().unwrap().len(), 1, "PG{major}: {}", ins["layout"]["tablespaces"]);
+    assert_eq!(ins["layout"]["tablespaces"][0]["version_dirs"][0].as_str().unwrap(), format!("PG_{major}_{}", ins["control"]["catalog_version_no"]));
     let before = tree_state(&c.data);
     let (code, v) = check_json(&c.data, &[]);
     assert_eq!(findings(&v), Vec::<Value>::new(), "PG{major}: a crashed but healthy cluster has no findings");

@@ -201,3 +201,31 @@ fn file_level(files: &[RelFile], bs: u64, blocks_per_segment: u64) -> Vec<Findin
     }
     out
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn rf(node: u32, segno: u32, len: u64) -> RelFile {
+        RelFile { dir: "base/5".into(), relfilenode: node, fork: "main", segno, len }
+    }
+
+    #[test]
+    fn file_level_problems() {
+        let full = 131072 * 8192;
+        let files =
+            vec![rf(1, 0, full), rf(1, 1, full), rf(1, 2, 8192), rf(2, 0, full), rf(2, 2, 8192), rf(3, 0, 100 * 8192), rf(3, 1, 8192), rf(4, 0, 8192 + 10)];
+        let f = file_level(&files, 8192, 131072);
+        let codes: Vec<(&str, String)> = f.iter().map(|f| (f.code, f.file.clone().unwrap())).collect();
+        assert_eq!(
+            codes,
+            vec![
+                ("relation-partial-block", "base/5/4".to_string()),
+                ("relation-segment-gap", "base/5/2.1".to_string()),
+                ("relation-segment-short", "base/5/3".to_string()),
+            ]
+        );
+        assert_eq!(f[1].block, Some(131072));
+    }
+}
