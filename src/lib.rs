@@ -13,4 +13,6 @@ pub mod datadir;
 pub mod error;
 pub mod finding;
 pub mod format;
+pub mod fsx;
 pub mod inspect;
+pub mod snapshot;

@@ -1,10 +1,9 @@
 use super::{json, out, EXIT_FINDINGS, EXIT_OK};
 use clap::ValueEnum;
-use pgsalvage::check::{CheckOptions, CheckReport, Progress};
+use pgsalvage::check::{CheckOptions, CheckReport};
 use pgsalvage::datadir::DataDir;
 use pgsalvage::finding::{Area, Severity};
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -30,16 +29,6 @@ pub enum Only {
     Wal,
 }
 
-struct Bar(indicatif::ProgressBar);
-impl Progress for Bar {
-    fn start(&self, total: u64) {
-        self.0.set_length(total);
-    }
-    fn advance(&self, bytes: u64) {
-        self.0.inc(bytes);
-    }
-}
-
 pub fn run(a: &CheckArgs) -> anyhow::Result<i32> {
     let dd = DataDir::open(&a.pgdata)?;
     if let pgsalvage::datadir::Postmaster::Alive { pid } = dd.postmaster() {
@@ -51,17 +40,10 @@ pub fn run(a: &CheckArgs) -> anyhow::Result<i32> {
         Only::Wal => Area::Wal,
     });
     let opts = CheckOptions { jobs: a.jobs, only };
-    let report = if std::io::stderr().is_terminal() && !a.json {
-        let pb = indicatif::ProgressBar::new(0).with_style(
-            indicatif::ProgressStyle::with_template("checking pages {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        let r = pgsalvage::check::check(&dd, &opts, &Bar(pb.clone()));
-        pb.finish_and_clear();
-        r?
-    } else {
-        pgsalvage::check::check(&dd, &opts, &pgsalvage::check::Quiet)?
-    };
+    let bar = super::Bar::new("checking pages", 0, a.json);
+    let report = pgsalvage::check::check(&dd, &opts, bar.as_progress());
+    bar.finish();
+    let report = report?;
     if a.json {
         json(&report)?;
     } else {

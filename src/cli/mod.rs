@@ -6,6 +6,7 @@
 
 mod check;
 mod inspect;
+mod snapshot;
 
 use clap::{Parser, Subcommand};
 use std::io::Write;
@@ -41,6 +42,9 @@ enum Command {
     Inspect(ReadArgs),
     /// Read every relation page, the pg_xact segments and the WAL from the REDO point, and report damage (read-only)
     Check(check::CheckArgs),
+    /// Keep the exact bytes of a data directory before touching it: create, verify, list, restore
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCommand),
 }
 
 pub fn run() -> i32 {
@@ -54,6 +58,7 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(&a),
         Command::Check(a) => check::run(&a),
+        Command::Snapshot(c) => snapshot::run(c),
     };
     match result {
         Ok(code) => code,
@@ -80,4 +85,40 @@ pub fn out(text: &str) -> anyhow::Result<()> {
 
 pub fn json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     out(&(serde_json::to_string_pretty(v)? + "\n"))
+}
+
+/// A progress bar on standard error, drawn only when it is a terminal (and not for JSON).
+pub struct Bar(Option<indicatif::ProgressBar>);
+
+impl Bar {
+    pub fn new(label: &str, total: u64, quiet: bool) -> Bar {
+        use std::io::IsTerminal;
+        if quiet || !std::io::stderr().is_terminal() {
+            return Bar(None);
+        }
+        let style = indicatif::ProgressStyle::with_template(&format!("{label} {{bar:30}} {{bytes}}/{{total_bytes}} {{bytes_per_sec}} eta {{eta}}"))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        Bar(Some(indicatif::ProgressBar::new(total).with_style(style)))
+    }
+    pub fn as_progress(&self) -> &dyn pgsalvage::check::Progress {
+        self
+    }
+    pub fn finish(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl pgsalvage::check::Progress for Bar {
+    fn start(&self, total: u64) {
+        if let Some(b) = &self.0 {
+            b.set_length(total);
+        }
+    }
+    fn advance(&self, bytes: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(bytes);
+        }
+    }
 }

@@ -424,3 +424,21 @@ pub fn compare_with_server(major: u32, server: &serde_json::Map<String, serde_js
     }
     compared
 }
+
+/// Assert two tree states are equal, printing only the entries that differ.
+pub fn assert_same_tree(a: &BTreeMap<String, (String, u64, u32, i64, i64)>, b: &BTreeMap<String, (String, u64, u32, i64, i64)>, what: &str) {
+    let mut diffs = Vec::new();
+    for (k, v) in a {
+        match b.get(k) {
+            None => diffs.push(format!("only in first: {k}")),
+            Some(w) if w != v => diffs.push(format!("differs: {k}: {v:?} vs {w:?}")),
+            _ => {}
+        }
+    }
+    for k in b.keys() {
+        if !a.contains_key(k) {
+            diffs.push(format!("only in second: {k}"));
+        }
+    }
+    assert!(diffs.is_empty(), "{what}: {} differences:\n{}", diffs.len(), diffs.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
+}

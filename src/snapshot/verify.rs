@@ -1,0 +1,317 @@
+//! Reading archives safely: every entry's path and type checked before anything is done
+//! with it, every file hashed, the manifest (the last entry, and the one beside the archive
+//! when there is one) compared with what the archive really holds. `verify` is this with a
+//! sink that only hashes; `restore` uses a sink that writes.
+
+use super::manifest::{EntryKind, Manifest};
+use super::stream::ArchiveReader;
+use super::{sidecar_path, DATA_PREFIX, LINKS_PREFIX, MANIFEST_ENTRY};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+/// Where an entry belongs, after validation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// `data/<rel>` (rel may be empty: the data directory itself).
+    Data(String),
+    /// `links/<name>/<rel>`; name is `pg_wal` or `pg_tblspc/<oid>`.
+    Link { name: String, rel: String },
+}
+
+/// Check an entry path: relative, plain components, under data/ or links/<known name>/.
+pub fn place_of(path: &str) -> Result<Place, String> {
+    if path.starts_with('/') {
+        return Err(format!("absolute path {path:?}"));
+    }
+    let comps: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    if comps.iter().any(|c| c.is_empty() || *c == "." || *c == ".." || c.contains('\0')) {
+        return Err(format!("path {path:?} has an empty, '.' or '..' component"));
+    }
+    match comps.as_slice() {
+        [DATA_PREFIX, rest @ ..] => Ok(Place::Data(rest.join("/"))),
+        [LINKS_PREFIX, name, rest @ ..] => {
+            let name = if *name == "pg_wal" {
+                "pg_wal".to_string()
+            } else if let Some(oid) = name.strip_prefix("pg_tblspc-").filter(|o| !o.is_empty() && o.bytes().all(|b| b.is_ascii_digit())) {
+                format!("pg_tblspc/{oid}")
+            } else {
+                return Err(format!("path {path:?} is under links/ but {name:?} is not pg_wal or pg_tblspc-<oid>"));
+            };
+            Ok(Place::Link { name, rel: rest.join("/") })
+        }
+        _ => Err(format!("path {path:?} is outside data/ and links/")),
+    }
+}
+
+/// What a sink does with entries that passed validation.
+pub trait Sink {
+    fn dir(&mut self, path: &str, place: &Place, h: &tar::Header) -> Result<(), String>;
+    /// Consume `data`, returning its sha256 (hex) and length.
+    fn file(&mut self, path: &str, place: &Place, h: &tar::Header, data: &mut dyn Read) -> Result<(String, u64), String>;
+    fn symlink(&mut self, path: &str, place: &Place, h: &tar::Header, target: &str) -> Result<(), String>;
+}
+
+/// Hash a stream.
+pub fn hash_reader(data: &mut dyn Read) -> io::Result<(String, u64)> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = data.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((format!("{:x}", h.finalize()), n))
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Seen {
+    pub kind: EntryKind,
+    pub sha256: Option<String>,
+    pub size: u64,
+    pub link_target: Option<String>,
+}
+
+/// What reading an archive found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub manifest: Option<Manifest>,
+    pub sidecar: Option<Manifest>,
+    pub seen: BTreeMap<String, Seen>,
+    /// Fatal: the archive could not be read to its end, or held an entry refused outright.
+    pub fatal: Option<String>,
+    pub entries_after_manifest: usize,
+    pub file_bytes: u64,
+}
+
+/// Read an archive through `sink`. Stops at the first fatal problem (a refused entry, a
+/// corrupt stream); mismatches against the manifest are found afterwards by [`compare`].
+pub fn scan(archive: &Path, sink: &mut dyn Sink, progress: &dyn super::Progress) -> Scan {
+    let mut s = Scan::default();
+    let side = sidecar_path(archive);
+    if let Ok(b) = std::fs::read(&side) {
+        match Manifest::from_json(&b) {
+            Ok(m) => s.sidecar = Some(m),
+            Err(e) => {
+                s.fatal = Some(format!("{}: {e}", side.display()));
+                return s;
+            }
+        }
+    }
+    let reader = match ArchiveReader::open(archive) {
+        Ok(r) => r,
+        Err(e) => {
+            s.fatal = Some(format!("{}: cannot open: {e}", archive.display()));
+            return s;
+        }
+    };
+    let compressed = reader.compressed.clone();
+    let where_ = |what: String| format!("{}: {what} (after {} compressed bytes)", archive.display(), compressed.load(Ordering::Relaxed));
+    let mut ar = tar::Archive::new(reader);
+    let entries = match ar.entries() {
+        Ok(e) => e,
+        Err(e) => {
+            s.fatal = Some(where_(format!("not a tar stream: {e}")));
+            return s;
+        }
+    };
+    for e in entries {
+        let mut e = match e {
+            Ok(e) => e,
+            Err(err) => {
+                s.fatal = Some(where_(format!("corrupt or truncated archive: {err}")));
+                return s;
+            }
+        };
+        let path = match e.path() {
+            Ok(p) => p.to_string_lossy().into_owned(),
+            Err(err) => {
+                s.fatal = Some(where_(format!("unreadable entry name: {err}")));
+                return s;
+            }
+        };
+        let h = e.header().clone();
+        if s.manifest.is_some() {
+            s.entries_after_manifest += 1;
+        }
+        if path == MANIFEST_ENTRY {
+            let mut b = Vec::new();
+            if let Err(err) = e.read_to_end(&mut b) {
+                s.fatal = Some(where_(format!("cannot read the manifest: {err}")));
+                return s;
+            }
+            match Manifest::from_json(&b) {
+                Ok(m) => s.manifest = Some(m),
+                Err(err) => {
+                    s.fatal = Some(where_(format!("{MANIFEST_ENTRY}: {err}")));
+                    return s;
+                }
+            }
+            continue;
+        }
+        let place = match place_of(&path) {
+            Ok(p) => p,
+            Err(err) => {
+                s.fatal = Some(where_(format!("refusing entry: {err}")));
+                return s;
+            }
+        };
+        let key = path.trim_end_matches('/').to_string();
+        if s.seen.contains_key(&key) {
+            s.fatal = Some(where_(format!("refusing entry: {key:?} appears twice")));
+            return s;
+        }
+        let res = match h.entry_type() {
+            tar::EntryType::Directory => sink.dir(&key, &place, &h).map(|_| Seen { kind: EntryKind::Dir, sha256: None, size: 0, link_target: None }),
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let declared = h.size().unwrap_or(0);
+                sink.file(&key, &place, &h, &mut e).and_then(|(sha, n)| {
+                    if n != declared {
+                        return Err(format!("{key}: {n} bytes where the header says {declared}"));
+                    }
+                    progress.advance(n);
+                    Ok(Seen { kind: EntryKind::File, sha256: Some(sha), size: n, link_target: None })
+                })
+            }
+            tar::EntryType::Symlink => {
+                let target = e.link_name().ok().flatten().map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
+                if !matches!(place, Place::Data(_)) {
+                    Err(format!("refusing entry: symbolic link {key:?} inside a linked directory"))
+                } else {
+                    sink.symlink(&key, &place, &h, &target).map(|_| Seen { kind: EntryKind::Symlink, sha256: None, size: 0, link_target: Some(target) })
+                }
+            }
+            other => Err(format!("refusing entry: {key:?} is a {other:?} (only files, directories and symbolic links are allowed)")),
+        };
+        match res {
+            Ok(seen) => {
+                s.file_bytes += seen.size;
+                s.seen.insert(key, seen);
+            }
+            Err(err) => {
+                s.fatal = Some(where_(err));
+                return s;
+            }
+        }
+    }
+    s
+}
+
+/// Differences between what an archive holds and its manifest(s), one sentence each.
+pub fn compare(s: &Scan) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(f) = &s.fatal {
+        out.push(f.clone());
+        return out;
+    }
+    let Some(m) = &s.manifest else {
+        out.push(format!("the archive has no {MANIFEST_ENTRY}: it is incomplete (a snapshot that did not finish) or not a pgsalvage snapshot"));
+        return out;
+    };
+    if s.entries_after_manifest > 0 {
+        out.push(format!("{} entries follow the manifest (it must be the last entry)", s.entries_after_manifest));
+    }
+    if let Some(side) = &s.sidecar {
+        if side != m {
+            let first = side.files.iter().zip(&m.files).find(|(a, b)| a != b).map(|(a, _)| format!(" (first difference at {})", a.path)).unwrap_or_default();
+            out.push(format!("the manifest beside the archive disagrees with the one inside it{first}"));
+        }
+    }
+    let mut listed = std::collections::BTreeSet::new();
+    for f in &m.files {
+        listed.insert(f.path.as_str());
+        match s.seen.get(&f.path) {
+            None => out.push(format!("{}: in the manifest but not in the archive", f.path)),
+            Some(seen) if seen.kind != f.kind => out.push(format!("{}: a {:?} in the archive but a {:?} in the manifest", f.path, seen.kind, f.kind)),
+            Some(seen) if seen.kind == EntryKind::File && (seen.sha256 != f.sha256 || seen.size != f.size) => out.push(format!(
+                "{}: sha256 {} ({} bytes) but the manifest says {} ({} bytes)",
+                f.path,
+                seen.sha256.as_deref().unwrap_or("-"),
+                seen.size,
+                f.sha256.as_deref().unwrap_or("-"),
+                f.size
+            )),
+            Some(seen) if seen.kind == EntryKind::Symlink && seen.link_target != f.link_target => {
+                out.push(format!("{}: links to {:?} but the manifest says {:?}", f.path, seen.link_target, f.link_target))
+            }
+            _ => {}
+        }
+    }
+    for p in s.seen.keys() {
+        if !listed.contains(p.as_str()) {
+            out.push(format!("{p}: in the archive but not in the manifest"));
+        }
+    }
+    out
+}
+
+/// A sink that only hashes.
+pub struct HashOnly;
+impl Sink for HashOnly {
+    fn dir(&mut self, _: &str, _: &Place, _: &tar::Header) -> Result<(), String> {
+        Ok(())
+    }
+    fn file(&mut self, path: &str, _: &Place, _: &tar::Header, data: &mut dyn Read) -> Result<(String, u64), String> {
+        hash_reader(data).map_err(|e| format!("{path}: {e}"))
+    }
+    fn symlink(&mut self, _: &str, _: &Place, _: &tar::Header, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    pub archive: String,
+    pub ok: bool,
+    pub files: usize,
+    pub bytes: u64,
+    pub used_sidecar: bool,
+    pub problems: Vec<String>,
+}
+
+/// Decompress and check every file against the manifest.
+pub fn verify(archive: &Path, progress: &dyn super::Progress) -> VerifyReport {
+    let s = scan(archive, &mut HashOnly, progress);
+    let problems = compare(&s);
+    VerifyReport {
+        archive: archive.display().to_string(),
+        ok: problems.is_empty(),
+        files: s.seen.values().filter(|v| v.kind == EntryKind::File).count(),
+        bytes: s.file_bytes,
+        used_sidecar: s.sidecar.is_some(),
+        problems,
+    }
+}
+
+/// The manifest of an archive: beside it if present, else from inside (reads to the end).
+pub fn read_manifest(archive: &Path) -> Result<Manifest, String> {
+    if let Ok(b) = std::fs::read(sidecar_path(archive)) {
+        return Manifest::from_json(&b).map_err(|e| format!("{}: {e}", sidecar_path(archive).display()));
+    }
+    let s = scan(archive, &mut HashOnly, &crate::check::Quiet);
+    if let Some(f) = s.fatal {
+        return Err(f);
+    }
+    s.manifest.ok_or_else(|| format!("{}: no manifest inside", archive.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_paths_are_refused() {
+        assert_eq!(place_of("data/base/5/1259").unwrap(), Place::Data("base/5/1259".into()));
+        assert_eq!(place_of("links/pg_tblspc-16384/PG_15_1/5/1").unwrap(), Place::Link { name: "pg_tblspc/16384".into(), rel: "PG_15_1/5/1".into() });
+        for bad in ["/etc/passwd", "data/../../etc/passwd", "data/./x", "data//x", "links/etc/x", "links/pg_tblspc-/x", "other/x", "links/pg_tblspc-1a/x"] {
+            assert!(place_of(bad).is_err(), "{bad}");
+        }
+    }
+}
