@@ -198,7 +198,8 @@ fn hostile_archives_are_refused_and_nothing_is_written_outside() {
     std::fs::write(&victim, b"precious").unwrap();
     let v = victim.display().to_string();
     let o = format!("{}/planted", outside.display());
-    let cases: Vec<(&str, Vec<(&str, tar::EntryType, &[u8], Option<&str>)>, &str)> = vec![
+    type Entries<'a> = Vec<(&'a str, tar::EntryType, &'a [u8], Option<&'a str>)>;
+    let cases: Vec<(&str, Entries, &str)> = vec![
         ("traversal", vec![("data/", Directory, b"", None), ("data/../../outside/planted", Regular, b"x", None)], "'..'"),
         ("absolute", vec![("data/", Directory, b"", None), (o.as_str(), Regular, b"x", None)], "absolute path"),
         (

@@ -40,6 +40,7 @@ impl ArchiveReader {
         let counting = Counting { inner: f, n: compressed.clone() };
         let mut dec = zstd::stream::read::Decoder::with_buffer(io::BufReader::with_capacity(1 << 20, counting))?;
         let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(4);
+        let counter = compressed.clone();
         let handle = std::thread::spawn(move || loop {
             let mut chunk = vec![0u8; 1 << 20];
             let mut filled = 0;
@@ -62,7 +63,11 @@ impl ArchiveReader {
                 return;
             }
             if let Err(e) = r {
-                let _ = tx.send(Err(e));
+                let at = counter.load(Ordering::Relaxed);
+                let _ = tx.send(Err(io::Error::new(
+                    e.kind(),
+                    format!("the compressed stream is corrupt or truncated at or before byte {at} of the archive file (zstd: {e})"),
+                )));
                 return;
             }
             if end {

@@ -11,7 +11,6 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::atomic::Ordering;
 
 /// Where an entry belongs, after validation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,8 +111,7 @@ pub fn scan(archive: &Path, sink: &mut dyn Sink, progress: &dyn super::Progress)
             return s;
         }
     };
-    let compressed = reader.compressed.clone();
-    let where_ = |what: String| format!("{}: {what} (after {} compressed bytes)", archive.display(), compressed.load(Ordering::Relaxed));
+    let where_ = |what: String| format!("{}: {what}", archive.display());
     let mut ar = tar::Archive::new(reader);
     let entries = match ar.entries() {
         Ok(e) => e,
@@ -303,6 +301,7 @@ pub fn read_manifest(archive: &Path) -> Result<Manifest, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
