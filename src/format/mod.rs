@@ -8,6 +8,7 @@ pub mod bytes;
 pub mod checksum;
 pub mod control;
 pub mod page;
+pub mod relmap;
 pub mod types;
 pub mod version;
 pub mod wal;

@@ -169,13 +169,29 @@ fn templates() -> &'static Mutex<BTreeMap<(u32, InitOpts), PathBuf>> {
     T.get_or_init(|| Mutex::new(BTreeMap::new()))
 }
 
-/// Where templates live: one directory per test process run (a template is never reused
-/// by a later run, so a changed harness cannot see a stale one).
-fn template_root() -> &'static tempfile::TempDir {
-    static R: OnceLock<tempfile::TempDir> = OnceLock::new();
+/// Where templates live: one directory per test process (a template is never reused by a
+/// later run, so a changed harness cannot see a stale one). Statics are never dropped, so
+/// each process removes the directories of test processes that no longer run.
+fn template_root() -> &'static PathBuf {
+    static R: OnceLock<PathBuf> = OnceLock::new();
     R.get_or_init(|| {
-        let d = tempfile::Builder::new().prefix("pgsalvage-templates-").tempdir().expect("tempdir");
-        chown_postgres(d.path());
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pgsalvage-templates");
+        std::fs::create_dir_all(&base).expect("template dir");
+        if let Ok(rd) = std::fs::read_dir(&base) {
+            for e in rd.flatten() {
+                let pid: Option<i32> = e.file_name().to_string_lossy().parse().ok();
+                if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let d = base.join(std::process::id().to_string());
+        std::fs::create_dir_all(&d).expect("template dir");
+        for p in [base.parent().unwrap_or(&base), &base, &d] {
+            // The server user must be able to reach the templates.
+            let _ = std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755));
+        }
+        chown_postgres(&d);
         d
     })
 }
@@ -188,7 +204,7 @@ impl Cluster {
             let mut t = templates().lock().unwrap_or_else(|p| p.into_inner());
             t.entry((major, opts.clone()))
                 .or_insert_with(|| {
-                    let dir = template_root().path().join(format!("pg{major}-{}", opts.key()));
+                    let dir = template_root().join(format!("pg{major}-{}", opts.key()));
                     let mut cmd = Command::new(bin.tool("initdb"));
                     cmd.arg("-D").arg(&dir).args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"]);
                     if opts.checksums {

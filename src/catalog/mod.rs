@@ -1,0 +1,375 @@
+//! Offline catalog reading: pg_database (shared), and per database pg_class, pg_namespace
+//! and pg_index, found through the relation mapper files for mapped catalogs, so that a
+//! relation file can be named `database app, table public.ziplog` instead of
+//! `base/16397/1046635`. Only the fixed-width leading columns are decoded; their layout per
+//! major is in [`layout`]. Tuple visibility is judged from hint bits, then pg_xact.
+//! A damaged catalog is reported in `problems`, and names fall back to paths.
+
+use crate::datadir::DataDir;
+use crate::format::control::ControlFile;
+use crate::format::page::{heap, verify_page, PageVerdict};
+use crate::format::relmap;
+use crate::format::types::xid_is_normal;
+use crate::format::version::PgMajor;
+use crate::format::xact::{segment_file_name, ClogGeometry, XactStatus};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+pub const PG_DATABASE: u32 = 1262;
+pub const PG_CLASS: u32 = 1259;
+pub const PG_NAMESPACE: u32 = 2615;
+pub const PG_INDEX: u32 = 2610;
+/// Default tablespace oids.
+pub const DEFAULTTABLESPACE: u32 = 1663;
+pub const GLOBALTABLESPACE: u32 = 1664;
+
+/// Byte offsets of the leading columns of the catalogs we read, per major (in the tuple's
+/// data area, after t_hoff). Before PG12 the oid is a system column in the header.
+pub mod layout {
+    use crate::format::version::PgMajor;
+    /// Offset where the first real column starts (after an `oid` column from PG12).
+    pub fn first(major: PgMajor) -> usize {
+        if major.number() >= 12 {
+            4
+        } else {
+            0
+        }
+    }
+    /// pg_class: relname, relnamespace, reltype, reloftype, relowner, relam, relfilenode,
+    /// reltablespace, relpages, reltuples, relallvisible, [relallfrozen ≥18], reltoastrelid,
+    /// relhasindex, relisshared, relpersistence, relkind.
+    pub struct Class {
+        pub relname: usize,
+        pub relnamespace: usize,
+        pub relfilenode: usize,
+        pub reltablespace: usize,
+        pub reltoastrelid: usize,
+        pub relpersistence: usize,
+        pub relkind: usize,
+    }
+    pub fn class(major: PgMajor) -> Class {
+        let f = first(major);
+        let extra = if major.number() >= 18 { 4 } else { 0 };
+        Class {
+            relname: f,
+            relnamespace: f + 64,
+            relfilenode: f + 84,
+            reltablespace: f + 88,
+            reltoastrelid: f + 104 + extra,
+            relpersistence: f + 110 + extra,
+            relkind: f + 111 + extra,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Relation {
+    pub oid: u32,
+    pub name: String,
+    pub namespace: String,
+    pub kind: char,
+    pub persistence: char,
+    pub relfilenode: u32,
+    pub tablespace: u32,
+    pub toast_oid: u32,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DbCatalog {
+    pub oid: u32,
+    pub name: String,
+    pub relations: Vec<Relation>,
+    #[serde(skip)]
+    by_node: HashMap<(u32, u32), usize>,
+    #[serde(skip)]
+    by_oid: HashMap<u32, usize>,
+    /// index oid -> table oid
+    #[serde(skip)]
+    index_owner: HashMap<u32, u32>,
+    /// toast oid -> table oid
+    #[serde(skip)]
+    toast_owner: HashMap<u32, u32>,
+}
+
+/// A relation file named in the database's own words.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RelName {
+    pub database: String,
+    pub schema: String,
+    pub name: String,
+    /// table, index, TOAST table, sequence, materialized view, ...
+    pub kind: String,
+    /// For an index or a TOAST table: the table it belongs to (schema.name).
+    pub owner: Option<String>,
+    pub fork: String,
+}
+
+impl std::fmt::Display for RelName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}.{}", self.kind, self.schema, self.name)?;
+        if let Some(o) = &self.owner {
+            write!(f, " (of table {o})")?;
+        }
+        write!(f, " in database {}", self.database)?;
+        if self.fork != "main" {
+            write!(f, ", {} fork", self.fork)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Catalog {
+    pub databases: Vec<DbCatalog>,
+    /// Why some names could not be read (a damaged catalog); names then fall back to paths.
+    pub problems: Vec<String>,
+}
+
+/// Commit status lookups in pg_xact, with segments cached.
+pub struct Clog<'a> {
+    dd: &'a DataDir,
+    g: ClogGeometry,
+    cache: HashMap<u32, Option<Vec<u8>>>,
+}
+
+impl<'a> Clog<'a> {
+    pub fn new(dd: &'a DataDir, block_size: u32) -> Clog<'a> {
+        Clog { dd, g: ClogGeometry::new(block_size), cache: HashMap::new() }
+    }
+    /// None when the segment or page is missing.
+    pub fn status(&mut self, xid: u32) -> Option<XactStatus> {
+        let seg = self.g.segment_of(xid);
+        let dd = self.dd;
+        let bytes = self.cache.entry(seg).or_insert_with(|| dd.read(&format!("pg_xact/{}", segment_file_name(seg))).ok());
+        self.g.status_in_segment(bytes.as_ref()?, xid).ok()
+    }
+}
+
+/// Whether a catalog tuple is the live version: inserted by a committed transaction, not
+/// deleted by one. Hint bits first, then pg_xact; in-progress counts as aborted (the
+/// cluster is stopped).
+fn live(h: &heap::HeapTupleHeader, clog: &mut Clog) -> bool {
+    use heap::infomask::*;
+    let committed = |x: u32, clog: &mut Clog| !xid_is_normal(x) || clog.status(x) == Some(XactStatus::Committed);
+    let xmin_ok = h.xmin_frozen() || h.has(XMIN_COMMITTED) || (!h.has(XMIN_INVALID) && committed(h.xmin, clog));
+    if !xmin_ok {
+        return false;
+    }
+    if h.has(XMAX_INVALID) || h.xmax == 0 || h.has(XMAX_LOCK_ONLY) || h.has(XMAX_IS_MULTI) {
+        return true;
+    }
+    !(h.has(XMAX_COMMITTED) || committed(h.xmax, clog))
+}
+
+fn name_at(data: &[u8], off: usize) -> Option<String> {
+    let b = data.get(off..off + 64)?;
+    let end = b.iter().position(|&c| c == 0).unwrap_or(64);
+    Some(String::from_utf8_lossy(&b[..end]).into_owned())
+}
+
+fn u32_at(data: &[u8], off: usize) -> Option<u32> {
+    data.get(off..off + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Live tuples of a heap relation file (all segments): (oid, data area).
+fn live_rows(dd: &DataDir, rel: &str, major: PgMajor, c: &ControlFile, clog: &mut Clog, problems: &mut Vec<String>) -> Vec<(u32, Vec<u8>)> {
+    let bs = c.database_block_size as usize;
+    let mut out = Vec::new();
+    for segno in 0.. {
+        let path = if segno == 0 { rel.to_string() } else { format!("{rel}.{segno}") };
+        let Ok(bytes) = dd.read(&path) else {
+            if segno == 0 {
+                problems.push(format!("{path}: cannot be read"));
+            }
+            break;
+        };
+        for (i, page) in bytes.chunks_exact(bs).enumerate() {
+            let blk = segno * c.blocks_per_segment + i as u32;
+            match verify_page(page, blk, false) {
+                Ok(PageVerdict::Valid) => {}
+                Ok(PageVerdict::AllZero) => continue,
+                _ => {
+                    problems.push(format!("{path}: block {blk} is damaged; the rows on it are not used for names"));
+                    continue;
+                }
+            }
+            let Ok(tuples) = heap::tuples(page) else { continue };
+            for t in tuples {
+                let Some(h) = t.header else { continue };
+                if !live(&h, clog) {
+                    continue;
+                }
+                let off = t.item.off as usize;
+                let data = &page[off + h.hoff as usize..off + t.item.len as usize];
+                let oid = if major.number() >= 12 {
+                    u32_at(data, 0).unwrap_or(0)
+                } else if h.has(heap::infomask::HASOID_OLD) && h.hoff as usize >= 4 + heap::SIZEOF_HEAP_TUPLE_HEADER {
+                    u32_at(page, off + h.hoff as usize - 4).unwrap_or(0)
+                } else {
+                    0
+                };
+                out.push((oid, data.to_vec()));
+            }
+        }
+        if bytes.len() < bs * c.blocks_per_segment as usize {
+            break;
+        }
+    }
+    out
+}
+
+impl Catalog {
+    /// Read the catalogs of every database. Never fails: what cannot be read is a problem.
+    pub fn load(dd: &DataDir, c: &ControlFile) -> Catalog {
+        let major = c.major;
+        let mut cat = Catalog::default();
+        let mut clog = Clog::new(dd, c.database_block_size);
+        let shared = match dd
+            .read("global/pg_filenode.map")
+            .map_err(|e| e.to_string())
+            .and_then(|b| relmap::parse(major, &b).map_err(|e| format!("global/pg_filenode.map: {e}")))
+        {
+            Ok(m) => m,
+            Err(e) => {
+                cat.problems.push(e);
+                return cat;
+            }
+        };
+        let Some(&(_, dbnode)) = shared.iter().find(|(o, _)| *o == PG_DATABASE) else {
+            cat.problems.push("global/pg_filenode.map has no entry for pg_database".into());
+            return cat;
+        };
+        let first = layout::first(major);
+        for (oid, data) in live_rows(dd, &format!("global/{dbnode}"), major, c, &mut clog, &mut cat.problems) {
+            let Some(name) = name_at(&data, first) else { continue };
+            let mut db = DbCatalog { oid, name, ..Default::default() };
+            db.load(dd, c, &mut clog, &mut cat.problems);
+            cat.databases.push(db);
+        }
+        cat
+    }
+
+    pub fn database(&self, oid: u32) -> Option<&DbCatalog> {
+        self.databases.iter().find(|d| d.oid == oid)
+    }
+
+    /// Name the relation a file belongs to: `dir` as in RelFile (`base/5`, `global`,
+    /// `pg_tblspc/<ts>/PG_../<db>`).
+    pub fn name_file(&self, dir: &str, relfilenode: u32, fork: &str) -> Option<RelName> {
+        let (db_oid, ts) = if dir == "global" {
+            (0, GLOBALTABLESPACE)
+        } else if let Some(db) = dir.strip_prefix("base/") {
+            (db.parse().ok()?, DEFAULTTABLESPACE)
+        } else {
+            let parts: Vec<&str> = dir.split('/').collect();
+            (parts.get(3)?.parse().ok()?, parts.get(1)?.parse().ok()?)
+        };
+        let (db, rel) = if db_oid == 0 {
+            // Shared catalogs: listed in every database's pg_class; use the first.
+            self.databases.iter().find_map(|d| d.by_node.get(&(GLOBALTABLESPACE, relfilenode)).map(|&i| (d, &d.relations[i])))?
+        } else {
+            let d = self.database(db_oid)?;
+            let i = *d.by_node.get(&(ts, relfilenode))?;
+            (d, &d.relations[i])
+        };
+        let kind = match rel.kind {
+            'r' => "table",
+            'i' | 'I' => "index",
+            't' => "TOAST table",
+            'S' => "sequence",
+            'm' => "materialized view",
+            'p' => "partitioned table",
+            _ => "relation",
+        };
+        let owner_oid = match rel.kind {
+            'i' | 'I' => db.index_owner.get(&rel.oid).copied(),
+            't' => db.toast_owner.get(&rel.oid).copied(),
+            _ => None,
+        };
+        let owner = owner_oid.and_then(|o| db.by_oid.get(&o)).map(|&i| format!("{}.{}", db.relations[i].namespace, db.relations[i].name));
+        Some(RelName {
+            database: if db_oid == 0 { "(shared)".into() } else { db.name.clone() },
+            schema: rel.namespace.clone(),
+            name: rel.name.clone(),
+            kind: kind.into(),
+            owner,
+            fork: fork.into(),
+        })
+    }
+}
+
+impl DbCatalog {
+    fn load(&mut self, dd: &DataDir, c: &ControlFile, clog: &mut Clog, problems: &mut Vec<String>) {
+        let major = c.major;
+        let dir = format!("base/{}", self.oid);
+        let local = match dd
+            .read(&format!("{dir}/pg_filenode.map"))
+            .map_err(|e| e.to_string())
+            .and_then(|b| relmap::parse(major, &b).map_err(|e| format!("{dir}/pg_filenode.map: {e}")))
+        {
+            Ok(m) => m,
+            Err(e) => {
+                problems.push(e);
+                return;
+            }
+        };
+        let shared: Vec<(u32, u32)> = dd.read("global/pg_filenode.map").ok().and_then(|b| relmap::parse(major, &b).ok()).unwrap_or_default();
+        let Some(&(_, classnode)) = local.iter().find(|(o, _)| *o == PG_CLASS) else {
+            problems.push(format!("{dir}/pg_filenode.map has no entry for pg_class"));
+            return;
+        };
+        let l = layout::class(major);
+        let mut rels = Vec::new();
+        for (oid, d) in live_rows(dd, &format!("{dir}/{classnode}"), major, c, clog, problems) {
+            let (Some(name), Some(ns), Some(mut node), Some(mut ts), Some(toast)) =
+                (name_at(&d, l.relname), u32_at(&d, l.relnamespace), u32_at(&d, l.relfilenode), u32_at(&d, l.reltablespace), u32_at(&d, l.reltoastrelid))
+            else {
+                continue;
+            };
+            let kind = d.get(l.relkind).copied().unwrap_or(b'?') as char;
+            let persistence = d.get(l.relpersistence).copied().unwrap_or(b'?') as char;
+            if node == 0 {
+                // A mapped catalog: its file number is in the map of its database or the shared one.
+                if let Some(&(_, n)) = local.iter().find(|(o, _)| *o == oid) {
+                    node = n;
+                } else if let Some(&(_, n)) = shared.iter().find(|(o, _)| *o == oid) {
+                    node = n;
+                    ts = GLOBALTABLESPACE;
+                }
+            }
+            if ts == 0 {
+                ts = DEFAULTTABLESPACE;
+            }
+            rels.push((oid, name, ns, node, ts, toast, kind, persistence));
+        }
+        // Namespaces and indexes through pg_class itself.
+        let node_of = |target: u32| rels.iter().find(|r| r.0 == target).map(|r| r.3);
+        let mut nsp = BTreeMap::new();
+        if let Some(n) = node_of(PG_NAMESPACE) {
+            for (oid, d) in live_rows(dd, &format!("{dir}/{n}"), major, c, clog, problems) {
+                if let Some(name) = name_at(&d, layout::first(major)) {
+                    nsp.insert(oid, name);
+                }
+            }
+        }
+        if let Some(n) = node_of(PG_INDEX) {
+            for (_, d) in live_rows(dd, &format!("{dir}/{n}"), major, c, clog, problems) {
+                if let (Some(i), Some(t)) = (u32_at(&d, 0), u32_at(&d, 4)) {
+                    self.index_owner.insert(i, t);
+                }
+            }
+        }
+        for (oid, name, ns, node, ts, toast, kind, persistence) in rels {
+            let namespace = nsp.get(&ns).cloned().unwrap_or_else(|| format!("(namespace {ns})"));
+            if toast != 0 {
+                self.toast_owner.insert(toast, oid);
+            }
+            // Only relations with storage have files (views kept a relfilenode before PG12).
+            if matches!(kind, 'r' | 'i' | 't' | 'S' | 'm') {
+                self.by_node.insert((ts, node), self.relations.len());
+            }
+            self.by_oid.insert(oid, self.relations.len());
+            self.relations.push(Relation { oid, name, namespace, kind, persistence, relfilenode: node, tablespace: ts, toast_oid: toast });
+        }
+    }
+}
