@@ -11,6 +11,7 @@
 pub mod catalog;
 pub mod check;
 pub mod datadir;
+pub mod diagnose;
 pub mod error;
 pub mod finding;
 pub mod format;

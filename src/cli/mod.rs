@@ -5,6 +5,7 @@
 //! 3 refused for safety; 4 operational error (cannot read, not a data directory).
 
 mod check;
+mod diagnose;
 mod inspect;
 mod snapshot;
 
@@ -42,6 +43,8 @@ enum Command {
     Inspect(ReadArgs),
     /// Read every relation page, the pg_xact segments and the WAL from the REDO point, and report damage (read-only)
     Check(check::CheckArgs),
+    /// Explain what is wrong, what it means and what each repair would lose, with relation names (read-only)
+    Diagnose(diagnose::DiagnoseArgs),
     /// Keep the exact bytes of a data directory before touching it: create, verify, list, restore
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
@@ -59,6 +62,7 @@ pub fn run() -> i32 {
         Command::Inspect(a) => inspect::run(&a),
         Command::Check(a) => check::run(&a),
         Command::Snapshot(c) => snapshot::run(c),
+        Command::Diagnose(a) => diagnose::run(&a),
     };
     match result {
         Ok(code) => code,

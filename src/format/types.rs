@@ -112,3 +112,53 @@ mod tests {
         assert_eq!(FullXid::new(1, 5).to_string(), "1:5");
     }
 }
+
+/// Where a 32-bit xid found in a tuple lies relative to the cluster's live window
+/// [oldestXID, NextXID), with epoch arithmetic: an xid numerically below NextXID belongs to
+/// NextXID's epoch, one at or above it to the epoch before, which does not exist in epoch 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum XidPlace {
+    /// Inside the window: its status is in pg_xact.
+    Live,
+    /// Before oldestXID: it must have been frozen; its status may be truncated away.
+    BeforeHorizon,
+    /// Never assigned: at or after NextXID in epoch 0 (there is no earlier epoch).
+    NeverAssigned,
+}
+
+pub fn xid_place(x: Xid, oldest: Xid, next: FullXid) -> XidPlace {
+    let (e, n) = (next.epoch() as u64, next.xid());
+    let full = if x < n {
+        (e << 32) | x as u64
+    } else if e == 0 {
+        return XidPlace::NeverAssigned;
+    } else {
+        ((e - 1) << 32) | x as u64
+    };
+    let oldest_full = if oldest <= n { (e << 32) | oldest as u64 } else { (e.saturating_sub(1) << 32) | oldest as u64 };
+    if full < oldest_full {
+        XidPlace::BeforeHorizon
+    } else {
+        XidPlace::Live
+    }
+}
+
+#[cfg(test)]
+mod place_tests {
+    use super::*;
+
+    #[test]
+    fn epochs_and_wraparound() {
+        let next = FullXid::new(0, 1_000_000);
+        assert_eq!(xid_place(4294692688, 716, next), XidPlace::NeverAssigned); // the incident
+        assert_eq!(xid_place(999_999, 716, next), XidPlace::Live);
+        assert_eq!(xid_place(1_000_000, 716, next), XidPlace::NeverAssigned);
+        assert_eq!(xid_place(500, 716, next), XidPlace::BeforeHorizon);
+        // Epoch 1, wrapped: next 100, oldest 4,000,000,000 (of epoch 0).
+        let next = FullXid::new(1, 100);
+        assert_eq!(xid_place(50, 4_000_000_000, next), XidPlace::Live);
+        assert_eq!(xid_place(4_100_000_000, 4_000_000_000, next), XidPlace::Live);
+        assert_eq!(xid_place(3_000_000_000, 4_000_000_000, next), XidPlace::BeforeHorizon);
+    }
+}

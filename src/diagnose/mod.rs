@@ -1,0 +1,512 @@
+//! `diagnose`: inspect + check + the tuple scan, correlated into findings that say, in the
+//! words of the database itself, what broke, what it means, what doing nothing costs and
+//! what each way out loses. Read-only.
+
+pub mod log;
+pub mod tuples;
+
+use crate::catalog::Catalog;
+use crate::check::{self, CheckOptions, CheckReport, Progress};
+use crate::datadir::{DataDir, Postmaster, WAL_DIR};
+use crate::error::{Error, Result};
+use crate::finding::{Finding as CheckFinding, Severity};
+use crate::format::control::{ControlFile, DbState};
+use crate::format::types::{Lsn, Xid};
+use log::{LogEvent, LogLine};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use tuples::{TupleProblem, TupleProblemKind};
+
+/// Every diagnose finding code (stable), with its severity.
+pub const CODES: &[(&str, Severity)] = &[
+    ("not-corruption-wal-disk-full", Severity::Error),
+    ("tuple-xid-never-assigned", Severity::Error),
+    ("tuple-xid-before-horizon", Severity::Error),
+    ("tuple-multixact-out-of-range", Severity::Error),
+    ("tuple-pointer-invalid", Severity::Error),
+    ("tuple-hint-contradiction", Severity::Warning),
+    ("xact-status-lost", Severity::Error),
+    ("page-invalid", Severity::Error),
+    ("page-checksum-failure", Severity::Error),
+    ("relation-file-damaged", Severity::Error),
+    ("wal-lost", Severity::Error),
+    ("wal-checkpoint-unreadable", Severity::Error),
+    ("wal-foreign-file", Severity::Error),
+    ("wal-file-wrong-size", Severity::Warning),
+    ("control-unreadable", Severity::Error),
+    ("control-crc-mismatch", Severity::Error),
+    ("postmaster-pid-stale", Severity::Info),
+    ("cluster-state", Severity::Info),
+    ("catalog-unreadable", Severity::Warning),
+];
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Repair {
+    /// What it does.
+    pub action: String,
+    /// What data it loses (or "nothing").
+    pub loses: String,
+    /// The plan issue ([5/9]) builds the repairs marked here first.
+    pub least_loss: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    pub code: &'static str,
+    pub severity: Severity,
+    pub title: String,
+    /// The relation in the database's own words, when the finding is about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lsn: Option<Lsn>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xids: Option<(Xid, Xid)>,
+    pub explanation: String,
+    pub if_nothing_is_done: String,
+    pub repairs: Vec<Repair>,
+    pub evidence: Vec<String>,
+    /// Server log lines this finding explains.
+    pub log: Vec<String>,
+}
+
+impl Finding {
+    fn new(code: &'static str, title: impl Into<String>) -> Finding {
+        let severity = CODES.iter().find(|c| c.0 == code).map(|c| c.1).unwrap_or(Severity::Error);
+        Finding {
+            code,
+            severity,
+            title: title.into(),
+            relation: None,
+            file: None,
+            block: None,
+            offset: None,
+            lsn: None,
+            xids: None,
+            explanation: String::new(),
+            if_nothing_is_done: String::new(),
+            repairs: vec![],
+            evidence: vec![],
+            log: vec![],
+        }
+    }
+    fn explain(mut self, e: impl Into<String>, nothing: impl Into<String>) -> Self {
+        self.explanation = e.into();
+        self.if_nothing_is_done = nothing.into();
+        self
+    }
+    fn repair(mut self, action: impl Into<String>, loses: impl Into<String>, least: bool) -> Self {
+        self.repairs.push(Repair { action: action.into(), loses: loses.into(), least_loss: least });
+        self
+    }
+    fn from_check(mut self, f: &CheckFinding) -> Self {
+        self.file = f.file.clone();
+        self.block = f.block;
+        self.offset = f.offset;
+        self.lsn = f.lsn;
+        self.xids = f.xids;
+        self.evidence.push(f.message.clone());
+        self.evidence.extend(f.evidence.iter().cloned());
+        self
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Diagnosis {
+    pub data_directory: String,
+    pub major: Option<u32>,
+    pub state: Option<DbState>,
+    pub findings: Vec<Finding>,
+    /// Relevant log lines no finding explains.
+    pub unexplained_log: Vec<LogLine>,
+    pub heap_pages_scanned: u64,
+    pub tuples_scanned: u64,
+}
+
+impl Diagnosis {
+    pub fn damage(&self) -> usize {
+        self.findings.iter().filter(|f| f.severity <= Severity::Warning).count()
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DiagnoseOptions {
+    /// Server log files: (name, text).
+    pub logs: Vec<(String, String)>,
+    pub jobs: Option<usize>,
+}
+
+/// Free bytes on the file system holding `path` (following links), for unprivileged users.
+fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    let s = nix::sys::statvfs::statvfs(path).ok()?;
+    Some(s.blocks_available() as u64 * s.fragment_size() as u64)
+}
+
+fn size(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{:.1} GB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / (1u64 << 20) as f64),
+        b => format!("{} kB", b.div_ceil(1024)),
+    }
+}
+
+pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -> Result<Diagnosis> {
+    if let Postmaster::Alive { pid } = dd.postmaster() {
+        return Err(Error::Refused {
+            message: format!(
+                "a postmaster (pid {pid}) is running on {}: diagnose reads a stopped cluster (running, its files change under the reader)",
+                dd.root().display()
+            ),
+            hint: "stop the server first (pg_ctl stop -m fast); if it cannot be stopped, `pgsalvage check` reads a running cluster with a warning".into(),
+        });
+    }
+    let logs: Vec<LogLine> = opts.logs.iter().flat_map(|(name, text)| log::parse(name, text)).collect();
+    let mut out = Vec::new();
+    let mut d = Diagnosis {
+        data_directory: dd.root().display().to_string(),
+        major: None,
+        state: None,
+        findings: vec![],
+        unexplained_log: vec![],
+        heap_pages_scanned: 0,
+        tuples_scanned: 0,
+    };
+    let control = match dd.control() {
+        Ok((c, crc, _)) => {
+            if !crc.ok() {
+                out.push(
+                    Finding::new("control-crc-mismatch", "pg_control's checksum does not match its contents")
+                        .explain(
+                            format!("global/pg_control stores CRC {:#010x} but its first {} bytes give {:#010x}: some of its bytes changed after it was written (a torn write, a bad disk, a hand edit). The values shown by inspect may be wrong.", crc.stored, crc.offset, crc.computed),
+                            "the server refuses to start: \"incorrect checksum in control file\"",
+                        )
+                        .repair("rebuild pg_control from the values it still holds, checked against WAL and the data directory (pgsalvage plan)", "nothing if the values are right; otherwise see the rebuild's guesses", true)
+                        .repair("pg_resetwal -f with values given by hand", "transactions in WAL not yet applied to data files", false),
+                );
+                out.last_mut().map(|f| f.file = Some("global/pg_control".into()));
+            }
+            Some(c)
+        }
+        Err(e) => {
+            let mut f = Finding::new("control-unreadable", "pg_control cannot be read")
+                .explain(format!("{e}"), "the server cannot start: it reads everything else through pg_control")
+                .repair("rebuild pg_control from guesses taken from the data directory: WAL segment size and system identifier from WAL page headers, next xid from pg_xact, block size and checksums from pages (pgsalvage plan, [6/9])", "transactions in WAL after the last checkpoint, unless the rebuilt checkpoint location lets recovery replay them", true)
+                .repair("pg_resetwal -f with values guessed by hand", "the same, with worse guesses", false);
+            f.file = Some("global/pg_control".into());
+            out.push(f);
+            None
+        }
+    };
+    let Some(c) = control else {
+        d.findings = out;
+        return Ok(d);
+    };
+    d.major = Some(c.major.number());
+    d.state = Some(c.state);
+    let postmaster = dd.postmaster();
+    out.push(state_finding(&c, &postmaster));
+    if let Postmaster::Stale { pid, reason } = &postmaster {
+        out.push(
+            Finding::new("postmaster-pid-stale", format!("postmaster.pid names pid {pid}, which is not this cluster's postmaster"))
+                .explain(
+                    format!("{reason}. The server left postmaster.pid behind when it stopped without shutting down."),
+                    "nothing bad: the server checks the pid and removes the file at start, unless that pid now belongs to another postgres process",
+                )
+                .repair("leave it, or move it aside (pgsalvage plan)", "nothing", true),
+        );
+    }
+    let report = check::check(dd, &CheckOptions { jobs: opts.jobs, only: None }, progress)?;
+    let catalog = Catalog::load(dd, &c);
+    if !catalog.problems.is_empty() {
+        let mut f = Finding::new("catalog-unreadable", "parts of the system catalogs cannot be read: some relations are named by file path only").explain(
+            "pgsalvage reads pg_database, pg_class, pg_namespace and pg_index from disk to name relations; where they are damaged, names fall back to paths",
+            "the damage in the catalog is itself reported by its own findings",
+        );
+        f.evidence = catalog.problems.clone();
+        out.push(f);
+    }
+    let name_of = |file: &str| -> Option<String> {
+        let (dir, base) = file.rsplit_once('/')?;
+        let (node, fork, _) = crate::datadir::RelFile::parse_name(base)?;
+        catalog.name_file(dir, node, fork).map(|n| n.to_string())
+    };
+    let files = dd.relation_files(&check::version_dir(&c))?;
+    let ts = tuples::scan(dd, &c, &files);
+    d.heap_pages_scanned = ts.heap_pages;
+    d.tuples_scanned = ts.tuples;
+    out.extend(disk_full(dd, &c, &report, &logs));
+    out.extend(from_check(dd, &c, &report, &ts, &name_of));
+    out.extend(from_tuples(dd, &c, &ts.problems, &name_of));
+    attach_logs(&mut out, &logs, &mut d.unexplained_log);
+    out.sort_by_key(|f| f.severity);
+    d.findings = out;
+    Ok(d)
+}
+
+fn state_finding(c: &ControlFile, pm: &Postmaster) -> Finding {
+    let crashed = !matches!(pm, Postmaster::Alive { .. });
+    let (title, meaning) = match c.state {
+        DbState::ShutDown => ("shut down cleanly", "the next start needs no recovery"),
+        DbState::InProduction if crashed => (
+            "in production, but no server runs: it crashed or was killed",
+            "the next start runs crash recovery from the latest checkpoint's REDO location, replaying the WAL in pg_wal; it needs every WAL segment from there to the end and room in pg_wal",
+        ),
+        DbState::InProduction => ("in production", "a server is running"),
+        DbState::InCrashRecovery => (
+            "in crash recovery: a crash recovery was itself interrupted",
+            "the next start repeats crash recovery from the same REDO location (\"database system was interrupted while in recovery\"); whatever stopped it before (a full disk, a missing segment, a damaged page) will stop it again unless fixed",
+        ),
+        DbState::InArchiveRecovery => (
+            "in archive recovery (a standby, or a restore from archive)",
+            "the next start continues recovery with restore_command or streaming; it must reach the minimum recovery point before it is consistent",
+        ),
+        DbState::ShutDownInRecovery => ("shut down in recovery (a standby that was stopped)", "the next start resumes recovery as a standby; promote it to make it writable"),
+        DbState::ShuttingDown => ("shutting down: the server stopped during its shutdown checkpoint", "the next start runs crash recovery"),
+        DbState::StartingUp => ("starting up: the server stopped while starting", "the next start runs recovery again"),
+        DbState::Unknown(_) => ("in an unknown state (pg_control is damaged?)", "the server may refuse to start"),
+    };
+    let mut f = Finding::new("cluster-state", format!("the cluster is {title}")).explain(
+        format!(
+            "pg_control says \"{}\"; latest checkpoint at {}, REDO location {}, on timeline {}",
+            c.state.text(),
+            c.checkpoint_lsn,
+            c.checkpoint.redo_lsn,
+            c.checkpoint.timeline_id
+        ),
+        meaning,
+    );
+    f.lsn = Some(c.checkpoint.redo_lsn);
+    f
+}
+
+/// A crash (or interrupted) recovery that will need more room in pg_wal than there is.
+fn disk_full(dd: &DataDir, c: &ControlFile, r: &CheckReport, logs: &[LogLine]) -> Option<Finding> {
+    let needs_recovery = matches!(c.state, DbState::InProduction | DbState::InCrashRecovery | DbState::ShuttingDown | DbState::StartingUp);
+    let wal = dd.path(WAL_DIR);
+    let free = free_bytes(&wal)?;
+    let seg = c.bytes_per_wal_segment as u64;
+    let logged = logs.iter().any(|l| l.event == LogEvent::NoSpace);
+    // Recovery writes at least the end-of-recovery checkpoint and opens new segments.
+    let need = 2 * seg;
+    if !(needs_recovery && free < need) && !(logged && needs_recovery) {
+        return None;
+    }
+    let replay = r.wal.as_ref().map(|w| w.bytes).unwrap_or(0);
+    let target = dd.wal_link().map(|p| p.display().to_string()).unwrap_or_else(|| wal.display().to_string());
+    let mut f = Finding::new("not-corruption-wal-disk-full", "NOT corruption: recovery cannot finish because the WAL file system is full")
+        .explain(
+            format!(
+                "crash recovery replays {} of WAL from the REDO location {} and then must write new WAL (a new {} segment for the end-of-recovery checkpoint); the file system of pg_wal ({target}) has {} free. The server stops with \"could not write to file \\\"pg_wal/xlogtemp.N\\\": No space left on device\", and then says \"This probably means that some data is corrupted\" — it is not: {}",
+                size(replay),
+                c.checkpoint.redo_lsn,
+                size(seg),
+                size(free),
+                if r.findings.iter().any(|f| f.severity == Severity::Error) { "other findings below are separate problems" } else { "check found every page, pg_xact and the WAL intact" }
+            ),
+            "the server will not start, and every attempt ends the same way; nothing is lost while it waits",
+        )
+        .repair(
+            format!("make room on the file system of pg_wal: at least {} free ({} more), better a few segments more; remove files that are not PostgreSQL's, or grow the volume", size(need), size(need.saturating_sub(free))),
+            "nothing",
+            true,
+        )
+        .repair(format!("move pg_wal to a file system with room and leave a symbolic link (pgsalvage plan: relocate-wal); {} of segments move", size(r.wal.as_ref().map(|w| w.segment_files as u64 * seg).unwrap_or(0))), "nothing", true)
+        .repair("do NOT delete WAL segments and do NOT run pg_resetwal: both throw away committed transactions that are still only in WAL, to fix a problem that is only disk space", "transactions after the last checkpoint, and consistency", false);
+    f.evidence.push(format!("free on {target}: {free} bytes; needed: {need} bytes (2 segments of {seg})"));
+    Some(f)
+}
+
+fn rows_on(dd: &DataDir, file: &str, block: u32, c: &ControlFile) -> Option<usize> {
+    let bs = c.database_block_size as u64;
+    let in_seg = block as u64 % c.blocks_per_segment as u64;
+    let bytes = dd.read(file).ok()?;
+    let p = bytes.get((in_seg * bs) as usize..((in_seg + 1) * bs) as usize)?;
+    tuples::rows_on_page(p)
+}
+
+fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::TupleScan, name_of: &dyn Fn(&str) -> Option<String>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for f in &r.findings {
+        let rel = f.file.as_deref().and_then(name_of);
+        let what = rel.clone().unwrap_or_else(|| f.file.clone().unwrap_or_default());
+        let g = match f.code {
+            "page-invalid-header" | "page-new-not-zero" | "page-checksum-failure" => {
+                let blk = f.block.unwrap_or(0);
+                let rows = f.file.as_deref().and_then(|p| rows_on(dd, p, blk, c));
+                let rows_txt = rows.map(|n| format!("{n} rows")).unwrap_or_else(|| "the rows (count unknown: the line pointer array is unreadable)".into());
+                if f.code == "page-checksum-failure" {
+                    Finding::new("page-checksum-failure", format!("checksum failure in block {blk} of {what}"))
+                        .explain(
+                            format!("the page header is sane but the data checksum does not match the page's contents: some bytes in the tuples (or the checksum itself) changed after the server wrote the page. The page holds {rows_txt}."),
+                            format!("every query that reads block {blk} fails with \"page verification failed\"; pg_dump of this table fails"),
+                        )
+                        .repair(format!("read what is on the page with ignore_checksum_failure=on and copy the rows out; then decide: the content may be wrong"), "nothing yet; the damaged bytes stay", true)
+                        .repair("accept the content as it is and rewrite the checksum (explicit opt-in: the content may be wrong)", "nothing, but wrong values may stay", false)
+                        .repair(format!("replace the page with an empty one, keeping the original bytes as a salvage file"), rows_txt.clone(), false)
+                } else {
+                    Finding::new("page-invalid", format!("invalid page header in block {blk} of {what}"))
+                        .explain(
+                            format!("the 24-byte page header fails the checks the server makes before it uses a page (pd_lower <= pd_upper <= pd_special <= block size, valid flags), so the server refuses the whole block. The page holds {rows_txt}."),
+                            format!("every query that reads block {blk} fails with \"invalid page in block {blk} of relation {}\"; pg_dump of this table fails; VACUUM fails", f.file.as_deref().map(|p| p.split('.').next().unwrap_or(p)).unwrap_or("")),
+                        )
+                        .repair("rebuild the header from the line pointers and tuples, when they are consistent", "nothing: every row stays", true)
+                        .repair("replace the page with an empty one (as zero_damaged_pages does, but on disk), keeping the original bytes as a salvage file", rows_txt.clone(), false)
+                        .repair("restore the table from a backup", "changes since that backup", false)
+                }
+            }
+            "relation-partial-block" | "relation-segment-gap" | "relation-segment-short" => {
+                Finding::new("relation-file-damaged", format!("{} of {what}", f.code.replace('-', " ")))
+                    .explain(
+                        f.message.clone(),
+                        "the server reads the relation only up to the damage: the blocks after it are unreachable, or reading them fails",
+                    )
+                    .repair("keep the partial bytes as a salvage file and cut or pad the file to whole blocks", "the rows in the partial block", true)
+            }
+            "xact-segment-missing" | "xact-segment-short" => {
+                let (a, b) = f.xids.unwrap_or((0, 0));
+                let affected: Vec<&(Xid, String)> = ts.unhinted.iter().filter(|(x, _)| x.wrapping_sub(a) <= b.wrapping_sub(a)).collect();
+                let tables: std::collections::BTreeSet<&String> = affected.iter().map(|(_, f)| f).collect();
+                let names: Vec<String> = tables.iter().take(5).map(|t| name_of(t).unwrap_or_else(|| t.to_string())).collect();
+                Finding::new("xact-status-lost", format!("commit status of transactions {a}..{b} is lost ({})", f.file.clone().unwrap_or_default()))
+                    .explain(
+                        format!("pg_xact holds two bits per transaction (committed, aborted, ...). {} The server needs them for tuples that carry no hint bits yet: {} tuples in {} relations{}{}. These xids are inside the live window [oldestXID {}, NextXID {}): this is genuinely missing commit status, not damaged tuples.",
+                            f.message, affected.len(), tables.len(), if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) }, if tables.len() > 5 { ", ..." } else { "" }, c.checkpoint.oldest_xid, c.checkpoint.next_xid.xid()),
+                        format!("queries touching those tuples fail with \"could not access status of transaction {a}\"; the server may not start if the page it needs at startup is gone"),
+                    )
+                    .repair("rebuild the missing pages from evidence: commit/abort records still in WAL and hint bits on tuples, with a policy only for the rest (pgsalvage plan)", "the commit status of xids with no evidence (the policy decides: committed may resurrect aborted rows, aborted may hide committed ones)", true)
+                    .repair("zero-filled pg_xact pages (what `dd if=/dev/zero` does)", format!("every transaction in {a}..{b} reads as aborted or in progress: their committed rows vanish"), false)
+            }
+            "wal-segment-missing" | "wal-record-broken" => {
+                let end = r.wal.as_ref().map(|w| w.end_of_valid_wal).unwrap_or_default();
+                Finding::new("wal-lost", format!("WAL is lost from {}: {}", f.lsn.unwrap_or_default(), f.message))
+                    .explain(
+                        format!("recovery replays WAL from the REDO location {} and stops at {}; {}", c.checkpoint.redo_lsn, end, f.evidence.join("; ")),
+                        "crash recovery stops at the break and the server starts as if the WAL ended there: every transaction committed after that LSN is silently lost, and data pages already written after it may be inconsistent",
+                    )
+                    .repair("find the missing segment (archive, another disk, a backup of pg_wal) and put it back", "nothing", true)
+                    .repair(format!("reset WAL past the break (pg_resetwal-equivalent, pgsalvage plan)"), format!("every transaction after {end}; pages written after it may disagree with each other"), false)
+            }
+            "wal-checkpoint-unreadable" | "wal-checkpoint-mismatch" => Finding::new("wal-checkpoint-unreadable", "the latest checkpoint record cannot be read")
+                .explain(f.message.clone(), "the server refuses to start: \"could not locate a valid checkpoint record\"")
+                .repair("put back the WAL segment holding it (archive, backup)", "nothing", true)
+                .repair("reset WAL (pg_resetwal-equivalent, pgsalvage plan)", "the transactions after the last checkpoint that only WAL holds", false),
+            "wal-foreign-segment" | "wal-segment-misplaced" => Finding::new("wal-foreign-file", f.message.clone())
+                .explain(
+                    "a file in pg_wal carries another cluster's or another segment's WAL: if recovery reaches it, it stops there",
+                    "recovery may stop early at this file",
+                )
+                .repair("move the file out of pg_wal", "nothing", true),
+            "wal-segment-wrong-size" => Finding::new("wal-file-wrong-size", f.message.clone())
+                .explain("a WAL segment file of the wrong size cannot be replayed", "recovery stops at it")
+                .repair("move it aside; find a full copy", "nothing if a copy exists", true),
+            "control-crc-mismatch" => continue, // reported from pg_control itself
+            _ => Finding::new("relation-file-damaged", f.message.clone()).explain(f.message.clone(), "").repair("see check", "", false),
+        };
+        let mut g = g.from_check(f);
+        g.relation = rel;
+        out.push(g);
+    }
+    out
+}
+
+fn from_tuples(dd: &DataDir, c: &ControlFile, problems: &[TupleProblem], name_of: &dyn Fn(&str) -> Option<String>) -> Vec<Finding> {
+    // One finding per page and kind.
+    let mut groups: BTreeMap<(String, u32, TupleProblemKind), Vec<&TupleProblem>> = BTreeMap::new();
+    for p in problems {
+        groups.entry((p.file.clone(), p.block, p.kind)).or_default().push(p);
+    }
+    let next = c.checkpoint.next_xid;
+    let mut out = Vec::new();
+    for ((file, block, kind), ps) in groups {
+        let rel = name_of(&file);
+        let what = rel.clone().unwrap_or_else(|| file.clone());
+        let rows = rows_on(dd, &file, block, c).map(|n| format!("{n} rows")).unwrap_or_else(|| "its rows".into());
+        let items: Vec<String> = ps.iter().map(|p| format!("item {}: {}", p.offnum, p.detail)).collect();
+        let n = ps.len();
+        let xids: Vec<Xid> = ps.iter().filter_map(|p| p.xid).collect();
+        let mut f = match kind {
+            TupleProblemKind::XidInFuture => {
+                let x = xids.first().copied().unwrap_or(0);
+                let seg = crate::format::xact::segment_file_name(crate::format::xact::ClogGeometry::new(c.database_block_size).segment_of(x));
+                Finding::new("tuple-xid-never-assigned", format!("{n} tuple(s) in block {block} of {what} carry transaction ids that were never assigned"))
+                    .explain(
+                        format!("the cluster has assigned transaction ids only up to NextXID {} (epoch {}), yet these tuples name xid {x}{}. No transaction with that id has ever run: the tuple header bytes are damaged. This is damaged tuple data, NOT missing commit status: the server asks for pg_xact/{seg} (\"could not access status of transaction {x}\"), but creating that file, with dd or otherwise, would be wrong — it makes a garbage tuple look committed or aborted at random, hides the real damage, and the next read of the page fails elsewhere.", next.xid(), next.epoch(), if xids.len() > 1 { format!(" (and {} more)", xids.len() - 1) } else { String::new() }),
+                        format!("every query that reads these tuples fails with \"could not access status of transaction {x}\"; pg_dump of the table fails"),
+                    )
+                    .repair("freeze the tuple(s): mark xmin frozen and xmax invalid, as pg_surgery's heap_force_freeze does", format!("nothing is deleted, but the {n} row(s) may hold garbage: check them after"), true)
+                    .repair("kill the tuple(s), as heap_force_kill does", format!("{n} row(s)"), false)
+                    .repair("replace the page with an empty one, keeping its bytes as a salvage file", rows.clone(), false)
+                    .repair("create the missing pg_xact file", "it is the wrong fix: see the explanation", false)
+            }
+            TupleProblemKind::XidBeforeHorizon => Finding::new("tuple-xid-before-horizon", format!("{n} tuple(s) in block {block} of {what} have unfrozen transaction ids older than the freeze horizon"))
+                .explain(
+                    format!("every tuple older than oldestXID {} must be frozen; these are not, so their status would be looked up in pg_xact pages that may already be truncated away, or that belong to a later wraparound cycle. Either VACUUM missed them (a bug or damage) or their header bytes are damaged.", c.checkpoint.oldest_xid),
+                    "queries reading them may fail with \"could not access status of transaction\", or see them with the status of an unrelated newer transaction",
+                )
+                .repair("freeze the tuple(s) (they are older than any live transaction, so most likely committed)", "nothing if they were committed; an aborted row would reappear", true)
+                .repair("kill the tuple(s)", format!("{n} row(s)"), false),
+            TupleProblemKind::MultiOutOfRange => Finding::new("tuple-multixact-out-of-range", format!("{n} tuple(s) in block {block} of {what} name multixacts outside the cluster's range"))
+                .explain(format!("xmax says it is a MultiXactId, but it lies outside [oldestMulti {}, NextMultiXactId {}): the header is damaged", c.checkpoint.oldest_multi_xid, c.checkpoint.next_multixact_id), "queries fail with \"MultiXactId has not been created yet\" or \"could not access status\"")
+                .repair("clear xmax (mark it invalid)", "nothing, unless the row was really deleted by that multixact", true)
+                .repair("kill the tuple(s)", format!("{n} row(s)"), false),
+            TupleProblemKind::PointerInvalid => Finding::new("tuple-pointer-invalid", format!("{n} line pointer(s) in block {block} of {what} point outside the page or at garbage"))
+                .explain("a line pointer gives the offset and length of a tuple; these do not fit the page, so reading them can crash the server or return garbage", "queries reading the page may crash the backend")
+                .repair("mark the broken line pointers unused", format!("{n} row(s)"), true)
+                .repair("replace the page with an empty one, keeping its bytes as a salvage file", rows.clone(), false),
+            TupleProblemKind::HintContradiction => Finding::new("tuple-hint-contradiction", format!("{n} tuple(s) in block {block} of {what} have contradictory hint bits"))
+                .explain("the server never sets these hint bit combinations; the header bytes changed", "visibility of these rows may be wrong")
+                .repair("clear the hint bits so the server looks the status up again", "nothing", true),
+        };
+        f.relation = rel;
+        f.file = Some(file.clone());
+        f.block = Some(block);
+        if let (Some(a), Some(b)) = (xids.iter().min(), xids.iter().max()) {
+            f.xids = Some((*a, *b));
+        }
+        f.evidence = items;
+        out.push(f);
+    }
+    out
+}
+
+/// Attach each relevant log line to the finding that explains it.
+fn attach_logs(fs: &mut [Finding], logs: &[LogLine], unexplained: &mut Vec<LogLine>) {
+    for l in logs {
+        let hit = fs.iter_mut().find(|f| match &l.event {
+            LogEvent::XactStatusMissing { xid } => match f.code {
+                "tuple-xid-never-assigned" | "tuple-xid-before-horizon" => f.xids.is_some_and(|(a, b)| *xid >= a && *xid <= b),
+                "xact-status-lost" => f.xids.is_some_and(|(a, b)| xid.wrapping_sub(a) <= b.wrapping_sub(a)),
+                _ => false,
+            },
+            LogEvent::XactFileMissing { file } => {
+                let seg = file.rsplit('/').next().unwrap_or("");
+                (f.code == "xact-status-lost" && f.file.as_deref().is_some_and(|p| p.ends_with(seg)))
+                    || (f.code == "tuple-xid-never-assigned" && f.explanation.contains(&format!("pg_xact/{seg}")))
+            }
+            LogEvent::InvalidPage { block, relation } => {
+                matches!(f.code, "page-invalid" | "page-checksum-failure")
+                    && f.block == Some(*block)
+                    && f.file.as_deref().is_some_and(|p| p.split('.').next() == Some(relation.as_str()) || p == relation)
+            }
+            LogEvent::ChecksumFailure { calculated, expected } => {
+                f.code == "page-checksum-failure" && f.evidence.iter().any(|e| e.contains(&format!("calculated checksum {calculated} but expected {expected}")))
+            }
+            LogEvent::NoCheckpointRecord => matches!(f.code, "wal-checkpoint-unreadable" | "wal-lost" | "control-unreadable"),
+            LogEvent::NoSpace | LogEvent::CorruptionHint => f.code == "not-corruption-wal-disk-full",
+            LogEvent::InterruptedRecovery => f.code == "not-corruption-wal-disk-full" || f.code == "cluster-state",
+            LogEvent::InvalidRecordLength => matches!(f.code, "wal-lost" | "wal-checkpoint-unreadable"),
+            LogEvent::InvalidPagesReferenced => matches!(f.code, "wal-lost" | "page-invalid" | "relation-file-damaged"),
+            LogEvent::MultixactMissing { .. } => f.code == "tuple-multixact-out-of-range",
+        });
+        match hit {
+            Some(f) => f.log.push(format!("{}:{}: {}", l.file, l.line, l.text)),
+            None => unexplained.push(l.clone()),
+        }
+    }
+}

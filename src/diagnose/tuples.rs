@@ -1,0 +1,172 @@
+//! Tuple-level scan of heap pages, offline, as amcheck's heap verification does it: line
+//! pointers and lengths in bounds, xmin/xmax inside the cluster's window
+//! [oldestXID, NextXID) (modulo-2^32 order, so epochs and wraparound need no special case),
+//! multixact ids inside [oldestMulti, nextMulti), hint bits that contradict each other.
+//! Heap pages are told from index pages by their special space (heap pages have none).
+
+use crate::datadir::{map_range, DataDir, RelFile};
+use crate::format::control::ControlFile;
+use crate::format::page::{heap, verify_page, PageHeader, PageVerdict};
+use crate::format::types::{xid_is_normal, xid_place, Xid, XidPlace};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::fs::File;
+
+/// One problem with one tuple.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TupleProblem {
+    pub file: String,
+    pub block: u32,
+    pub offnum: u16,
+    pub kind: TupleProblemKind,
+    pub xid: Option<Xid>,
+    pub detail: String,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum TupleProblemKind {
+    /// xmin or xmax at or after NextXID: no such transaction ever ran.
+    XidInFuture,
+    /// xmin (not frozen) or xmax before oldestXID: its status may be truncated away.
+    XidBeforeHorizon,
+    MultiOutOfRange,
+    PointerInvalid,
+    HintContradiction,
+}
+
+/// Per page: line pointers in use (rows the page holds) — for "what a page repair loses".
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TupleScan {
+    pub problems: Vec<TupleProblem>,
+    pub heap_pages: u64,
+    pub tuples: u64,
+    /// Tuples whose xmin or xmax needs pg_xact (no hint bit, not frozen), by xid, for
+    /// counting what a lost pg_xact range affects: (xid, file).
+    pub unhinted: Vec<(Xid, String)>,
+}
+
+/// Whether `x` lies in [lo, hi) in modulo-2^32 order.
+fn in_window(x: u32, lo: u32, hi: u32) -> bool {
+    x.wrapping_sub(lo) < hi.wrapping_sub(lo)
+}
+
+pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile]) -> TupleScan {
+    let oldest = c.checkpoint.oldest_xid;
+    let next = c.checkpoint.next_xid;
+    let (omulti, nmulti) = (c.checkpoint.oldest_multi_xid, c.checkpoint.next_multixact_id);
+    let bs = c.database_block_size as usize;
+    let parts: Vec<TupleScan> = files
+        .par_iter()
+        .filter(|f| f.fork == "main")
+        .map(|f| {
+            let mut s = TupleScan::default();
+            let rel = f.path();
+            let path = dd.path(&rel);
+            let Ok(file) = File::open(&path) else { return s };
+            let usable = (f.len - f.len % bs as u64) as usize;
+            let Ok(map) = map_range(&file, &path, 0, usable) else { return s };
+            for (i, page) in map.chunks_exact(bs).enumerate() {
+                let blk = f.segno * c.blocks_per_segment + i as u32;
+                let Ok(h) = PageHeader::parse(page) else { continue };
+                // Only heap pages (no special space) whose header the server accepts.
+                if h.special as usize != bs || !matches!(verify_page(page, blk, false), Ok(PageVerdict::Valid)) {
+                    continue;
+                }
+                let Ok(tuples) = heap::tuples(page) else { continue };
+                s.heap_pages += 1;
+                for t in tuples {
+                    let mut push =
+                        |kind, xid, detail: String| s.problems.push(TupleProblem { file: rel.clone(), block: blk, offnum: t.offnum, kind, xid, detail });
+                    if let Some(p) = &t.problem {
+                        push(TupleProblemKind::PointerInvalid, None, p.clone());
+                        continue;
+                    }
+                    let Some(h) = t.header else { continue };
+                    s.tuples += 1;
+                    use heap::infomask::*;
+                    if !h.xmin_frozen() && xid_is_normal(h.xmin) {
+                        match xid_place(h.xmin, oldest, next) {
+                            XidPlace::NeverAssigned => push(
+                                TupleProblemKind::XidInFuture,
+                                Some(h.xmin),
+                                format!(
+                                    "xmin {} is at or after NextXID {} (epoch {}): no such transaction was ever assigned",
+                                    h.xmin,
+                                    next.xid(),
+                                    next.epoch()
+                                ),
+                            ),
+                            XidPlace::BeforeHorizon => {
+                                push(TupleProblemKind::XidBeforeHorizon, Some(h.xmin), format!("xmin {} precedes oldestXID {oldest} but is not frozen", h.xmin))
+                            }
+                            XidPlace::Live if !h.has(XMIN_COMMITTED) && !h.has(XMIN_INVALID) => s.unhinted.push((h.xmin, rel.clone())),
+                            XidPlace::Live => {}
+                        }
+                    }
+                    if !h.has(XMAX_INVALID) && h.xmax != 0 {
+                        if h.has(XMAX_IS_MULTI) {
+                            if !in_window(h.xmax, omulti, nmulti) {
+                                push(
+                                    TupleProblemKind::MultiOutOfRange,
+                                    Some(h.xmax),
+                                    format!("multixact xmax {} is outside [oldestMulti {omulti}, NextMultiXactId {nmulti})", h.xmax),
+                                );
+                            }
+                        } else if xid_is_normal(h.xmax) {
+                            match xid_place(h.xmax, oldest, next) {
+                                XidPlace::NeverAssigned => push(
+                                    TupleProblemKind::XidInFuture,
+                                    Some(h.xmax),
+                                    format!(
+                                        "xmax {} is at or after NextXID {} (epoch {}): no such transaction was ever assigned",
+                                        h.xmax,
+                                        next.xid(),
+                                        next.epoch()
+                                    ),
+                                ),
+                                XidPlace::BeforeHorizon if !h.has(XMAX_COMMITTED) => {
+                                    push(TupleProblemKind::XidBeforeHorizon, Some(h.xmax), format!("xmax {} precedes oldestXID {oldest}", h.xmax))
+                                }
+                                XidPlace::Live if !h.has(XMAX_COMMITTED) => s.unhinted.push((h.xmax, rel.clone())),
+                                _ => {}
+                            }
+                        }
+                    }
+                    for c in h.hint_contradictions() {
+                        push(TupleProblemKind::HintContradiction, None, c.to_string());
+                    }
+                }
+            }
+            s
+        })
+        .collect();
+    let mut out = TupleScan::default();
+    for p in parts {
+        out.problems.extend(p.problems);
+        out.heap_pages += p.heap_pages;
+        out.tuples += p.tuples;
+        out.unhinted.extend(p.unhinted);
+    }
+    out.problems.sort_by(|a, b| (&a.file, a.block, a.offnum).cmp(&(&b.file, b.block, b.offnum)));
+    out
+}
+
+/// Rows (normal line pointers) on a page, when its line pointer array can be read.
+pub fn rows_on_page(page: &[u8]) -> Option<usize> {
+    crate::format::page::line_pointers(page).ok().map(|v| v.iter().filter(|i| i.flags == crate::format::page::LpFlags::Normal).count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_window;
+
+    #[test]
+    fn window_is_circular() {
+        assert!(in_window(5, 3, 10));
+        assert!(!in_window(10, 3, 10));
+        assert!(!in_window(2, 3, 10));
+        assert!(in_window(1, u32::MAX - 5, 10)); // wrapped window
+        assert!(!in_window(4294692688, 716, 4000)); // the incident's xid
+    }
+}
