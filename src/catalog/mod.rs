@@ -130,11 +130,17 @@ pub struct Clog<'a> {
     dd: &'a DataDir,
     g: ClogGeometry,
     cache: HashMap<u32, Option<Vec<u8>>>,
+    /// NextXID of the latest checkpoint: later xids' status may be only in WAL.
+    checkpoint_next: u32,
 }
 
 impl<'a> Clog<'a> {
-    pub fn new(dd: &'a DataDir, block_size: u32) -> Clog<'a> {
-        Clog { dd, g: ClogGeometry::new(block_size), cache: HashMap::new() }
+    pub fn new(dd: &'a DataDir, block_size: u32, checkpoint_next: u32) -> Clog<'a> {
+        Clog { dd, g: ClogGeometry::new(block_size), cache: HashMap::new(), checkpoint_next }
+    }
+    /// Whether `xid` was assigned after the latest checkpoint.
+    pub fn after_checkpoint(&self, xid: u32) -> bool {
+        !crate::format::types::xid_precedes(xid, self.checkpoint_next)
     }
     /// None when the segment or page is missing.
     pub fn status(&mut self, xid: u32) -> Option<XactStatus> {
@@ -146,11 +152,19 @@ impl<'a> Clog<'a> {
 }
 
 /// Whether a catalog tuple is the live version: inserted by a committed transaction, not
-/// deleted by one. Hint bits first, then pg_xact; in-progress counts as aborted (the
-/// cluster is stopped).
+/// deleted by one. Hint bits first, then pg_xact. After a crash, pg_xact on disk lags: the
+/// status of transactions since the latest checkpoint is only in WAL, so those (marked in
+/// progress on disk) are taken as committed, and [`live_rows`] keeps the newest version.
 fn live(h: &heap::HeapTupleHeader, clog: &mut Clog) -> bool {
     use heap::infomask::*;
-    let committed = |x: u32, clog: &mut Clog| !xid_is_normal(x) || clog.status(x) == Some(XactStatus::Committed);
+    let committed = |x: u32, clog: &mut Clog| {
+        !xid_is_normal(x)
+            || match clog.status(x) {
+                Some(XactStatus::Committed) => true,
+                Some(XactStatus::InProgress) | None => clog.after_checkpoint(x),
+                _ => false,
+            }
+    };
     let xmin_ok = h.xmin_frozen() || h.has(XMIN_COMMITTED) || (!h.has(XMIN_INVALID) && committed(h.xmin, clog));
     if !xmin_ok {
         return false;
@@ -174,7 +188,7 @@ fn u32_at(data: &[u8], off: usize) -> Option<u32> {
 /// Live tuples of a heap relation file (all segments): (oid, data area).
 fn live_rows(dd: &DataDir, rel: &str, major: PgMajor, c: &ControlFile, clog: &mut Clog, problems: &mut Vec<String>) -> Vec<(u32, Vec<u8>)> {
     let bs = c.database_block_size as usize;
-    let mut out = Vec::new();
+    let mut out: Vec<(u32, u32, Vec<u8>)> = Vec::new();
     for segno in 0.. {
         let path = if segno == 0 { rel.to_string() } else { format!("{rel}.{segno}") };
         let Ok(bytes) = dd.read(&path) else {
@@ -208,14 +222,33 @@ fn live_rows(dd: &DataDir, rel: &str, major: PgMajor, c: &ControlFile, clog: &mu
                 } else {
                     0
                 };
-                out.push((oid, data.to_vec()));
+                out.push((oid, h.xmin, data.to_vec()));
             }
         }
         if bytes.len() < bs * c.blocks_per_segment as usize {
             break;
         }
     }
-    out
+    // Several versions of one row may look live (see `live`): keep the newest. Rows without
+    // an oid (pg_index before PG12 has none) are all kept.
+    let mut newest: HashMap<u32, usize> = HashMap::new();
+    let mut keep = vec![true; out.len()];
+    for (i, (oid, xmin, _)) in out.iter().enumerate() {
+        if *oid == 0 {
+            continue;
+        }
+        match newest.get(oid) {
+            Some(&j) if crate::format::types::xid_precedes(*xmin, out[j].1) => keep[i] = false,
+            Some(&j) => {
+                keep[j] = false;
+                newest.insert(*oid, i);
+            }
+            None => {
+                newest.insert(*oid, i);
+            }
+        }
+    }
+    out.into_iter().zip(keep).filter(|(_, k)| *k).map(|((o, _, d), _)| (o, d)).collect()
 }
 
 impl Catalog {
@@ -223,7 +256,7 @@ impl Catalog {
     pub fn load(dd: &DataDir, c: &ControlFile) -> Catalog {
         let major = c.major;
         let mut cat = Catalog::default();
-        let mut clog = Clog::new(dd, c.database_block_size);
+        let mut clog = Clog::new(dd, c.database_block_size, c.checkpoint.next_xid.xid());
         let shared = match dd
             .read("global/pg_filenode.map")
             .map_err(|e| e.to_string())

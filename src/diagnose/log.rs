@@ -30,8 +30,11 @@ pub struct LogLine {
     pub event: LogEvent,
 }
 
-fn patterns() -> &'static [(Regex, fn(&regex::Captures) -> Option<LogEvent>)] {
-    static P: OnceLock<Vec<(Regex, fn(&regex::Captures) -> Option<LogEvent>)>> = OnceLock::new();
+/// A message pattern and how to turn its captures into an event.
+type Pattern = (Regex, fn(&regex::Captures) -> Option<LogEvent>);
+
+fn patterns() -> &'static [Pattern] {
+    static P: OnceLock<Vec<Pattern>> = OnceLock::new();
     P.get_or_init(|| {
         let r = |s: &str| Regex::new(s).unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| unreachable!()));
         vec![

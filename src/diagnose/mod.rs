@@ -105,7 +105,7 @@ impl Finding {
         self.repairs.push(Repair { action: action.into(), loses: loses.into(), least_loss: least });
         self
     }
-    fn from_check(mut self, f: &CheckFinding) -> Self {
+    fn with_check(mut self, f: &CheckFinding) -> Self {
         self.file = f.file.clone();
         self.block = f.block;
         self.offset = f.offset;
@@ -302,7 +302,7 @@ fn disk_full(dd: &DataDir, c: &ControlFile, r: &CheckReport, logs: &[LogLine]) -
     let mut f = Finding::new("not-corruption-wal-disk-full", "NOT corruption: recovery cannot finish because the WAL file system is full")
         .explain(
             format!(
-                "crash recovery replays {} of WAL from the REDO location {} and then must write new WAL (a new {} segment for the end-of-recovery checkpoint); the file system of pg_wal ({target}) has {} free. The server stops with \"could not write to file \\\"pg_wal/xlogtemp.N\\\": No space left on device\", and then says \"This probably means that some data is corrupted\" — it is not: {}",
+                "crash recovery replays {} of WAL from the REDO location {} and then must write new WAL (a new {} segment for the end-of-recovery checkpoint); the file system of pg_wal ({target}) has {} free. The server stops with: could not write to file \"pg_wal/xlogtemp.N\": No space left on device; and later says \"This probably means that some data is corrupted\" — it is not: {}",
                 size(replay),
                 c.checkpoint.redo_lsn,
                 size(seg),
@@ -408,7 +408,7 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
             "control-crc-mismatch" => continue, // reported from pg_control itself
             _ => Finding::new("relation-file-damaged", f.message.clone()).explain(f.message.clone(), "").repair("see check", "", false),
         };
-        let mut g = g.from_check(f);
+        let mut g = g.with_check(f);
         g.relation = rel;
         out.push(g);
     }

@@ -152,9 +152,38 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile]) -> TupleScan {
     out
 }
 
-/// Rows (normal line pointers) on a page, when its line pointer array can be read.
+/// Rows (normal line pointers) on a page. With a damaged pd_lower, the line pointer array
+/// is walked from its start while the pointers stay plausible (inside the page, after the
+/// array, pointing at something at least a tuple header long) — what a header rebuild would
+/// keep.
 pub fn rows_on_page(page: &[u8]) -> Option<usize> {
-    crate::format::page::line_pointers(page).ok().map(|v| v.iter().filter(|i| i.flags == crate::format::page::LpFlags::Normal).count())
+    use crate::format::page::{ItemId, LpFlags};
+    if let Ok(v) = crate::format::page::line_pointers(page) {
+        return Some(v.iter().filter(|i| i.flags == LpFlags::Normal).count());
+    }
+    let mut rows = 0;
+    let mut i = 0usize;
+    loop {
+        let at = 24 + 4 * i;
+        let Some(b) = page.get(at..at + 4) else { break };
+        let it = ItemId::from_raw(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let plausible = match it.flags {
+            LpFlags::Normal => {
+                (it.off as usize) >= at + 4 && it.off as usize + it.len as usize <= page.len() && it.len as usize >= heap::SIZEOF_HEAP_TUPLE_HEADER
+            }
+            LpFlags::Unused => it.off == 0 && it.len == 0,
+            LpFlags::Dead => true,
+            LpFlags::Redirect => it.len == 0 && it.off as usize <= i + 2 + page.len() / 4,
+        };
+        if !plausible || (it.flags == LpFlags::Unused && rows == 0 && i == 0) {
+            break;
+        }
+        if it.flags == LpFlags::Normal {
+            rows += 1;
+        }
+        i += 1;
+    }
+    Some(rows)
 }
 
 #[cfg(test)]
