@@ -189,7 +189,9 @@ pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -
                         .repair("rebuild pg_control from the values it still holds, checked against WAL and the data directory (pgsalvage plan)", "nothing if the values are right; otherwise see the rebuild's guesses", true)
                         .repair("pg_resetwal -f with values given by hand", "transactions in WAL not yet applied to data files", false),
                 );
-                out.last_mut().map(|f| f.file = Some("global/pg_control".into()));
+                if let Some(f) = out.last_mut() {
+                    f.file = Some("global/pg_control".into());
+                }
             }
             Some(c)
         }
@@ -294,7 +296,7 @@ fn disk_full(dd: &DataDir, c: &ControlFile, r: &CheckReport, logs: &[LogLine]) -
     let logged = logs.iter().any(|l| l.event == LogEvent::NoSpace);
     // Recovery writes at least the end-of-recovery checkpoint and opens new segments.
     let need = 2 * seg;
-    if !(needs_recovery && free < need) && !(logged && needs_recovery) {
+    if !needs_recovery || (free >= need && !logged) {
         return None;
     }
     let replay = r.wal.as_ref().map(|w| w.bytes).unwrap_or(0);
@@ -346,9 +348,9 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
                             format!("the page header is sane but the data checksum does not match the page's contents: some bytes in the tuples (or the checksum itself) changed after the server wrote the page. The page holds {rows_txt}."),
                             format!("every query that reads block {blk} fails with \"page verification failed\"; pg_dump of this table fails"),
                         )
-                        .repair(format!("read what is on the page with ignore_checksum_failure=on and copy the rows out; then decide: the content may be wrong"), "nothing yet; the damaged bytes stay", true)
+                        .repair("read what is on the page with ignore_checksum_failure=on and copy the rows out; then decide: the content may be wrong", "nothing yet; the damaged bytes stay", true)
                         .repair("accept the content as it is and rewrite the checksum (explicit opt-in: the content may be wrong)", "nothing, but wrong values may stay", false)
-                        .repair(format!("replace the page with an empty one, keeping the original bytes as a salvage file"), rows_txt.clone(), false)
+                        .repair("replace the page with an empty one, keeping the original bytes as a salvage file", rows_txt.clone(), false)
                 } else {
                     Finding::new("page-invalid", format!("invalid page header in block {blk} of {what}"))
                         .explain(
@@ -390,7 +392,7 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
                         "crash recovery stops at the break and the server starts as if the WAL ended there: every transaction committed after that LSN is silently lost, and data pages already written after it may be inconsistent",
                     )
                     .repair("find the missing segment (archive, another disk, a backup of pg_wal) and put it back", "nothing", true)
-                    .repair(format!("reset WAL past the break (pg_resetwal-equivalent, pgsalvage plan)"), format!("every transaction after {end}; pages written after it may disagree with each other"), false)
+                    .repair("reset WAL past the break (pg_resetwal-equivalent, pgsalvage plan)", format!("every transaction after {end}; pages written after it may disagree with each other"), false)
             }
             "wal-checkpoint-unreadable" | "wal-checkpoint-mismatch" => Finding::new("wal-checkpoint-unreadable", "the latest checkpoint record cannot be read")
                 .explain(f.message.clone(), "the server refuses to start: \"could not locate a valid checkpoint record\"")
