@@ -18,3 +18,4 @@ pub mod format;
 pub mod fsx;
 pub mod inspect;
 pub mod snapshot;
+pub mod units;

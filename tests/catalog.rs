@@ -1,6 +1,7 @@
 //! Offline catalog reading against the server's own pg_class, on every major.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 use common::*;
 use pgsalvage::catalog::Catalog;
@@ -56,12 +57,4 @@ fn catalog_matches(major: u32) {
     assert!(name(&toast).starts_with("TOAST table pg_toast.pg_toast_") && name(&toast).ends_with("(of table shop.orders) in database app"), "{}", name(&toast));
 }
 
-macro_rules! per_major {
-    ($f:ident: $($name:ident = $m:expr),*) => { $(
-        #[test]
-        fn $name() {
-            if majors().contains(&$m) { $f($m) }
-        }
-    )* };
-}
 per_major!(catalog_matches: catalog_pg10 = 10, catalog_pg11 = 11, catalog_pg12 = 12, catalog_pg13 = 13, catalog_pg14 = 14, catalog_pg15 = 15, catalog_pg16 = 16, catalog_pg17 = 17, catalog_pg18 = 18);

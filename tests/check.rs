@@ -3,6 +3,7 @@
 //! with nothing else reported, and the data directory untouched.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 use common::*;
 use pgsalvage::datadir::{DataDir, DirWalSource};
@@ -169,14 +170,6 @@ fn damage(major: u32) {
     assert_eq!(f["file"].as_str().unwrap(), format!("pg_wal/{foreign}"));
 }
 
-macro_rules! per_major {
-    ($f:ident: $($name:ident = $m:expr),*) => { $(
-        #[test]
-        fn $name() {
-            if majors().contains(&$m) { $f($m) }
-        }
-    )* };
-}
 per_major!(healthy: healthy_pg10 = 10, healthy_pg11 = 11, healthy_pg12 = 12, healthy_pg13 = 13, healthy_pg14 = 14, healthy_pg15 = 15, healthy_pg16 = 16, healthy_pg17 = 17, healthy_pg18 = 18);
 per_major!(damage: damage_pg10 = 10, damage_pg11 = 11, damage_pg12 = 12, damage_pg13 = 13, damage_pg14 = 14, damage_pg15 = 15, damage_pg16 = 16, damage_pg17 = 17, damage_pg18 = 18);
 

@@ -3,6 +3,7 @@
 //! the project's brief reproduced; read-only.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 use common::*;
 use serde_json::Value;
@@ -96,14 +97,6 @@ impl TrySqlIn for Cluster {
     }
 }
 
-macro_rules! per_major {
-    ($f:ident: $($name:ident = $m:expr),*) => { $(
-        #[test]
-        fn $name() {
-            if majors().contains(&$m) { $f($m) }
-        }
-    )* };
-}
 per_major!(healthy_and_incident_1: incident_xid_pg10 = 10, incident_xid_pg11 = 11, incident_xid_pg12 = 12, incident_xid_pg13 = 13, incident_xid_pg14 = 14, incident_xid_pg15 = 15, incident_xid_pg16 = 16, incident_xid_pg17 = 17, incident_xid_pg18 = 18);
 
 /// The second incident: crash recovery that cannot finish because pg_wal's file system is

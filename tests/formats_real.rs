@@ -4,6 +4,7 @@
 //! headers against the server's xmin/xmax, and damage as the server itself reports it.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 use common::*;
 use pgsalvage::datadir::{DataDir, DirWalSource};
@@ -225,14 +226,6 @@ fn segsize(major: u32, mb: u32) {
     assert!(all_pages_valid(&c.data, &ctl) > 100);
 }
 
-macro_rules! per_major {
-    ($f:ident: $($name:ident = $m:expr),*) => { $(
-        #[test]
-        fn $name() {
-            if majors().contains(&$m) { $f($m) }
-        }
-    )* };
-}
 per_major!(wal_chain: wal_chain_pg10 = 10, wal_chain_pg11 = 11, wal_chain_pg12 = 12, wal_chain_pg13 = 13, wal_chain_pg14 = 14, wal_chain_pg15 = 15, wal_chain_pg16 = 16, wal_chain_pg17 = 17, wal_chain_pg18 = 18);
 per_major!(clog_truth: clog_pg10 = 10, clog_pg11 = 11, clog_pg12 = 12, clog_pg13 = 13, clog_pg14 = 14, clog_pg15 = 15, clog_pg16 = 16, clog_pg17 = 17, clog_pg18 = 18);
 per_major!(pages_and_tuples: pages_pg10 = 10, pages_pg11 = 11, pages_pg12 = 12, pages_pg13 = 13, pages_pg14 = 14, pages_pg15 = 15, pages_pg16 = 16, pages_pg17 = 17, pages_pg18 = 18);

@@ -3,6 +3,7 @@ use clap::ValueEnum;
 use pgsalvage::check::{CheckOptions, CheckReport};
 use pgsalvage::datadir::DataDir;
 use pgsalvage::finding::{Area, Severity};
+use pgsalvage::units::human_size as size;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -50,14 +51,6 @@ pub fn run(a: &CheckArgs) -> anyhow::Result<i32> {
         out(&render(&report))?;
     }
     Ok(if report.damage() > 0 { EXIT_FINDINGS } else { EXIT_OK })
-}
-
-fn size(b: u64) -> String {
-    match b {
-        b if b >= 1 << 30 => format!("{:.1} GB", b as f64 / (1u64 << 30) as f64),
-        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / (1u64 << 20) as f64),
-        b => format!("{} kB", b.div_ceil(1024)),
-    }
 }
 
 pub fn render(r: &CheckReport) -> String {

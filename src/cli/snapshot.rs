@@ -1,6 +1,7 @@
 use super::{json, out, Bar, EXIT_FINDINGS, EXIT_OK};
 use pgsalvage::datadir::{DataDir, Postmaster};
 use pgsalvage::snapshot::{create, restore, verify};
+use pgsalvage::units::human_size as size;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -51,14 +52,6 @@ pub enum SnapshotCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-fn size(b: u64) -> String {
-    match b {
-        b if b >= 1 << 30 => format!("{:.2} GB", b as f64 / (1u64 << 30) as f64),
-        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / (1u64 << 20) as f64),
-        b => format!("{} kB", b.div_ceil(1024)),
-    }
 }
 
 pub fn run(c: SnapshotCommand) -> anyhow::Result<i32> {

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::finding::{Finding as CheckFinding, Severity};
 use crate::format::control::{ControlFile, DbState};
 use crate::format::types::{Lsn, Xid};
+use crate::units::human_size as size;
 use log::{LogEvent, LogLine};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -146,14 +147,6 @@ pub struct DiagnoseOptions {
 fn free_bytes(path: &std::path::Path) -> Option<u64> {
     let s = nix::sys::statvfs::statvfs(path).ok()?;
     Some(s.blocks_available() as u64 * s.fragment_size() as u64)
-}
-
-fn size(b: u64) -> String {
-    match b {
-        b if b >= 1 << 30 => format!("{:.1} GB", b as f64 / (1u64 << 30) as f64),
-        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / (1u64 << 20) as f64),
-        b => format!("{} kB", b.div_ceil(1024)),
-    }
 }
 
 pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -> Result<Diagnosis> {

@@ -458,3 +458,15 @@ pub fn assert_same_tree(a: &BTreeMap<String, (String, u64, u32, i64, i64)>, b: &
     }
     assert!(diffs.is_empty(), "{what}: {} differences:\n{}", diffs.len(), diffs.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
 }
+
+/// One #[test] per major calling `f(major)`, skipped only when PGSALVAGE_MAJORS narrows
+/// a local run (CI runs all).
+#[macro_export]
+macro_rules! per_major {
+    ($f:ident: $($name:ident = $m:expr),*) => { $(
+        #[test]
+        fn $name() {
+            if $crate::common::majors().contains(&$m) { $f($m) }
+        }
+    )* };
+}
