@@ -17,5 +17,6 @@ pub mod finding;
 pub mod format;
 pub mod fsx;
 pub mod inspect;
+pub mod plan;
 pub mod snapshot;
 pub mod units;

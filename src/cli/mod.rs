@@ -7,6 +7,7 @@
 mod check;
 mod diagnose;
 mod inspect;
+mod plan;
 mod snapshot;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,10 @@ enum Command {
     Check(check::CheckArgs),
     /// Explain what is wrong, what it means and what each repair would lose, with relation names (read-only)
     Diagnose(diagnose::DiagnoseArgs),
+    /// Turn diagnose's findings into a reviewable repair plan bound to the bytes it was made for (writes only the plan file)
+    Plan(plan::PlanArgs),
+    /// Show a plan for a second pair of eyes; with -D, check every precondition still holds
+    Review(plan::ReviewArgs),
     /// Keep the exact bytes of a data directory before touching it: create, verify, list, restore
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
@@ -63,6 +68,8 @@ pub fn run() -> i32 {
         Command::Check(a) => check::run(&a),
         Command::Snapshot(c) => snapshot::run(c),
         Command::Diagnose(a) => diagnose::run(&a),
+        Command::Plan(a) => plan::run_plan(&a),
+        Command::Review(a) => plan::run_review(&a),
     };
     match result {
         Ok(code) => code,

@@ -232,7 +232,7 @@ pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -
         catalog.name_file(dir, node, fork).map(|n| n.to_string())
     };
     let files = dd.relation_files(&check::version_dir(&c))?;
-    let ts = tuples::scan(dd, &c, &files);
+    let ts = tuples::scan(dd, &c, &files, &[]);
     d.heap_pages_scanned = ts.heap_pages;
     d.tuples_scanned = ts.tuples;
     out.extend(disk_full(dd, &c, &report, &logs));

@@ -8,6 +8,7 @@ use crate::datadir::{map_range, DataDir, RelFile};
 use crate::format::control::ControlFile;
 use crate::format::page::{heap, verify_page, PageHeader, PageVerdict};
 use crate::format::types::{xid_is_normal, xid_place, Xid, XidPlace};
+use crate::format::xact::XactStatus;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::fs::File;
@@ -44,6 +45,9 @@ pub struct TupleScan {
     /// Tuples whose xmin or xmax needs pg_xact (no hint bit, not frozen), by xid, for
     /// counting what a lost pg_xact range affects: (xid, file).
     pub unhinted: Vec<(Xid, String)>,
+    /// Statuses hint bits tell, for xids inside the ranges asked for (evidence for
+    /// rebuilding pg_xact): xmin committed or invalid, xmax committed.
+    pub hints: Vec<(Xid, XactStatus)>,
 }
 
 /// Whether `x` lies in [lo, hi) in modulo-2^32 order.
@@ -51,7 +55,8 @@ fn in_window(x: u32, lo: u32, hi: u32) -> bool {
     x.wrapping_sub(lo) < hi.wrapping_sub(lo)
 }
 
-pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile]) -> TupleScan {
+pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xid, Xid)]) -> TupleScan {
+    let wanted = |x: Xid| hint_ranges.iter().any(|(a, b)| x.wrapping_sub(*a) <= b.wrapping_sub(*a));
     let oldest = c.checkpoint.oldest_xid;
     let next = c.checkpoint.next_xid;
     let (omulti, nmulti) = (c.checkpoint.oldest_multi_xid, c.checkpoint.next_multixact_id);
@@ -85,6 +90,18 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile]) -> TupleScan {
                     let Some(h) = t.header else { continue };
                     s.tuples += 1;
                     use heap::infomask::*;
+                    if !hint_ranges.is_empty() {
+                        if !h.xmin_frozen() && wanted(h.xmin) {
+                            if h.has(XMIN_COMMITTED) {
+                                s.hints.push((h.xmin, XactStatus::Committed));
+                            } else if h.has(XMIN_INVALID) {
+                                s.hints.push((h.xmin, XactStatus::Aborted));
+                            }
+                        }
+                        if h.has(XMAX_COMMITTED) && !h.has(XMAX_IS_MULTI) && wanted(h.xmax) {
+                            s.hints.push((h.xmax, XactStatus::Committed));
+                        }
+                    }
                     if !h.xmin_frozen() && xid_is_normal(h.xmin) {
                         match xid_place(h.xmin, oldest, next) {
                             XidPlace::NeverAssigned => push(
@@ -147,6 +164,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile]) -> TupleScan {
         out.heap_pages += p.heap_pages;
         out.tuples += p.tuples;
         out.unhinted.extend(p.unhinted);
+        out.hints.extend(p.hints);
     }
     out.problems.sort_by(|a, b| (&a.file, a.block, a.offnum).cmp(&(&b.file, b.block, b.offnum)));
     out

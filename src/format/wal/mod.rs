@@ -16,6 +16,7 @@ pub mod page;
 pub mod reader;
 pub mod record;
 pub mod segment;
+pub mod xact;
 
 pub use page::{WalPageHeader, XLP_FIRST_IS_CONTRECORD, XLP_LONG_HEADER};
 pub use reader::{PageFetch, WalError, WalReader, WalSource};

@@ -1,0 +1,254 @@
+//! The new bytes of each repair, computed from the old bytes and the action's parameters
+//! only (pure; no I/O): what `apply` and `rehearse` write, and what tests check.
+
+use crate::format::checksum::page_checksum;
+use crate::format::page::heap::{infomask, infomask2, SIZEOF_HEAP_TUPLE_HEADER};
+use crate::format::page::{line_pointers, ItemId, LpFlags, PageHeader, PD_VALID_FLAG_BITS, SIZE_OF_PAGE_HEADER};
+use crate::format::types::FROZEN_XID;
+use crate::format::xact::{ClogGeometry, XactStatus};
+
+/// PD_ALL_VISIBLE.
+const PD_ALL_VISIBLE: u16 = 0x0004;
+/// HEAP_XACT_MASK: every visibility bit of t_infomask.
+const HEAP_XACT_MASK: u16 = 0xFFF0;
+
+fn put16(p: &mut [u8], o: usize, v: u16) {
+    p[o..o + 2].copy_from_slice(&v.to_le_bytes());
+}
+fn put32(p: &mut [u8], o: usize, v: u32) {
+    p[o..o + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Recompute pd_checksum when the cluster has data checksums.
+pub fn set_checksum(page: &mut [u8], blkno: u32, checksums: bool) {
+    if checksums && page.iter().any(|&b| b != 0) {
+        let c = page_checksum(page, blkno);
+        put16(page, 8, c);
+    }
+}
+
+fn tuple_offset(page: &[u8], offnum: u16) -> Result<(usize, ItemId), String> {
+    let items = line_pointers(page).map_err(|e| e.to_string())?;
+    let it = *items.get(offnum as usize - 1).ok_or_else(|| format!("no line pointer {offnum}"))?;
+    if it.flags != LpFlags::Normal || it.off as usize + SIZEOF_HEAP_TUPLE_HEADER > page.len() {
+        return Err(format!("line pointer {offnum} is not a normal tuple"));
+    }
+    Ok((it.off as usize, it))
+}
+
+/// heap_force_freeze (pg_surgery) offline: xmin frozen, xmax invalid, no update chain;
+/// the page loses PD_ALL_VISIBLE (its visibility map bit is cleared by its own action).
+pub fn freeze_tuples(page: &[u8], offnums: &[u16], blkno: u32, checksums: bool) -> Result<Vec<u8>, String> {
+    let mut p = page.to_vec();
+    for &o in offnums {
+        let (off, _) = tuple_offset(&p, o)?;
+        put32(&mut p, off, FROZEN_XID);
+        put32(&mut p, off + 4, 0);
+        let mut im = u16::from_le_bytes([p[off + 20], p[off + 21]]);
+        if im & infomask::MOVED_OFF != 0 {
+            put32(&mut p, off + 8, 0);
+        } else if im & infomask::MOVED_IN != 0 {
+            put32(&mut p, off + 8, FROZEN_XID);
+        }
+        im &= !HEAP_XACT_MASK;
+        im |= infomask::XMIN_FROZEN | infomask::XMAX_INVALID;
+        put16(&mut p, off + 20, im);
+        let mut im2 = u16::from_le_bytes([p[off + 18], p[off + 19]]);
+        im2 &= !(infomask2::HOT_UPDATED | infomask2::KEYS_UPDATED);
+        put16(&mut p, off + 18, im2);
+        // t_ctid points at itself: the tuple is the end of its chain.
+        put16(&mut p, off + 12, (blkno >> 16) as u16);
+        put16(&mut p, off + 14, blkno as u16);
+        put16(&mut p, off + 16, o);
+    }
+    clear_all_visible(&mut p);
+    set_checksum(&mut p, blkno, checksums);
+    Ok(p)
+}
+
+/// heap_force_kill (pg_surgery) offline: the line pointers become dead.
+pub fn kill_tuples(page: &[u8], offnums: &[u16], blkno: u32, checksums: bool) -> Result<Vec<u8>, String> {
+    let mut p = page.to_vec();
+    for &o in offnums {
+        let (_, it) = tuple_offset(&p, o)?;
+        let dead = ItemId { off: it.off, flags: LpFlags::Dead, len: it.len };
+        put32(&mut p, SIZE_OF_PAGE_HEADER + 4 * (o as usize - 1), dead.raw());
+    }
+    clear_all_visible(&mut p);
+    set_checksum(&mut p, blkno, checksums);
+    Ok(p)
+}
+
+fn clear_all_visible(p: &mut [u8]) {
+    let flags = u16::from_le_bytes([p[10], p[11]]) & !PD_ALL_VISIBLE;
+    put16(p, 10, flags);
+}
+
+/// Header values a rebuild derives from a heap page's contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HeaderRebuild {
+    pub lower: u16,
+    pub upper: u16,
+    pub special: u16,
+    pub flags: u16,
+    pub rows: u32,
+}
+
+/// Derive pd_lower/pd_upper/pd_special/flags from the line pointer array and the tuples,
+/// when they are consistent: every pointer plausible, tuples inside the page, after the
+/// array, not overlapping. None when they are not (then only emptying the page is left).
+pub fn derive_header(page: &[u8]) -> Option<HeaderRebuild> {
+    let bs = page.len();
+    let mut items: Vec<ItemId> = Vec::new();
+    loop {
+        let at = SIZE_OF_PAGE_HEADER + 4 * items.len();
+        let b = page.get(at..at + 4)?;
+        let it = ItemId::from_raw(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let ok = match it.flags {
+            LpFlags::Normal => it.off as usize >= at + 4 && it.off % 8 == 0 && it.off as usize + it.len as usize <= bs && it.len as usize >= SIZEOF_HEAP_TUPLE_HEADER,
+            LpFlags::Unused => it.off == 0 && it.len == 0 && !items.is_empty(),
+            LpFlags::Dead => it.off as usize + it.len as usize <= bs,
+            LpFlags::Redirect => it.len == 0 && it.off >= 1,
+        };
+        if !ok {
+            break;
+        }
+        items.push(it);
+    }
+    // Trailing unused pointers are not part of the array's used end.
+    while items.last().is_some_and(|i| i.flags == LpFlags::Unused) {
+        items.pop();
+    }
+    if items.is_empty() {
+        return None;
+    }
+    let lower = SIZE_OF_PAGE_HEADER + 4 * items.len();
+    let mut spans: Vec<(usize, usize)> = items.iter().filter(|i| matches!(i.flags, LpFlags::Normal) || (i.flags == LpFlags::Dead && i.len > 0)).map(|i| (i.off as usize, i.off as usize + i.len as usize)).collect();
+    spans.sort();
+    if spans.windows(2).any(|w| w[0].1 > w[1].0) || spans.first().is_some_and(|s| s.0 < lower) {
+        return None;
+    }
+    // Every tuple header must look like one.
+    for it in items.iter().filter(|i| i.flags == LpFlags::Normal) {
+        let t = &page[it.off as usize..];
+        let hoff = t[22] as usize;
+        if hoff < SIZEOF_HEAP_TUPLE_HEADER || hoff > it.len as usize || hoff % 8 != 0 {
+            return None;
+        }
+    }
+    let upper = spans.first().map(|s| s.0).unwrap_or(bs);
+    let flags = PageHeader::parse(page).map(|h| h.flags & PD_VALID_FLAG_BITS & !PD_ALL_VISIBLE).unwrap_or(0);
+    let rows = items.iter().filter(|i| i.flags == LpFlags::Normal).count() as u32;
+    Some(HeaderRebuild { lower: lower as u16, upper: upper as u16, special: bs as u16, flags, rows })
+}
+
+pub fn rebuild_header(page: &[u8], h: &HeaderRebuild, blkno: u32, checksums: bool) -> Vec<u8> {
+    let mut p = page.to_vec();
+    put16(&mut p, 10, h.flags);
+    put16(&mut p, 12, h.lower);
+    put16(&mut p, 14, h.upper);
+    put16(&mut p, 16, h.special);
+    put16(&mut p, 18, (page.len() as u16 & 0xFF00) | 4);
+    set_checksum(&mut p, blkno, checksums);
+    p
+}
+
+/// The visibility map block with heap block `heap_block`'s all-visible and all-frozen
+/// bits cleared (visibilitymap.c: two bits per heap block after the page header).
+pub fn clear_vm_bits(vm_page: &[u8], heap_block: u32, vm_blkno: u32, checksums: bool) -> Vec<u8> {
+    let mut p = vm_page.to_vec();
+    let per_page = (p.len() - SIZE_OF_PAGE_HEADER) as u32 * 4;
+    let idx = heap_block % per_page;
+    let byte = SIZE_OF_PAGE_HEADER + (idx / 4) as usize;
+    p[byte] &= !(0b11 << ((idx % 4) * 2));
+    set_checksum(&mut p, vm_blkno, checksums);
+    p
+}
+
+/// (VM block number, heap blocks per VM page) for a heap block.
+pub fn vm_block_of(heap_block: u32, block_size: usize) -> u32 {
+    heap_block / ((block_size - SIZE_OF_PAGE_HEADER) as u32 * 4)
+}
+
+/// A pg_xact segment with the given statuses written over `base` (the existing bytes, or
+/// empty for a missing file), extended with zero pages up to `pages` pages.
+pub fn clog_segment(base: &[u8], pages: u32, block_size: u32, statuses: &[(u32, XactStatus)]) -> Result<Vec<u8>, String> {
+    let g = ClogGeometry::new(block_size);
+    let mut seg = base.to_vec();
+    let want = pages as usize * block_size as usize;
+    if seg.len() < want {
+        seg.resize(want, 0);
+    }
+    for (xid, st) in statuses {
+        g.set_status(&mut seg, *xid, *st).map_err(|e| e.to_string())?;
+    }
+    Ok(seg)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::format::page::{heap, verify_page, PageVerdict};
+
+    fn page_with_tuples(n: usize) -> Vec<u8> {
+        let mut p = vec![0u8; 8192];
+        let mut upper = 8192;
+        for i in 0..n {
+            upper -= 40;
+            let it = ItemId { off: upper as u16, flags: LpFlags::Normal, len: 40 };
+            p[24 + 4 * i..28 + 4 * i].copy_from_slice(&it.raw().to_le_bytes());
+            p[upper..upper + 4].copy_from_slice(&(1000 + i as u32).to_le_bytes());
+            p[upper + 22] = 24;
+            p[upper + 18] = 2;
+        }
+        put16(&mut p, 12, (24 + 4 * n) as u16);
+        put16(&mut p, 14, upper as u16);
+        put16(&mut p, 16, 8192);
+        put16(&mut p, 18, 8192 | 4);
+        p
+    }
+
+    #[test]
+    fn header_rebuild_restores_a_scribbled_header() {
+        let good = page_with_tuples(5);
+        let mut bad = good.clone();
+        put16(&mut bad, 12, 0x7FFF);
+        put16(&mut bad, 16, 3);
+        assert!(!verify_page(&bad, 0, false).unwrap().is_ok());
+        let h = derive_header(&bad).unwrap();
+        assert_eq!(h.rows, 5);
+        let fixed = rebuild_header(&bad, &h, 0, true);
+        assert_eq!(verify_page(&fixed, 0, true).unwrap(), PageVerdict::Valid);
+        assert_eq!(&fixed[12..18], &good[12..18]);
+        assert!(derive_header(&[0u8; 8192]).is_none());
+    }
+
+    #[test]
+    fn freeze_and_kill() {
+        let p = page_with_tuples(3);
+        let f = freeze_tuples(&p, &[2], 7, true).unwrap();
+        let t = heap::tuples(&f).unwrap();
+        let h = t[1].header.unwrap();
+        assert!(h.xmin_frozen() && h.has(infomask::XMAX_INVALID) && h.xmin == FROZEN_XID);
+        assert_eq!(t[0].header.unwrap().xmin, 1000);
+        assert_eq!(verify_page(&f, 7, true).unwrap(), PageVerdict::Valid);
+        let k = kill_tuples(&p, &[1], 7, false).unwrap();
+        assert_eq!(heap::tuples(&k).unwrap()[0].item.flags, LpFlags::Dead);
+        assert!(freeze_tuples(&p, &[9], 7, false).is_err());
+    }
+
+    #[test]
+    fn vm_and_clog() {
+        let mut vm = vec![0u8; 8192];
+        vm[24 + 1] = 0xFF; // heap blocks 4..7
+        let c = clear_vm_bits(&vm, 5, 0, false);
+        assert_eq!(c[25], 0b1111_0011);
+        assert_eq!(vm_block_of(32672, 8192), 1);
+        let seg = clog_segment(&[], 2, 8192, &[(5, XactStatus::Committed), (40000, XactStatus::Aborted)]).unwrap();
+        assert_eq!(seg.len(), 16384);
+        let g = ClogGeometry::new(8192);
+        assert_eq!(g.status_in_segment(&seg, 5).unwrap(), XactStatus::Committed);
+        assert_eq!(g.status_in_segment(&seg, 40000).unwrap(), XactStatus::Aborted);
+    }
+}

@@ -1,0 +1,396 @@
+//! `plan` and `review`: a repair as a file a second DBA can read, question and approve, in
+//! which every action is bound to the exact bytes it was planned against (sha256 of the
+//! target block or file) and carries the deterministic parameters its new bytes are
+//! computed from ([`bytes`]), what it loses and what it risks. Planning writes only the
+//! plan file. Format: docs/plan-format.md.
+
+pub mod bytes;
+pub mod evidence;
+
+use crate::datadir::{DataDir, Postmaster};
+use crate::diagnose::{self, tuples, DiagnoseOptions};
+use crate::error::{Error, Result};
+use crate::format::types::Xid;
+use crate::format::xact::{ClogGeometry, SLRU_PAGES_PER_SEGMENT};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum XactPolicy {
+    /// Evidence (WAL, hint bits) first; the rest aborted (no committed row is invented).
+    #[default]
+    Infer,
+    Committed,
+    Aborted,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PlanOptions {
+    pub xact_status: XactPolicy,
+    pub zero_pages: bool,
+    pub reset_wal: bool,
+    pub accept_checksum_failures: bool,
+    /// Directory to move pg_wal to when its file system is full.
+    pub wal_dir: Option<String>,
+    /// Only the findings with these codes (empty: all).
+    pub only: Vec<String>,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions { xact_status: XactPolicy::Infer, zero_pages: true, reset_wal: false, accept_checksum_failures: false, wal_dir: None, only: vec![] }
+    }
+}
+
+/// Where statuses of a rebuilt pg_xact range came from.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct XactSources {
+    pub from_wal: u64,
+    pub from_hint_bits: u64,
+    pub from_policy: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ActionKind {
+    /// Mark tuples frozen (pg_surgery heap_force_freeze): rows kept.
+    FreezeTuples { offnums: Vec<u16> },
+    /// Mark tuples dead (heap_force_kill): rows dropped.
+    KillTuples { offnums: Vec<u16> },
+    /// Clear a heap block's all-visible/all-frozen bits in the visibility map.
+    ClearVisibilityMap { heap_block: u32 },
+    /// Rewrite the page header from the page's contents: rows kept.
+    RebuildPageHeader { header: bytes::HeaderRebuild },
+    /// Replace the page with an empty (all-zero) one; the original goes to a salvage file.
+    ZeroPage { rows: Option<u32> },
+    /// Store the checksum of the page's current content (explicit opt-in).
+    AcceptChecksum { checksum: u16 },
+    /// Write a pg_xact segment: existing bytes kept, missing pages added, statuses set.
+    SynthesizeXact { pages: u32, first_xid: Xid, last_xid: Xid, committed: Vec<(Xid, Xid)>, sources: XactSources },
+    /// Move pg_wal's contents to `to` and leave a symbolic link.
+    RelocateWal { to: String },
+    /// Move a file out of the data directory into the rollback store.
+    MoveAside,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    Low,
+    Medium,
+    High,
+}
+
+/// What must still be true for an action to apply.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Precondition {
+    /// "block", "file", or "absent" (the file must not exist).
+    pub scope: String,
+    /// sha256 of the block (or file) as read at planning time.
+    pub sha256: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Target {
+    /// Relative to the data directory.
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub block: Option<u32>,
+    /// The relation in words, when the target is one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub relation: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Action {
+    pub id: String,
+    /// The finding it answers.
+    pub finding: String,
+    #[serde(flatten)]
+    pub kind: ActionKind,
+    pub target: Target,
+    pub precondition: Precondition,
+    pub effect: String,
+    pub data_loss: String,
+    pub risk: Risk,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Alternative {
+    pub action: String,
+    pub loses: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Answered {
+    pub code: String,
+    pub title: String,
+    pub actions: Vec<String>,
+    /// Repairs not chosen, with what each would lose.
+    pub alternatives: Vec<Alternative>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct NotRepairable {
+    pub code: String,
+    pub title: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Cluster {
+    pub system_identifier: String,
+    pub major: u32,
+    pub pg_control_sha256: String,
+    pub data_directory: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    pub format: u32,
+    pub tool: String,
+    /// The only field that differs between two plans of the same state and options.
+    pub created_at: String,
+    pub cluster: Cluster,
+    pub options: PlanOptions,
+    pub findings: Vec<Answered>,
+    pub actions: Vec<Action>,
+    pub not_repairable: Vec<NotRepairable>,
+}
+
+pub fn sha256_hex(b: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(b))
+}
+
+fn block_bytes(dd: &DataDir, path: &str, block: u32, bs: usize, blocks_per_segment: u32) -> Option<Vec<u8>> {
+    let b = dd.read(path).ok()?;
+    let i = (block % blocks_per_segment) as usize;
+    b.get(i * bs..(i + 1) * bs).map(|s| s.to_vec())
+}
+
+/// The precondition of an action as the data directory is now.
+pub fn current_precondition(dd: &DataDir, t: &Target, scope: &str, bs: usize, blocks_per_segment: u32) -> Precondition {
+    let sha256 = match (scope, t.block) {
+        ("block", Some(b)) => block_bytes(dd, &t.path, b, bs, blocks_per_segment).map(|x| sha256_hex(&x)),
+        ("absent", _) => None,
+        _ => dd.read(&t.path).ok().map(|x| sha256_hex(&x)),
+    };
+    Precondition { scope: scope.to_string(), sha256 }
+}
+
+/// Build the plan for a stopped data directory.
+pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
+    let d = diagnose::diagnose(dd, &DiagnoseOptions::default(), &crate::check::Quiet)?;
+    let (c, _, _) = dd.control()?;
+    let bs = c.database_block_size as usize;
+    let bps = c.blocks_per_segment;
+    let control = dd.read(crate::datadir::CONTROL_PATH)?;
+    let files = dd.relation_files(&crate::check::version_dir(&c))?;
+    // xids whose pg_xact pages are lost, for evidence.
+    let lost: Vec<(String, Xid, Xid)> = d.findings.iter().filter(|f| f.code == "xact-status-lost").filter_map(|f| Some((f.file.clone()?, f.xids?.0, f.xids?.1))).collect();
+    let ranges: Vec<(Xid, Xid)> = lost.iter().map(|l| (l.1, l.2)).collect();
+    let ts = tuples::scan(dd, &c, &files, &ranges);
+    let mut by_page: BTreeMap<(String, u32), Vec<&tuples::TupleProblem>> = BTreeMap::new();
+    for p in &ts.problems {
+        by_page.entry((p.file.clone(), p.block)).or_default().push(p);
+    }
+    let mut actions: Vec<Action> = Vec::new();
+    let mut answered = Vec::new();
+    let mut not_repairable = Vec::new();
+    let wanted = |code: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == code);
+    let push = |actions: &mut Vec<Action>, finding: &str, kind: ActionKind, target: Target, scope: &str, effect: String, loss: String, risk: Risk| -> String {
+        let id = format!("A{}", actions.len() + 1);
+        let precondition = current_precondition(dd, &target, scope, bs, bps);
+        actions.push(Action { id: id.clone(), finding: finding.to_string(), kind, target, precondition, effect, data_loss: loss, risk });
+        id
+    };
+    for f in &d.findings {
+        if !wanted(f.code) || f.severity == crate::finding::Severity::Info && f.code != "postmaster-pid-stale" {
+            continue;
+        }
+        let alternatives: Vec<Alternative> = f.repairs.iter().skip(1).map(|r| Alternative { action: r.action.clone(), loses: r.loses.clone() }).collect();
+        let target = |path: &str, block: Option<u32>| Target { path: path.to_string(), block, relation: f.relation.clone() };
+        let mut ids = Vec::new();
+        let mut refuse = |reason: String| not_repairable.push(NotRepairable { code: f.code.to_string(), title: f.title.clone(), reason });
+        match f.code {
+            "tuple-xid-never-assigned" | "tuple-xid-before-horizon" | "tuple-multixact-out-of-range" => {
+                let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
+                let offnums: Vec<u16> = by_page.get(&(file.clone(), block)).map(|v| v.iter().filter(|p| p.kind != tuples::TupleProblemKind::PointerInvalid).map(|p| p.offnum).collect()).unwrap_or_default();
+                if offnums.is_empty() {
+                    continue;
+                }
+                let n = offnums.len();
+                ids.push(push(&mut actions, f.code, ActionKind::FreezeTuples { offnums }, target(file, Some(block)), "block", format!("{n} tuple(s) marked frozen (xmin frozen, xmax invalid): the server stops asking pg_xact about the damaged ids and the rows are visible"), format!("nothing is deleted; the {n} row(s) may hold damaged values: check them"), Risk::Medium));
+                // The visibility map must not claim the page all-visible/all-frozen any more.
+                let vm = format!("{}_vm{}", file.split('.').next().unwrap_or(file), "");
+                if dd.path(&vm).exists() {
+                    let vblk = bytes::vm_block_of(block, bs);
+                    if block_bytes(dd, &vm, vblk, bs, bps).is_some() {
+                        ids.push(push(&mut actions, f.code, ActionKind::ClearVisibilityMap { heap_block: block }, target(&vm, Some(vblk)), "block", format!("heap block {block} no longer marked all-visible/all-frozen; the next VACUUM sets it again"), "nothing".into(), Risk::Low));
+                    }
+                }
+            }
+            "tuple-pointer-invalid" => refuse("broken line pointers: emptying the page (page repair) is the only repair built so far; rerun plan after fixing the page header findings".into()),
+            "page-invalid" => {
+                let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
+                let Some(page) = block_bytes(dd, file, block, bs, bps) else { continue };
+                if let Some(h) = bytes::derive_header(&page) {
+                    ids.push(push(&mut actions, f.code, ActionKind::RebuildPageHeader { header: h }, target(file, Some(block)), "block", format!("page header rewritten from the line pointers and tuples (pd_lower {}, pd_upper {}, pd_special {}); the page is readable again", h.lower, h.upper, h.special), format!("nothing: all {} rows kept", h.rows), Risk::Medium));
+                } else if opts.zero_pages {
+                    let rows = tuples::rows_on_page(&page).map(|r| r as u32);
+                    ids.push(push(&mut actions, f.code, ActionKind::ZeroPage { rows }, target(file, Some(block)), "block", "the page is replaced by an empty one (the server accepts all-zero pages); its bytes are kept as a salvage file".into(), format!("{} rows on the page", rows.map(|r| r.to_string()).unwrap_or_else(|| "all".into())), Risk::High));
+                } else {
+                    refuse("the line pointers are not consistent enough to rebuild the header, and --no-zero-pages forbids emptying the page".into());
+                }
+            }
+            "page-checksum-failure" => {
+                let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
+                if opts.accept_checksum_failures {
+                    let Some(page) = block_bytes(dd, file, block, bs, bps) else { continue };
+                    let checksum = crate::format::checksum::page_checksum(&page, block);
+                    ids.push(push(&mut actions, f.code, ActionKind::AcceptChecksum { checksum }, target(file, Some(block)), "block", "the checksum of the page's current content is stored: the server reads it again".into(), "nothing, but THE CONTENT MAY BE WRONG: whatever changed the bytes is now accepted".into(), Risk::High));
+                } else {
+                    refuse("the page structure is sound; rewriting its checksum accepts content that may be wrong, so it is an explicit opt-in (--accept-checksum-failures); read the rows with ignore_checksum_failure=on first".into());
+                }
+            }
+            "xact-status-lost" => {
+                let (Some(file), Some((a, b))) = (&f.file, f.xids) else { continue };
+                match evidence::synthesize(dd, &c, file, a, b, &ts.hints, opts.xact_status) {
+                    Ok(kind) => {
+                        let (scope, desc) = if dd.path(file).exists() { ("file", "extended") } else { ("absent", "created") };
+                        let ActionKind::SynthesizeXact { sources, .. } = &kind else { continue };
+                        let loss = format!(
+                            "statuses of {} xids come from the policy ({:?}): {}",
+                            sources.from_policy,
+                            opts.xact_status,
+                            match opts.xact_status {
+                                XactPolicy::Committed => "rows of aborted transactions may reappear",
+                                _ => "rows of committed transactions without evidence may vanish",
+                            }
+                        );
+                        let effect = format!("{file} {desc}: {} statuses from commit/abort records in WAL, {} from hint bits, {} from the policy", sources.from_wal, sources.from_hint_bits, sources.from_policy);
+                        ids.push(push(&mut actions, f.code, kind, target(file, None), scope, effect, loss, Risk::Medium));
+                    }
+                    Err(e) => refuse(e),
+                }
+            }
+            "not-corruption-wal-disk-full" => match &opts.wal_dir {
+                Some(to) => ids.push(push(&mut actions, f.code, ActionKind::RelocateWal { to: to.clone() }, target(crate::datadir::WAL_DIR, None), "file", format!("pg_wal's segments move to {to}; pg_wal becomes a symbolic link; recovery finishes there"), "nothing".into(), Risk::Low)),
+                None => refuse("make room on pg_wal's file system by hand, or pass --wal-dir DIR (a directory on a file system with room) to plan moving pg_wal there".into()),
+            },
+            "postmaster-pid-stale" => {
+                ids.push(push(&mut actions, f.code, ActionKind::MoveAside, target("postmaster.pid", None), "file", "postmaster.pid moves to the rollback store".into(), "nothing".into(), Risk::Low));
+            }
+            "wal-foreign-file" => {
+                let Some(file) = &f.file else { continue };
+                ids.push(push(&mut actions, f.code, ActionKind::MoveAside, target(file, None), "file", format!("{file} moves to the rollback store; recovery no longer meets it"), "nothing".into(), Risk::Low));
+            }
+            "wal-lost" | "wal-checkpoint-unreadable" | "control-unreadable" | "control-crc-mismatch" => refuse(if opts.reset_wal {
+                "WAL reset and pg_control rebuild are built by issue [6/9]; this version cannot plan them yet. Put the missing WAL back if you can.".into()
+            } else {
+                "needs a WAL reset or a pg_control rebuild (--reset-wal, issue [6/9]); put the missing WAL back first if it exists anywhere".into()
+            }),
+            other => refuse(format!("no repair is built for {other} yet")),
+        }
+        if !ids.is_empty() {
+            answered.push(Answered { code: f.code.to_string(), title: f.title.clone(), actions: ids, alternatives });
+        }
+    }
+    Ok(Plan {
+        format: FORMAT_VERSION,
+        tool: format!("pgsalvage {}", env!("CARGO_PKG_VERSION")),
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        cluster: Cluster { system_identifier: c.system_identifier.to_string(), major: c.major.number(), pg_control_sha256: sha256_hex(&control), data_directory: dd.root().display().to_string() },
+        options: opts.clone(),
+        findings: answered,
+        actions,
+        not_repairable,
+    })
+}
+
+/// One action whose precondition no longer holds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Drift {
+    pub action: String,
+    pub path: String,
+    pub block: Option<u32>,
+    pub planned: Option<String>,
+    pub now: Option<String>,
+}
+
+/// Check every precondition against the data directory as it is now.
+pub fn drift(dd: &DataDir, p: &Plan) -> Result<(bool, Vec<Drift>)> {
+    let (c, _, _) = dd.control()?;
+    if c.system_identifier.to_string() != p.cluster.system_identifier {
+        return Err(Error::Refused {
+            message: format!("the plan is for cluster {} but {} is cluster {}", p.cluster.system_identifier, dd.root().display(), c.system_identifier),
+            hint: "review the plan against the data directory it was made for".into(),
+        });
+    }
+    let same_control = dd.read(crate::datadir::CONTROL_PATH).map(|b| sha256_hex(&b) == p.cluster.pg_control_sha256).unwrap_or(false);
+    let mut out = Vec::new();
+    for a in &p.actions {
+        let now = current_precondition(dd, &a.target, &a.precondition.scope, c.database_block_size as usize, c.blocks_per_segment);
+        if now.sha256 != a.precondition.sha256 {
+            out.push(Drift { action: a.id.clone(), path: a.target.path.clone(), block: a.target.block, planned: a.precondition.sha256.clone(), now: now.sha256 });
+        }
+    }
+    Ok((same_control, out))
+}
+
+/// Refuse planning while a server runs.
+pub fn ensure_stopped(dd: &DataDir) -> Result<()> {
+    if let Postmaster::Alive { pid } = dd.postmaster() {
+        return Err(Error::Refused { message: format!("a postmaster (pid {pid}) is running on {}", dd.root().display()), hint: "stop the server first (pg_ctl stop -m fast)".into() });
+    }
+    Ok(())
+}
+
+/// The pg_xact geometry helpers the planner and evidence share.
+pub fn xact_pages_needed(g: &ClogGeometry, segno: u32, last_xid: Xid) -> u32 {
+    if g.segment_of(last_xid) == segno {
+        g.page_of(last_xid) % SLRU_PAGES_PER_SEGMENT + 1
+    } else {
+        SLRU_PAGES_PER_SEGMENT
+    }
+}
+
+
+/// The new bytes of a block or file action, from the target's current bytes (the block,
+/// or the whole file; None when absent) and the action's parameters. File moves
+/// (RelocateWal, MoveAside) have no new bytes: Ok(None).
+pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::ControlFile) -> std::result::Result<Option<Vec<u8>>, String> {
+    let checksums = c.data_page_checksum_version > 0;
+    let blk = a.target.block.unwrap_or(0);
+    let page = || old.ok_or_else(|| format!("{}: the target is missing", a.target.path));
+    Ok(Some(match &a.kind {
+        ActionKind::FreezeTuples { offnums } => bytes::freeze_tuples(page()?, offnums, blk, checksums)?,
+        ActionKind::KillTuples { offnums } => bytes::kill_tuples(page()?, offnums, blk, checksums)?,
+        ActionKind::ClearVisibilityMap { heap_block } => bytes::clear_vm_bits(page()?, *heap_block, blk, checksums),
+        ActionKind::RebuildPageHeader { header } => bytes::rebuild_header(page()?, header, blk, checksums),
+        ActionKind::ZeroPage { .. } => vec![0u8; c.database_block_size as usize],
+        ActionKind::AcceptChecksum { checksum } => {
+            let mut p = page()?.to_vec();
+            p[8..10].copy_from_slice(&checksum.to_le_bytes());
+            p
+        }
+        ActionKind::SynthesizeXact { pages, first_xid, last_xid, committed, .. } => {
+            let mut statuses = Vec::new();
+            let mut x = *first_xid;
+            loop {
+                let c_ = committed.iter().any(|(a, b)| x.wrapping_sub(*a) <= b.wrapping_sub(*a));
+                statuses.push((x, if c_ { crate::format::xact::XactStatus::Committed } else { crate::format::xact::XactStatus::Aborted }));
+                if x == *last_xid {
+                    break;
+                }
+                x = x.wrapping_add(1);
+            }
+            bytes::clog_segment(old.unwrap_or(&[]), *pages, c.database_block_size, &statuses)?
+        }
+        ActionKind::RelocateWal { .. } | ActionKind::MoveAside => return Ok(None),
+    }))
+}
