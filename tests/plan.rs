@@ -148,6 +148,11 @@ fn xact_rebuilt_from_evidence_beats_zero_and_all_committed() {
     }
     // Phase 2: no reader, no hint bits; its commit records stay in the current segment.
     run(&c, 90, 180, &mut truth);
+    // Subtransactions: one released (committed with its parent), one rolled back.
+    c.sql("create table s(i int)");
+    let out = c.sql("begin; insert into s values (1); savepoint a; insert into s values (2); select xmin from s where i = 2; release a; savepoint b; insert into s values (3); select xmin from s where i = 3; rollback to b; commit;");
+    let subs: Vec<u32> = out.lines().filter(|l| !l.is_empty()).map(|l| l.parse().unwrap()).collect();
+    assert_eq!(subs.len(), 2);
     c.stop();
     let committed_rows = truth.iter().filter(|t| t.1).count();
     let work = Scratch::new("xact");
@@ -166,6 +171,8 @@ fn xact_rebuilt_from_evidence_beats_zero_and_all_committed() {
         assert!(x >= first_xid && x <= last_xid);
         assert_eq!(planned(*x), *commit, "xid {x}");
     }
+    assert!(planned(subs[0]), "the released subtransaction {} committed with its parent", subs[0]);
+    assert!(!planned(subs[1]), "the rolled-back subtransaction {} aborted", subs[1]);
     assert!(sources.from_wal >= 90, "{sources:?}");
     assert!(sources.from_hint_bits >= 55, "{sources:?}"); // phase 1's committed (60) and aborted (30) rows, where hinted
     assert!(!pl.actions.iter().any(|a| matches!(a.kind, ActionKind::FreezeTuples { .. })));
