@@ -6,6 +6,7 @@
 
 pub mod bytes;
 pub mod evidence;
+pub mod reset;
 
 use crate::datadir::{DataDir, Postmaster};
 use crate::diagnose::{self, tuples, DiagnoseOptions};
