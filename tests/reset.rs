@@ -166,3 +166,44 @@ fn every_major(major: u32) {
 }
 
 per_major!(every_major: reset_pg10 = 10, reset_pg11 = 11, reset_pg12 = 12, reset_pg13 = 13, reset_pg14 = 14, reset_pg15 = 15, reset_pg16 = 16, reset_pg17 = 17, reset_pg18 = 18);
+
+/// `plan --reset-wal` on a cluster that lost a WAL segment: one reset action whose new
+/// pg_control equals pg_resetwal's, after which the server starts.
+#[test]
+fn planned_reset_for_lost_wal() {
+    let mut c = Cluster::new(15, InitOpts { checksums: true, wal_segsize_mb: Some(1) });
+    c.start();
+    c.pgbench_init(1);
+    c.sql("checkpoint");
+    c.pgbench_run(300);
+    let redo = c.sql("select redo_wal_file from pg_control_checkpoint()");
+    c.crash();
+    let _ = std::fs::remove_file(c.data.join("postmaster.pid"));
+    let g = pgsalvage::format::wal::WalGeometry::new(1 << 20, 8192).unwrap();
+    let (_, segno) = g.parse_file_name(&redo).unwrap();
+    std::fs::remove_file(c.data.join("pg_wal").join(g.file_name(1, segno + 1))).unwrap();
+    let work = Scratch::new("planreset");
+    let out = pgsalvage().args(["plan", "--reset-wal", "-D"]).arg(&c.data).arg("-o").arg(work.path().join("p.json")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let p: pgsalvage::plan::Plan = serde_json::from_slice(&std::fs::read(work.path().join("p.json")).unwrap()).unwrap();
+    let a = p.actions.iter().find(|a| matches!(a.kind, pgsalvage::plan::ActionKind::ResetWal { .. })).unwrap_or_else(|| panic!("{p:?}"));
+    let pgsalvage::plan::ActionKind::ResetWal { wal_file, moves, .. } = &a.kind else { unreachable!() };
+    assert!(a.data_loss.contains("every transaction whose WAL is at or after"), "{}", a.data_loss);
+    // Carry it out (test stand-in for apply) next to pg_resetwal on a copy.
+    let theirs = work.path().join("theirs");
+    run_ok(Command::new("cp").arg("-a").arg(&c.data).arg(&theirs));
+    run_ok(as_postgres(Command::new(PgBin::system_tool("pg_resetwal")).arg("-f").arg("-D").arg(&theirs)));
+    let ctl = ControlFile::parse_lenient(&std::fs::read(c.data.join("global/pg_control")).unwrap()).unwrap().0;
+    let new = pgsalvage::plan::new_bytes(a, Some(&std::fs::read(c.data.join("global/pg_control")).unwrap()), &ctl).unwrap().unwrap();
+    for m in moves {
+        std::fs::remove_file(c.data.join(m)).unwrap();
+    }
+    std::fs::write(c.data.join("global/pg_control"), &new).unwrap();
+    std::fs::write(c.data.join("pg_wal").join(wal_file), reset::segment_bytes(&ControlFile::parse(&new).unwrap())).unwrap();
+    chown_postgres(&c.data);
+    let (ours, t) = (controldata(&c.data), controldata(&theirs));
+    assert_eq!(ours, t);
+    assert_eq!(wal_files(&c.data), wal_files(&theirs));
+    c.start();
+    assert_eq!(c.sql("select count(*) from pgbench_branches"), "1");
+}

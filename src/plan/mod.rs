@@ -76,6 +76,10 @@ pub enum ActionKind {
     RelocateWal { to: String },
     /// Move a file out of the data directory into the rollback store.
     MoveAside,
+    /// Reset WAL as pg_resetwal does: pg_control rewritten (target), `wal_file` written with
+    /// a shutdown checkpoint, `moves` taken out of pg_wal. `time` is the checkpoint time
+    /// (the plan's timestamp); `overrides` hold every value chosen, with `sources`.
+    ResetWal { overrides: reset::ResetOverrides, wal_file: String, moves: Vec<String>, time: i64, sources: Vec<reset::Sourced> },
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -202,6 +206,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
     let mut actions: Vec<Action> = Vec::new();
     let mut answered = Vec::new();
     let mut not_repairable = Vec::new();
+    let now = chrono::Utc::now().timestamp();
     let wanted = |code: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == code);
     let push = |actions: &mut Vec<Action>, finding: &str, kind: ActionKind, target: Target, scope: &str, effect: String, loss: String, risk: Risk| -> String {
         let id = format!("A{}", actions.len() + 1);
@@ -290,11 +295,39 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 let Some(file) = &f.file else { continue };
                 ids.push(push(&mut actions, f.code, ActionKind::MoveAside, target(file, None), "file", format!("{file} moves to the rollback store; recovery no longer meets it"), "nothing".into(), Risk::Low));
             }
-            "wal-lost" | "wal-checkpoint-unreadable" | "control-unreadable" | "control-crc-mismatch" => refuse(if opts.reset_wal {
-                "WAL reset and pg_control rebuild are built by issue [6/9]; this version cannot plan them yet. Put the missing WAL back if you can.".into()
-            } else {
-                "needs a WAL reset or a pg_control rebuild (--reset-wal, issue [6/9]); put the missing WAL back first if it exists anywhere".into()
-            }),
+            "wal-lost" | "wal-checkpoint-unreadable" if opts.reset_wal => {
+                if actions.iter().any(|a| matches!(a.kind, ActionKind::ResetWal { .. })) {
+                    continue; // one reset answers every WAL finding
+                }
+                let listing = reset::Listing {
+                    wal: dd.list("pg_wal")?.into_iter().filter(|n| n != "archive_status" && n != "summaries").collect(),
+                    archive_status: dd.list("pg_wal/archive_status")?,
+                    summaries: dd.list("pg_wal/summaries")?,
+                    xact: dd.list("pg_xact")?,
+                    multi_offsets: dd.list("pg_multixact/offsets")?,
+                    multi_members: dd.list("pg_multixact/members")?,
+                };
+                let r = reset::compute(&c, &listing, &reset::ResetOverrides::default(), now).map_err(|e| Error::Usage(format!("cannot plan a WAL reset: {e}")))?;
+                let cp = &r.control.checkpoint;
+                // Only what differs from pg_control is an override: the rest is read from it again.
+                let guessed = |f: &str| r.sources.iter().any(|s| s.field == f && s.source != "pg_control");
+                let overrides = reset::ResetOverrides {
+                    next_xid: guessed("next_xid").then_some(cp.next_xid.xid()),
+                    multixact: guessed("next_multixact_id").then_some((cp.next_multixact_id, cp.oldest_multi_xid)),
+                    wal_file: Some(r.segment_name.clone()),
+                    ..Default::default()
+                };
+                let lost = d.findings.iter().filter_map(|f| (f.code == "wal-lost").then_some(f.lsn).flatten()).min();
+                let loss = match lost {
+                    Some(l) => format!("every transaction whose WAL is at or after {l} (it never reaches the data files), and consistency between pages written after it"),
+                    None => "the transactions after the latest checkpoint that only WAL holds".into(),
+                };
+                let effect = format!("pg_control rewritten as pg_resetwal does (state shut down, checkpoint at the start of {}, NextXID {}:{}), {} written with a shutdown checkpoint, {} files moved out of pg_wal", r.segment_name, cp.next_xid.epoch(), cp.next_xid.xid(), r.segment_name, r.moves.len());
+                let kind = ActionKind::ResetWal { overrides, wal_file: r.segment_name.clone(), moves: r.moves.clone(), time: now, sources: r.sources.clone() };
+                ids.push(push(&mut actions, f.code, kind, target(crate::datadir::CONTROL_PATH, None), "file", effect, loss, Risk::High));
+            }
+            "wal-lost" | "wal-checkpoint-unreadable" => refuse("needs a WAL reset (--reset-wal); put the missing WAL back first if it exists anywhere: that loses nothing".into()),
+            "control-unreadable" | "control-crc-mismatch" => refuse("rebuilding pg_control from guesses is not built yet (issue [6/9])".into()),
             other => refuse(format!("no repair is built for {other} yet")),
         }
         if !ids.is_empty() {
@@ -304,7 +337,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
     Ok(Plan {
         format: FORMAT_VERSION,
         tool: format!("pgsalvage {}", env!("CARGO_PKG_VERSION")),
-        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        created_at: chrono::DateTime::from_timestamp(now, 0).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         cluster: Cluster { system_identifier: c.system_identifier.to_string(), major: c.major.number(), pg_control_sha256: sha256_hex(&control), data_directory: dd.root().display().to_string() },
         options: opts.clone(),
         findings: answered,
@@ -391,6 +424,10 @@ pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::Con
                 x = x.wrapping_add(1);
             }
             bytes::clog_segment(old.unwrap_or(&[]), *pages, c.database_block_size, &statuses)?
+        }
+        ActionKind::ResetWal { overrides, time, .. } => {
+            let (old_c, _) = crate::format::control::ControlFile::parse_lenient(page()?).map_err(|e| e.to_string())?;
+            reset::compute(&old_c, &reset::Listing::default(), overrides, *time)?.control.encode()
         }
         ActionKind::RelocateWal { .. } | ActionKind::MoveAside => return Ok(None),
     }))
