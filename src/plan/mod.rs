@@ -432,3 +432,51 @@ pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::Con
         ActionKind::RelocateWal { .. } | ActionKind::MoveAside => return Ok(None),
     }))
 }
+
+/// Rebuild an unreadable pg_control from the directory (system identifier, segment size
+/// and timeline from WAL headers, block size and checksums from relation pages, next ids
+/// from pg_xact, pg_multixact and relfilenodes). Follow it with a WAL reset.
+pub fn rebuild_control(dd: &DataDir) -> Result<(crate::format::control::ControlFile, Vec<reset::Sourced>)> {
+    let major = dd.pg_version()?;
+    let list = |p: &str| dd.list(p);
+    let l = reset::Listing {
+        wal: list("pg_wal")?,
+        archive_status: vec![],
+        summaries: vec![],
+        xact: list("pg_xact")?,
+        multi_offsets: list("pg_multixact/offsets")?,
+        multi_members: list("pg_multixact/members")?,
+    };
+    let mut e = reset::DirEvidence::default();
+    // The newest WAL segment (highest timeline, then segment) with a valid long header.
+    let mut wal: Vec<&String> = l.wal.iter().filter(|n| crate::format::wal::segment::is_wal_file_name(n)).collect();
+    wal.sort();
+    for name in wal.iter().rev() {
+        let Ok(b) = dd.read(&format!("pg_wal/{name}")) else { continue };
+        if let Ok(h) = crate::format::wal::WalPageHeader::parse(&b) {
+            if let (Some(lh), true) = (h.long, h.magic == major.wal_page_magic()) {
+                e.wal_header = Some((lh.sysid, lh.seg_size, lh.xlog_blcksz, h.tli));
+                break;
+            }
+        }
+    }
+    // Block size and checksums from pg_class's first page in template1.
+    for db in dd.list("base")? {
+        for name in dd.list(&format!("base/{db}"))? {
+            if let Some((node, "main", 0)) = crate::datadir::RelFile::parse_name(&name) {
+                e.max_relfilenode = e.max_relfilenode.max(node);
+            }
+        }
+    }
+    if let Ok(b) = dd.read("base/1/1259") {
+        if let Ok(h) = crate::format::page::PageHeader::parse(&b) {
+            let bs = h.page_size();
+            if bs >= 1024 && b.len() >= bs {
+                e.block_size = Some(bs as u32);
+                let page = &b[..bs];
+                e.checksums = Some(h.checksum != 0 && crate::format::checksum::page_checksum(page, 0) == h.checksum);
+            }
+        }
+    }
+    reset::guess_control(major, &l, &e, chrono::Utc::now().timestamp()).map_err(|m| Error::Refused { message: m, hint: "put any WAL segment of this cluster back into pg_wal".into() })
+}

@@ -211,3 +211,116 @@ pub fn segment_bytes(c: &ControlFile) -> Vec<u8> {
     b[LONG_HEADER_SIZE..LONG_HEADER_SIZE + tot].copy_from_slice(&rec);
     b
 }
+
+/// What the data directory itself says, for rebuilding an unreadable pg_control.
+#[derive(Clone, Debug, Default)]
+pub struct DirEvidence {
+    /// From a WAL segment's long page header: (system identifier, segment size, block size, timeline).
+    pub wal_header: Option<(u64, u32, u32, u32)>,
+    /// Highest relfilenode seen in any database directory.
+    pub max_relfilenode: u32,
+    /// Whether pages carry valid data checksums (checked on real pages).
+    pub checksums: Option<bool>,
+    pub block_size: Option<u32>,
+}
+
+/// Rebuild a pg_control from guesses, as pg_resetwal's GuessControlValues, with better
+/// guesses from the directory (each in `sources`); then a reset makes it consistent.
+pub fn guess_control(major: crate::format::version::PgMajor, l: &Listing, e: &DirEvidence, now: i64) -> Result<(ControlFile, Vec<Sourced>), String> {
+    let mut s = Vec::new();
+    let mut src = |f: &str, v: String, how: &str| s.push(Sourced { field: f.into(), value: v, source: how.into() });
+    let (sysid, seg, wbs, tli) = e.wal_header.ok_or("no WAL segment with a readable long page header: the system identifier and segment size cannot be guessed")?;
+    src("system_identifier", sysid.to_string(), "a WAL segment's long page header");
+    src("bytes_per_wal_segment", seg.to_string(), "a WAL segment's long page header");
+    src("timeline", tli.to_string(), "the highest timeline in WAL file names");
+    let bs = e.block_size.unwrap_or(8192);
+    src("database_block_size", bs.to_string(), if e.block_size.is_some() { "page headers of relation files" } else { "default" });
+    let checksums = e.checksums.unwrap_or(false);
+    src("data_page_checksum_version", (checksums as u32).to_string(), if e.checksums.is_some() { "page checksums verified on relation files" } else { "default (off)" });
+    let next_oid = (e.max_relfilenode.max(16383)).saturating_add(1);
+    src("next_oid", next_oid.to_string(), "one past the highest relfilenode on disk");
+    let next_xid = highest_slru(&l.xact).map(|h| ((h as u64 + 1) * 1_048_576).min(u32::MAX as u64) as u32).unwrap_or(3);
+    src("next_xid", next_xid.to_string(), "(highest pg_xact segment + 1) * 1048576");
+    let next_multi = highest_slru(&l.multi_offsets).map(|h| ((h as u64 + 1) * 65_536) as u32).unwrap_or(1);
+    src("next_multixact_id", next_multi.to_string(), "(highest pg_multixact/offsets segment + 1) * 65536");
+    let next_off = highest_slru(&l.multi_members).map(|h| ((h as u64 + 1) * 52_352) as u32).unwrap_or(0);
+    src("next_multi_offset", next_off.to_string(), "(highest pg_multixact/members segment + 1) * 52352");
+    let n = major.number();
+    let c = ControlFile {
+        major,
+        system_identifier: sysid,
+        pg_control_version: major.control_version(),
+        catalog_version_no: major.release_catalog_version(),
+        state: DbState::ShutDown,
+        pg_control_last_modified: now,
+        checkpoint_lsn: Lsn(0),
+        prior_lsn: (n <= 10).then_some(Lsn(0)),
+        checkpoint: CheckPoint {
+            redo_lsn: Lsn(0),
+            timeline_id: tli,
+            prev_timeline_id: tli,
+            full_page_writes: false,
+            checkpoint_wal_level: (n >= 17).then_some(0),
+            next_xid: FullXid::new(0, next_xid),
+            next_oid,
+            next_multixact_id: next_multi,
+            next_multi_offset: next_off,
+            oldest_xid: 3,
+            oldest_xid_dbid: 0,
+            oldest_multi_xid: 1,
+            oldest_multi_dbid: 0,
+            checkpoint_time: now,
+            oldest_commit_ts_xid: 0,
+            newest_commit_ts_xid: 0,
+            oldest_active_xid: 0,
+        },
+        unlogged_lsn: Lsn(1000),
+        min_recovery_end_lsn: Lsn(0),
+        min_recovery_end_timeline: 0,
+        backup_start_lsn: Lsn(0),
+        backup_end_lsn: Lsn(0),
+        end_of_backup_record_required: false,
+        wal_level: 0,
+        wal_log_hints: false,
+        max_connections: 100,
+        max_worker_processes: 8,
+        max_wal_senders: (n >= 12).then_some(10),
+        max_prepared_xacts: 0,
+        max_locks_per_xact: 64,
+        track_commit_timestamp: false,
+        max_data_alignment: 8,
+        float_format: crate::format::control::FLOAT_FORMAT,
+        database_block_size: bs,
+        blocks_per_segment: (1u32 << 30) / bs,
+        wal_block_size: wbs,
+        bytes_per_wal_segment: seg,
+        max_identifier_length: 64,
+        max_index_columns: 32,
+        // TOAST_MAX_CHUNK_SIZE and LOBLKSIZE for the block size, as the server computes them.
+        max_toast_chunk_size: toast_chunk(bs),
+        large_object_chunk_size: bs / 4,
+        float4_pass_by_value: (n <= 12).then_some(true),
+        float8_pass_by_value: true,
+        data_page_checksum_version: checksums as u32,
+        default_char_signedness: (n >= 18).then_some(true),
+        mock_authentication_nonce: [0; crate::format::control::MOCK_AUTH_NONCE_LEN],
+        crc: 0,
+    };
+    Ok((c, s))
+}
+
+/// TOAST_MAX_CHUNK_SIZE (heaptoast.h): EXTERN_TUPLE_MAX_SIZE for four tuples per page, less
+/// the tuple header, chunk_id, chunk_seq and the varlena header. 1996 for 8 kB blocks.
+fn toast_chunk(bs: u32) -> u32 {
+    use crate::format::bytes::maxalign;
+    let max_tuple = ((bs as usize - maxalign(24 + 4 * 4)) / 4) & !7;
+    (max_tuple - maxalign(23) - 4 - 4 - 4) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn toast_chunk_size() {
+        assert_eq!(super::toast_chunk(8192), 1996);
+    }
+}
