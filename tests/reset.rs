@@ -229,3 +229,35 @@ fn rebuilt_control(major: u32) {
 }
 
 per_major!(rebuilt_control: rebuilt_control_pg10 = 10, rebuilt_control_pg11 = 11, rebuilt_control_pg12 = 12, rebuilt_control_pg13 = 13, rebuilt_control_pg14 = 14, rebuilt_control_pg15 = 15, rebuilt_control_pg16 = 16, rebuilt_control_pg17 = 17, rebuilt_control_pg18 = 18);
+
+/// `plan --reset-wal` on a destroyed pg_control: one loudly flagged rebuild action; carried
+/// out, the server starts with the rows.
+fn planned_rebuild(major: u32) {
+    let mut c = Cluster::new(major, InitOpts::default());
+    c.start();
+    c.sql("create table kept as select g from generate_series(1, 3000) g");
+    c.sql("checkpoint");
+    c.stop();
+    std::fs::OpenOptions::new().write(true).open(c.data.join("global/pg_control")).unwrap().set_len(100).unwrap();
+    let work = Scratch::new("rebuild");
+    let out = pgsalvage().args(["plan", "-D"]).arg(&c.data).arg("-o").arg(work.path().join("no.json")).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "without --reset-wal the rebuild is refused");
+    let out = pgsalvage().args(["plan", "--reset-wal", "-D"]).arg(&c.data).arg("-o").arg(work.path().join("p.json")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("GUESSED VALUES"));
+    let p: pgsalvage::plan::Plan = serde_json::from_slice(&std::fs::read(work.path().join("p.json")).unwrap()).unwrap();
+    let a = &p.actions[0];
+    let pgsalvage::plan::ActionKind::RebuildControl { wal_file, moves, .. } = &a.kind else { panic!("{a:?}") };
+    let dummy = ControlFile::parse(&pgsalvage::plan::reset::control_from(&match &a.kind { pgsalvage::plan::ActionKind::RebuildControl { guessed, .. } => guessed.clone(), _ => unreachable!() }, 0).unwrap().encode()).unwrap();
+    let new = pgsalvage::plan::new_bytes(a, Some(&std::fs::read(c.data.join("global/pg_control")).unwrap()), &dummy).unwrap().unwrap();
+    for m in moves {
+        std::fs::remove_file(c.data.join(m)).unwrap();
+    }
+    std::fs::write(c.data.join("global/pg_control"), &new).unwrap();
+    std::fs::write(c.data.join("pg_wal").join(wal_file), reset::segment_bytes(&ControlFile::parse(&new).unwrap())).unwrap();
+    chown_postgres(&c.data);
+    c.start();
+    assert_eq!(c.sql("select count(*) from kept"), "3000", "PG{major}");
+}
+
+per_major!(planned_rebuild: planned_rebuild_pg10 = 10, planned_rebuild_pg15 = 15, planned_rebuild_pg18 = 18);

@@ -80,6 +80,8 @@ pub enum ActionKind {
     /// a shutdown checkpoint, `moves` taken out of pg_wal. `time` is the checkpoint time
     /// (the plan's timestamp); `overrides` hold every value chosen, with `sources`.
     ResetWal { overrides: reset::ResetOverrides, wal_file: String, moves: Vec<String>, time: i64, sources: Vec<reset::Sourced> },
+    /// pg_control rebuilt from guessed values (GUESSED: see sources), then a WAL reset.
+    RebuildControl { guessed: reset::Guessed, wal_file: String, moves: Vec<String>, time: i64, sources: Vec<reset::Sourced> },
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -189,6 +191,15 @@ pub fn current_precondition(dd: &DataDir, t: &Target, scope: &str, bs: usize, bl
 
 /// Build the plan for a stopped data directory.
 pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
+    if dd.control().is_err() {
+        if opts.reset_wal {
+            return plan_rebuild(dd, opts, chrono::Utc::now().timestamp());
+        }
+        return Err(Error::Refused {
+            message: "pg_control cannot be read: the only repair is to rebuild it from guesses and reset WAL".into(),
+            hint: "run `pgsalvage diagnose` to see why, then `pgsalvage plan --reset-wal` to plan the rebuild".into(),
+        });
+    }
     let d = diagnose::diagnose(dd, &DiagnoseOptions::default(), &crate::check::Quiet)?;
     let (c, _, _) = dd.control()?;
     let bs = c.database_block_size as usize;
@@ -429,6 +440,11 @@ pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::Con
             let (old_c, _) = crate::format::control::ControlFile::parse_lenient(page()?).map_err(|e| e.to_string())?;
             reset::compute(&old_c, &reset::Listing::default(), overrides, *time)?.control.encode()
         }
+        ActionKind::RebuildControl { guessed, wal_file, time, .. } => {
+            let rebuilt = reset::control_from(guessed, *time)?;
+            let o = reset::ResetOverrides { wal_file: Some(wal_file.clone()), ..Default::default() };
+            reset::compute(&rebuilt, &reset::Listing::default(), &o, *time)?.control.encode()
+        }
         ActionKind::RelocateWal { .. } | ActionKind::MoveAside => return Ok(None),
     }))
 }
@@ -479,4 +495,49 @@ pub fn rebuild_control(dd: &DataDir) -> Result<(crate::format::control::ControlF
         }
     }
     reset::guess_control(major, &l, &e, chrono::Utc::now().timestamp()).map_err(|m| Error::Refused { message: m, hint: "put any WAL segment of this cluster back into pg_wal".into() })
+}
+
+/// Plan for a data directory whose pg_control cannot be read: rebuild it from guesses
+/// (flagged loudly) and reset WAL on top, as one action.
+fn plan_rebuild(dd: &DataDir, opts: &PlanOptions, now: i64) -> Result<Plan> {
+    let (c, sources) = rebuild_control(dd)?;
+    let (guessed, _) = {
+        let l = reset::Listing { wal: vec![], archive_status: vec![], summaries: vec![], xact: dd.list("pg_xact")?, multi_offsets: dd.list("pg_multixact/offsets")?, multi_members: dd.list("pg_multixact/members")? };
+        let e = reset::DirEvidence {
+            wal_header: Some((c.system_identifier, c.bytes_per_wal_segment, c.wal_block_size, c.checkpoint.timeline_id)),
+            max_relfilenode: c.checkpoint.next_oid.saturating_sub(1),
+            checksums: Some(c.data_page_checksum_version > 0),
+            block_size: Some(c.database_block_size),
+        };
+        reset::guessed_values(c.major, &l, &e).map_err(|m| Error::Usage(m))?
+    };
+    let listing = reset::Listing {
+        wal: dd.list("pg_wal")?.into_iter().filter(|n| n != "archive_status" && n != "summaries").collect(),
+        archive_status: dd.list("pg_wal/archive_status")?,
+        summaries: dd.list("pg_wal/summaries")?,
+        ..Default::default()
+    };
+    let r = reset::compute(&c, &listing, &reset::ResetOverrides::default(), now).map_err(Error::Usage)?;
+    let target = Target { path: crate::datadir::CONTROL_PATH.into(), block: None, relation: None };
+    let precondition = current_precondition(dd, &target, "file", c.database_block_size as usize, c.blocks_per_segment);
+    let action = Action {
+        id: "A1".into(),
+        finding: "control-unreadable".into(),
+        kind: ActionKind::RebuildControl { guessed, wal_file: r.segment_name.clone(), moves: r.moves.clone(), time: now, sources },
+        target,
+        precondition,
+        effect: format!("GUESSED VALUES: pg_control rebuilt from what the directory shows (see sources), then WAL reset to {}", r.segment_name),
+        data_loss: "every transaction that only WAL held; settings in pg_control (wal_level, max_connections, ...) return to defaults; the guesses may be wrong: rehearse first".into(),
+        risk: Risk::High,
+    };
+    Ok(Plan {
+        format: FORMAT_VERSION,
+        tool: format!("pgsalvage {}", env!("CARGO_PKG_VERSION")),
+        created_at: chrono::DateTime::from_timestamp(now, 0).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        cluster: Cluster { system_identifier: c.system_identifier.to_string(), major: c.major.number(), pg_control_sha256: dd.read(crate::datadir::CONTROL_PATH).map(|b| sha256_hex(&b)).unwrap_or_default(), data_directory: dd.root().display().to_string() },
+        options: opts.clone(),
+        findings: vec![Answered { code: "control-unreadable".into(), title: "pg_control cannot be read".into(), actions: vec!["A1".into()], alternatives: vec![Alternative { action: "pg_resetwal -f with values guessed by hand".into(), loses: "the same, with worse guesses".into() }] }],
+        actions: vec![action],
+        not_repairable: vec![],
+    })
 }

@@ -224,9 +224,44 @@ pub struct DirEvidence {
     pub block_size: Option<u32>,
 }
 
+/// The values a rebuilt pg_control is made from (the deterministic parameters of a plan's
+/// rebuild action).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Guessed {
+    pub major: u32,
+    pub system_identifier: String,
+    pub timeline: u32,
+    pub wal_segment_size: u32,
+    pub wal_block_size: u32,
+    pub block_size: u32,
+    pub checksums: bool,
+    pub next_oid: u32,
+    pub next_xid: u32,
+    pub next_multixact_id: u32,
+    pub next_multi_offset: u32,
+}
+
 /// Rebuild a pg_control from guesses, as pg_resetwal's GuessControlValues, with better
 /// guesses from the directory (each in `sources`); then a reset makes it consistent.
 pub fn guess_control(major: crate::format::version::PgMajor, l: &Listing, e: &DirEvidence, now: i64) -> Result<(ControlFile, Vec<Sourced>), String> {
+    let (c, s, _) = guess(major, l, e, now)?;
+    Ok((c, s))
+}
+
+/// The ControlFile for guessed values.
+pub fn control_from(g: &Guessed, now: i64) -> Result<ControlFile, String> {
+    let major = crate::format::version::PgMajor::new(g.major).ok_or("unsupported major")?;
+    let sysid: u64 = g.system_identifier.parse().map_err(|_| "bad system identifier")?;
+    let e = DirEvidence { wal_header: Some((sysid, g.wal_segment_size, g.wal_block_size, g.timeline)), max_relfilenode: g.next_oid.saturating_sub(1), checksums: Some(g.checksums), block_size: Some(g.block_size) };
+    let (mut c, _, _) = guess(major, &Listing::default(), &e, now)?;
+    c.checkpoint.next_xid = FullXid::new(0, g.next_xid);
+    c.checkpoint.next_multixact_id = g.next_multixact_id;
+    c.checkpoint.next_multi_offset = g.next_multi_offset;
+    c.checkpoint.next_oid = g.next_oid;
+    Ok(c)
+}
+
+fn guess(major: crate::format::version::PgMajor, l: &Listing, e: &DirEvidence, now: i64) -> Result<(ControlFile, Vec<Sourced>, Guessed), String> {
     let mut s = Vec::new();
     let mut src = |f: &str, v: String, how: &str| s.push(Sourced { field: f.into(), value: v, source: how.into() });
     let (sysid, seg, wbs, tli) = e.wal_header.ok_or("no WAL segment with a readable long page header: the system identifier and segment size cannot be guessed")?;
@@ -306,7 +341,26 @@ pub fn guess_control(major: crate::format::version::PgMajor, l: &Listing, e: &Di
         mock_authentication_nonce: [0; crate::format::control::MOCK_AUTH_NONCE_LEN],
         crc: 0,
     };
-    Ok((c, s))
+    let g = Guessed {
+        major: n,
+        system_identifier: sysid.to_string(),
+        timeline: tli,
+        wal_segment_size: seg,
+        wal_block_size: wbs,
+        block_size: bs,
+        checksums,
+        next_oid,
+        next_xid,
+        next_multixact_id: next_multi,
+        next_multi_offset: next_off,
+    };
+    Ok((c, s, g))
+}
+
+/// The guessed values of a directory, as the plan records them.
+pub fn guessed_values(major: crate::format::version::PgMajor, l: &Listing, e: &DirEvidence) -> Result<(Guessed, Vec<Sourced>), String> {
+    let (_, s, g) = guess(major, l, e, 0)?;
+    Ok((g, s))
 }
 
 /// TOAST_MAX_CHUNK_SIZE (heaptoast.h): EXTERN_TUPLE_MAX_SIZE for four tuples per page, less
