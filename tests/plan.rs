@@ -133,10 +133,16 @@ fn xact_rebuilt_from_evidence_beats_zero_and_all_committed() {
     c.start();
     c.sql("create table t(i int, note text)");
     let mut truth: Vec<(u32, bool)> = Vec::new();
-    let mut run = |c: &Cluster, from: u32, to: u32, truth: &mut Vec<(u32, bool)>| {
+    let run = |c: &Cluster, from: u32, to: u32, truth: &mut Vec<(u32, bool)>| {
         for i in from..to {
             let commit = i % 3 != 0;
-            let xid: u64 = c.sql(&format!("begin; insert into t values ({i}, 'row {i}'); select txid_current(); {}", if commit { "commit;" } else { "rollback;" })).lines().find(|l| !l.is_empty()).unwrap().parse().unwrap();
+            let xid: u64 = c
+                .sql(&format!("begin; insert into t values ({i}, 'row {i}'); select txid_current(); {}", if commit { "commit;" } else { "rollback;" }))
+                .lines()
+                .find(|l| !l.is_empty())
+                .unwrap()
+                .parse()
+                .unwrap();
             truth.push((xid as u32, commit));
         }
     };

@@ -41,7 +41,11 @@ fn pgsalvage_reset(data: &Path, o: &ResetOverrides) -> String {
 
 fn controldata(data: &Path) -> Vec<String> {
     let out = run_ok(Command::new(PgBin::system_tool("pg_controldata")).arg(data).env("LC_ALL", "C"));
-    String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with("pg_control last modified") && !l.starts_with("Time of latest checkpoint")).map(str::to_string).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("pg_control last modified") && !l.starts_with("Time of latest checkpoint"))
+        .map(str::to_string)
+        .collect()
 }
 
 fn wal_files(data: &Path) -> Vec<String> {
@@ -68,13 +72,36 @@ fn differential(state: &str, segsize: Option<u32>, forced: bool) {
     let (x, oid, mnext, moff) = (cp.next_xid.xid() + 100, cp.next_oid + 1000, cp.next_multixact_id + 5, cp.next_multi_offset + 50);
     let wal_file = pgsalvage::format::wal::WalGeometry::new(ctl.bytes_per_wal_segment, 8192).unwrap().file_name(1, 0x50);
     let owned: Vec<String> = if forced {
-        vec!["-x".into(), x.to_string(), "-e".into(), "2".into(), "-o".into(), oid.to_string(), "-m".into(), format!("{mnext},{}", cp.oldest_multi_xid), "-O".into(), moff.to_string(), "-l".into(), wal_file.clone()]
+        vec![
+            "-x".into(),
+            x.to_string(),
+            "-e".into(),
+            "2".into(),
+            "-o".into(),
+            oid.to_string(),
+            "-m".into(),
+            format!("{mnext},{}", cp.oldest_multi_xid),
+            "-O".into(),
+            moff.to_string(),
+            "-l".into(),
+            wal_file.clone(),
+            "-c".into(),
+            format!("{},{}", x - 50, x - 10),
+        ]
     } else {
         vec![]
     };
     let args: Vec<&str> = owned.iter().map(|s| s.as_str()).collect();
     let o = if forced {
-        ResetOverrides { next_xid: Some(x), epoch: Some(2), next_oid: Some(oid), multixact: Some((mnext, cp.oldest_multi_xid)), multixact_offset: Some(moff), commit_ts: None, wal_file: Some(wal_file) }
+        ResetOverrides {
+            next_xid: Some(x),
+            epoch: Some(2),
+            next_oid: Some(oid),
+            multixact: Some((mnext, cp.oldest_multi_xid)),
+            multixact_offset: Some(moff),
+            commit_ts: Some((x - 50, x - 10)),
+            wal_file: Some(wal_file),
+        }
     } else {
         ResetOverrides::default()
     };
@@ -100,7 +127,10 @@ fn differential(state: &str, segsize: Option<u32>, forced: bool) {
     let dec = |d: &Path| {
         let ctl = ControlFile::parse(&std::fs::read(d.join("global/pg_control")).unwrap()).unwrap();
         let g = pgsalvage::format::wal::WalGeometry::new(ctl.bytes_per_wal_segment, 8192).unwrap();
-        let src = pgsalvage::format::wal::reader::MemorySource { first_segno: g.segno(ctl.checkpoint_lsn), segments: vec![std::fs::read(d.join("pg_wal").join(&seg)).unwrap()] };
+        let src = pgsalvage::format::wal::reader::MemorySource {
+            first_segno: g.segno(ctl.checkpoint_lsn),
+            segments: vec![std::fs::read(d.join("pg_wal").join(&seg)).unwrap()],
+        };
         let mut r = pgsalvage::format::wal::WalReader::new(src, ctl.major, g, Some(ctl.system_identifier));
         let rec = r.read_record(ctl.checkpoint_lsn, None).unwrap();
         let mut cp = pgsalvage::format::wal::decode_checkpoint(ctl.major, &rec.record).unwrap();
@@ -132,6 +162,10 @@ fn same_as_pg_resetwal_missing_redo_segment() {
     differential("missing-redo", Some(1), false);
 }
 #[test]
+fn same_as_pg_resetwal_clean_64mb_segments() {
+    differential("clean", Some(64), false);
+}
+#[test]
 fn same_as_pg_resetwal_forced_values() {
     differential("clean", None, true);
 }
@@ -160,7 +194,12 @@ fn every_major(major: u32) {
         assert!(out.status.success(), "PG{major} {t}: {}", String::from_utf8_lossy(&out.stderr));
     }
     if major <= 15 {
-        let out = Command::new(PgBin::system_tool("pg_dumpall")).arg("-h").arg(&c.sockdir).args(["-p", &c.port.to_string(), "-U", "postgres", "--no-sync", "-f", "/dev/null"]).output().unwrap();
+        let out = Command::new(PgBin::system_tool("pg_dumpall"))
+            .arg("-h")
+            .arg(&c.sockdir)
+            .args(["-p", &c.port.to_string(), "-U", "postgres", "--no-sync", "-f", "/dev/null"])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "PG{major}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
@@ -248,7 +287,18 @@ fn planned_rebuild(major: u32) {
     let p: pgsalvage::plan::Plan = serde_json::from_slice(&std::fs::read(work.path().join("p.json")).unwrap()).unwrap();
     let a = &p.actions[0];
     let pgsalvage::plan::ActionKind::RebuildControl { wal_file, moves, .. } = &a.kind else { panic!("{a:?}") };
-    let dummy = ControlFile::parse(&pgsalvage::plan::reset::control_from(&match &a.kind { pgsalvage::plan::ActionKind::RebuildControl { guessed, .. } => guessed.clone(), _ => unreachable!() }, 0).unwrap().encode()).unwrap();
+    let dummy = ControlFile::parse(
+        &pgsalvage::plan::reset::control_from(
+            &match &a.kind {
+                pgsalvage::plan::ActionKind::RebuildControl { guessed, .. } => guessed.clone(),
+                _ => unreachable!(),
+            },
+            0,
+        )
+        .unwrap()
+        .encode(),
+    )
+    .unwrap();
     let new = pgsalvage::plan::new_bytes(a, Some(&std::fs::read(c.data.join("global/pg_control")).unwrap()), &dummy).unwrap().unwrap();
     for m in moves {
         std::fs::remove_file(c.data.join(m)).unwrap();

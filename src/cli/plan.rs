@@ -84,14 +84,22 @@ pub fn run_review(a: &ReviewArgs) -> anyhow::Result<i32> {
     let text = std::fs::read(&a.plan).map_err(|e| pgsalvage::error::Error::io("read plan", &a.plan, e))?;
     let p: Plan = serde_json::from_slice(&text).map_err(|e| pgsalvage::error::Error::Usage(format!("{}: not a pgsalvage plan: {e}", a.plan.display())))?;
     if p.format != plan::FORMAT_VERSION {
-        return Err(pgsalvage::error::Error::Usage(format!("{}: plan format {} is not supported (this pgsalvage reads {})", a.plan.display(), p.format, plan::FORMAT_VERSION)).into());
+        return Err(pgsalvage::error::Error::Usage(format!(
+            "{}: plan format {} is not supported (this pgsalvage reads {})",
+            a.plan.display(),
+            p.format,
+            plan::FORMAT_VERSION
+        ))
+        .into());
     }
     let drift = match &a.pgdata {
         Some(d) => Some(plan::drift(&DataDir::open(d)?, &p)?),
         None => None,
     };
     if a.json {
-        json(&serde_json::json!({ "plan": p, "drift": drift.as_ref().map(|(same, d)| serde_json::json!({"pg_control_unchanged": same, "stale_actions": d})) }))?;
+        json(
+            &serde_json::json!({ "plan": p, "drift": drift.as_ref().map(|(same, d)| serde_json::json!({"pg_control_unchanged": same, "stale_actions": d})) }),
+        )?;
     } else {
         out(&render(&p, drift.as_ref()))?;
     }
@@ -100,14 +108,26 @@ pub fn run_review(a: &ReviewArgs) -> anyhow::Result<i32> {
 
 fn render(p: &Plan, drift: Option<&(bool, Vec<plan::Drift>)>) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "repair plan for cluster {} (PostgreSQL {}), {}, made {}", p.cluster.system_identifier, p.cluster.major, p.cluster.data_directory, p.created_at);
+    let _ = writeln!(
+        s,
+        "repair plan for cluster {} (PostgreSQL {}), {}, made {}",
+        p.cluster.system_identifier, p.cluster.major, p.cluster.data_directory, p.created_at
+    );
     for f in &p.findings {
         let _ = writeln!(s, "\n[{}] {}", f.code, f.title);
         for id in &f.actions {
             if let Some(a) = p.actions.iter().find(|a| &a.id == id) {
                 let kind = serde_json::to_value(&a.kind).ok().and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string)).unwrap_or_default();
                 let stale = drift.is_some_and(|(_, d)| d.iter().any(|x| &x.action == id));
-                let _ = writeln!(s, "  {id} {kind} on {}{}{}  [risk {:?}]{}", a.target.path, a.target.block.map(|b| format!(" block {b}")).unwrap_or_default(), a.target.relation.as_ref().map(|r| format!(" ({r})")).unwrap_or_default(), a.risk, if stale { "  STALE: the target changed since planning" } else { "" });
+                let _ = writeln!(
+                    s,
+                    "  {id} {kind} on {}{}{}  [risk {:?}]{}",
+                    a.target.path,
+                    a.target.block.map(|b| format!(" block {b}")).unwrap_or_default(),
+                    a.target.relation.as_ref().map(|r| format!(" ({r})")).unwrap_or_default(),
+                    a.risk,
+                    if stale { "  STALE: the target changed since planning" } else { "" }
+                );
                 let _ = writeln!(s, "     does: {}", a.effect);
                 let _ = writeln!(s, "     loses: {}", a.data_loss);
             }
@@ -123,7 +143,8 @@ fn render(p: &Plan, drift: Option<&(bool, Vec<plan::Drift>)>) -> String {
         }
     }
     if let Some((same, d)) = drift {
-        let _ = writeln!(s, "\ndrift check: {}", if d.is_empty() { "every precondition still holds".to_string() } else { format!("{} action(s) STALE", d.len()) });
+        let _ =
+            writeln!(s, "\ndrift check: {}", if d.is_empty() { "every precondition still holds".to_string() } else { format!("{} action(s) STALE", d.len()) });
         if !same {
             let _ = writeln!(s, "  note: pg_control changed since planning (the server ran, or the cluster was changed)");
         }

@@ -105,7 +105,9 @@ pub fn derive_header(page: &[u8]) -> Option<HeaderRebuild> {
         let b = page.get(at..at + 4)?;
         let it = ItemId::from_raw(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
         let ok = match it.flags {
-            LpFlags::Normal => it.off as usize >= at + 4 && it.off % 8 == 0 && it.off as usize + it.len as usize <= bs && it.len as usize >= SIZEOF_HEAP_TUPLE_HEADER,
+            LpFlags::Normal => {
+                it.off as usize >= at + 4 && it.off % 8 == 0 && it.off as usize + it.len as usize <= bs && it.len as usize >= SIZEOF_HEAP_TUPLE_HEADER
+            }
             LpFlags::Unused => it.off == 0 && it.len == 0 && !items.is_empty(),
             LpFlags::Dead => it.off as usize + it.len as usize <= bs,
             LpFlags::Redirect => it.len == 0 && it.off >= 1,
@@ -123,7 +125,11 @@ pub fn derive_header(page: &[u8]) -> Option<HeaderRebuild> {
         return None;
     }
     let lower = SIZE_OF_PAGE_HEADER + 4 * items.len();
-    let mut spans: Vec<(usize, usize)> = items.iter().filter(|i| matches!(i.flags, LpFlags::Normal) || (i.flags == LpFlags::Dead && i.len > 0)).map(|i| (i.off as usize, i.off as usize + i.len as usize)).collect();
+    let mut spans: Vec<(usize, usize)> = items
+        .iter()
+        .filter(|i| matches!(i.flags, LpFlags::Normal) || (i.flags == LpFlags::Dead && i.len > 0))
+        .map(|i| (i.off as usize, i.off as usize + i.len as usize))
+        .collect();
     spans.sort();
     if spans.windows(2).any(|w| w[0].1 > w[1].0) || spans.first().is_some_and(|s| s.0 < lower) {
         return None;

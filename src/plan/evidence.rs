@@ -53,7 +53,8 @@ pub fn synthesize(dd: &DataDir, c: &ControlFile, file: &str, a: Xid, b: Xid, hin
         return Err(format!("xids {a}..{b} are not all inside [oldestXID {oldest}, NextXID {next}): no pg_xact is planned outside it"));
     }
     let wal = wal_outcomes(dd, c, a, b);
-    let hinted: HashMap<Xid, bool> = hints.iter().filter(|(x, _)| x.wrapping_sub(a) <= b.wrapping_sub(a)).map(|(x, s)| (*x, *s == XactStatus::Committed)).collect();
+    let hinted: HashMap<Xid, bool> =
+        hints.iter().filter(|(x, _)| x.wrapping_sub(a) <= b.wrapping_sub(a)).map(|(x, s)| (*x, *s == XactStatus::Committed)).collect();
     let mut sources = XactSources::default();
     let mut committed: Vec<(Xid, Xid)> = Vec::new();
     let mut x = a;

@@ -207,7 +207,8 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
     let control = dd.read(crate::datadir::CONTROL_PATH)?;
     let files = dd.relation_files(&crate::check::version_dir(&c))?;
     // xids whose pg_xact pages are lost, for evidence.
-    let lost: Vec<(String, Xid, Xid)> = d.findings.iter().filter(|f| f.code == "xact-status-lost").filter_map(|f| Some((f.file.clone()?, f.xids?.0, f.xids?.1))).collect();
+    let lost: Vec<(String, Xid, Xid)> =
+        d.findings.iter().filter(|f| f.code == "xact-status-lost").filter_map(|f| Some((f.file.clone()?, f.xids?.0, f.xids?.1))).collect();
     let ranges: Vec<(Xid, Xid)> = lost.iter().map(|l| (l.1, l.2)).collect();
     let ts = tuples::scan(dd, &c, &files, &ranges);
     let mut by_page: BTreeMap<(String, u32), Vec<&tuples::TupleProblem>> = BTreeMap::new();
@@ -236,7 +237,10 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
         match f.code {
             "tuple-xid-never-assigned" | "tuple-xid-before-horizon" | "tuple-multixact-out-of-range" => {
                 let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
-                let offnums: Vec<u16> = by_page.get(&(file.clone(), block)).map(|v| v.iter().filter(|p| p.kind != tuples::TupleProblemKind::PointerInvalid).map(|p| p.offnum).collect()).unwrap_or_default();
+                let offnums: Vec<u16> = by_page
+                    .get(&(file.clone(), block))
+                    .map(|v| v.iter().filter(|p| p.kind != tuples::TupleProblemKind::PointerInvalid).map(|p| p.offnum).collect())
+                    .unwrap_or_default();
                 if offnums.is_empty() {
                     continue;
                 }
@@ -247,19 +251,52 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 if dd.path(&vm).exists() {
                     let vblk = bytes::vm_block_of(block, bs);
                     if block_bytes(dd, &vm, vblk, bs, bps).is_some() {
-                        ids.push(push(&mut actions, f.code, ActionKind::ClearVisibilityMap { heap_block: block }, target(&vm, Some(vblk)), "block", format!("heap block {block} no longer marked all-visible/all-frozen; the next VACUUM sets it again"), "nothing".into(), Risk::Low));
+                        ids.push(push(
+                            &mut actions,
+                            f.code,
+                            ActionKind::ClearVisibilityMap { heap_block: block },
+                            target(&vm, Some(vblk)),
+                            "block",
+                            format!("heap block {block} no longer marked all-visible/all-frozen; the next VACUUM sets it again"),
+                            "nothing".into(),
+                            Risk::Low,
+                        ));
                     }
                 }
             }
-            "tuple-pointer-invalid" => refuse("broken line pointers: emptying the page (page repair) is the only repair built so far; rerun plan after fixing the page header findings".into()),
+            "tuple-pointer-invalid" => refuse(
+                "broken line pointers: emptying the page (page repair) is the only repair built so far; rerun plan after fixing the page header findings"
+                    .into(),
+            ),
             "page-invalid" => {
                 let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
                 let Some(page) = block_bytes(dd, file, block, bs, bps) else { continue };
                 if let Some(h) = bytes::derive_header(&page) {
-                    ids.push(push(&mut actions, f.code, ActionKind::RebuildPageHeader { header: h }, target(file, Some(block)), "block", format!("page header rewritten from the line pointers and tuples (pd_lower {}, pd_upper {}, pd_special {}); the page is readable again", h.lower, h.upper, h.special), format!("nothing: all {} rows kept", h.rows), Risk::Medium));
+                    ids.push(push(
+                        &mut actions,
+                        f.code,
+                        ActionKind::RebuildPageHeader { header: h },
+                        target(file, Some(block)),
+                        "block",
+                        format!(
+                            "page header rewritten from the line pointers and tuples (pd_lower {}, pd_upper {}, pd_special {}); the page is readable again",
+                            h.lower, h.upper, h.special
+                        ),
+                        format!("nothing: all {} rows kept", h.rows),
+                        Risk::Medium,
+                    ));
                 } else if opts.zero_pages {
                     let rows = tuples::rows_on_page(&page).map(|r| r as u32);
-                    ids.push(push(&mut actions, f.code, ActionKind::ZeroPage { rows }, target(file, Some(block)), "block", "the page is replaced by an empty one (the server accepts all-zero pages); its bytes are kept as a salvage file".into(), format!("{} rows on the page", rows.map(|r| r.to_string()).unwrap_or_else(|| "all".into())), Risk::High));
+                    ids.push(push(
+                        &mut actions,
+                        f.code,
+                        ActionKind::ZeroPage { rows },
+                        target(file, Some(block)),
+                        "block",
+                        "the page is replaced by an empty one (the server accepts all-zero pages); its bytes are kept as a salvage file".into(),
+                        format!("{} rows on the page", rows.map(|r| r.to_string()).unwrap_or_else(|| "all".into())),
+                        Risk::High,
+                    ));
                 } else {
                     refuse("the line pointers are not consistent enough to rebuild the header, and --no-zero-pages forbids emptying the page".into());
                 }
@@ -269,7 +306,16 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 if opts.accept_checksum_failures {
                     let Some(page) = block_bytes(dd, file, block, bs, bps) else { continue };
                     let checksum = crate::format::checksum::page_checksum(&page, block);
-                    ids.push(push(&mut actions, f.code, ActionKind::AcceptChecksum { checksum }, target(file, Some(block)), "block", "the checksum of the page's current content is stored: the server reads it again".into(), "nothing, but THE CONTENT MAY BE WRONG: whatever changed the bytes is now accepted".into(), Risk::High));
+                    ids.push(push(
+                        &mut actions,
+                        f.code,
+                        ActionKind::AcceptChecksum { checksum },
+                        target(file, Some(block)),
+                        "block",
+                        "the checksum of the page's current content is stored: the server reads it again".into(),
+                        "nothing, but THE CONTENT MAY BE WRONG: whatever changed the bytes is now accepted".into(),
+                        Risk::High,
+                    ));
                 } else {
                     refuse("the page structure is sound; rewriting its checksum accepts content that may be wrong, so it is an explicit opt-in (--accept-checksum-failures); read the rows with ignore_checksum_failure=on first".into());
                 }
@@ -289,22 +335,55 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                                 _ => "rows of committed transactions without evidence may vanish",
                             }
                         );
-                        let effect = format!("{file} {desc}: {} statuses from commit/abort records in WAL, {} from hint bits, {} from the policy", sources.from_wal, sources.from_hint_bits, sources.from_policy);
+                        let effect = format!(
+                            "{file} {desc}: {} statuses from commit/abort records in WAL, {} from hint bits, {} from the policy",
+                            sources.from_wal, sources.from_hint_bits, sources.from_policy
+                        );
                         ids.push(push(&mut actions, f.code, kind, target(file, None), scope, effect, loss, Risk::Medium));
                     }
                     Err(e) => refuse(e),
                 }
             }
             "not-corruption-wal-disk-full" => match &opts.wal_dir {
-                Some(to) => ids.push(push(&mut actions, f.code, ActionKind::RelocateWal { to: to.clone() }, target(crate::datadir::WAL_DIR, None), "file", format!("pg_wal's segments move to {to}; pg_wal becomes a symbolic link; recovery finishes there"), "nothing".into(), Risk::Low)),
-                None => refuse("make room on pg_wal's file system by hand, or pass --wal-dir DIR (a directory on a file system with room) to plan moving pg_wal there".into()),
+                Some(to) => ids.push(push(
+                    &mut actions,
+                    f.code,
+                    ActionKind::RelocateWal { to: to.clone() },
+                    target(crate::datadir::WAL_DIR, None),
+                    "file",
+                    format!("pg_wal's segments move to {to}; pg_wal becomes a symbolic link; recovery finishes there"),
+                    "nothing".into(),
+                    Risk::Low,
+                )),
+                None => refuse(
+                    "make room on pg_wal's file system by hand, or pass --wal-dir DIR (a directory on a file system with room) to plan moving pg_wal there"
+                        .into(),
+                ),
             },
             "postmaster-pid-stale" => {
-                ids.push(push(&mut actions, f.code, ActionKind::MoveAside, target("postmaster.pid", None), "file", "postmaster.pid moves to the rollback store".into(), "nothing".into(), Risk::Low));
+                ids.push(push(
+                    &mut actions,
+                    f.code,
+                    ActionKind::MoveAside,
+                    target("postmaster.pid", None),
+                    "file",
+                    "postmaster.pid moves to the rollback store".into(),
+                    "nothing".into(),
+                    Risk::Low,
+                ));
             }
             "wal-foreign-file" => {
                 let Some(file) = &f.file else { continue };
-                ids.push(push(&mut actions, f.code, ActionKind::MoveAside, target(file, None), "file", format!("{file} moves to the rollback store; recovery no longer meets it"), "nothing".into(), Risk::Low));
+                ids.push(push(
+                    &mut actions,
+                    f.code,
+                    ActionKind::MoveAside,
+                    target(file, None),
+                    "file",
+                    format!("{file} moves to the rollback store; recovery no longer meets it"),
+                    "nothing".into(),
+                    Risk::Low,
+                ));
             }
             "wal-lost" | "wal-checkpoint-unreadable" if opts.reset_wal => {
                 if actions.iter().any(|a| matches!(a.kind, ActionKind::ResetWal { .. })) {
@@ -318,7 +397,8 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     multi_offsets: dd.list("pg_multixact/offsets")?,
                     multi_members: dd.list("pg_multixact/members")?,
                 };
-                let r = reset::compute(&c, &listing, &reset::ResetOverrides::default(), now).map_err(|e| Error::Usage(format!("cannot plan a WAL reset: {e}")))?;
+                let r =
+                    reset::compute(&c, &listing, &reset::ResetOverrides::default(), now).map_err(|e| Error::Usage(format!("cannot plan a WAL reset: {e}")))?;
                 let cp = &r.control.checkpoint;
                 // Only what differs from pg_control is an override: the rest is read from it again.
                 let guessed = |f: &str| r.sources.iter().any(|s| s.field == f && s.source != "pg_control");
@@ -330,14 +410,18 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 };
                 let lost = d.findings.iter().filter_map(|f| (f.code == "wal-lost").then_some(f.lsn).flatten()).min();
                 let loss = match lost {
-                    Some(l) => format!("every transaction whose WAL is at or after {l} (it never reaches the data files), and consistency between pages written after it"),
+                    Some(l) => format!(
+                        "every transaction whose WAL is at or after {l} (it never reaches the data files), and consistency between pages written after it"
+                    ),
                     None => "the transactions after the latest checkpoint that only WAL holds".into(),
                 };
                 let effect = format!("pg_control rewritten as pg_resetwal does (state shut down, checkpoint at the start of {}, NextXID {}:{}), {} written with a shutdown checkpoint, {} files moved out of pg_wal", r.segment_name, cp.next_xid.epoch(), cp.next_xid.xid(), r.segment_name, r.moves.len());
                 let kind = ActionKind::ResetWal { overrides, wal_file: r.segment_name.clone(), moves: r.moves.clone(), time: now, sources: r.sources.clone() };
                 ids.push(push(&mut actions, f.code, kind, target(crate::datadir::CONTROL_PATH, None), "file", effect, loss, Risk::High));
             }
-            "wal-lost" | "wal-checkpoint-unreadable" => refuse("needs a WAL reset (--reset-wal); put the missing WAL back first if it exists anywhere: that loses nothing".into()),
+            "wal-lost" | "wal-checkpoint-unreadable" => {
+                refuse("needs a WAL reset (--reset-wal); put the missing WAL back first if it exists anywhere: that loses nothing".into())
+            }
             "control-unreadable" | "control-crc-mismatch" => refuse("rebuilding pg_control from guesses is not built yet (issue [6/9])".into()),
             other => refuse(format!("no repair is built for {other} yet")),
         }
@@ -349,7 +433,12 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
         format: FORMAT_VERSION,
         tool: format!("pgsalvage {}", env!("CARGO_PKG_VERSION")),
         created_at: chrono::DateTime::from_timestamp(now, 0).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        cluster: Cluster { system_identifier: c.system_identifier.to_string(), major: c.major.number(), pg_control_sha256: sha256_hex(&control), data_directory: dd.root().display().to_string() },
+        cluster: Cluster {
+            system_identifier: c.system_identifier.to_string(),
+            major: c.major.number(),
+            pg_control_sha256: sha256_hex(&control),
+            data_directory: dd.root().display().to_string(),
+        },
         options: opts.clone(),
         findings: answered,
         actions,
@@ -381,7 +470,13 @@ pub fn drift(dd: &DataDir, p: &Plan) -> Result<(bool, Vec<Drift>)> {
     for a in &p.actions {
         let now = current_precondition(dd, &a.target, &a.precondition.scope, c.database_block_size as usize, c.blocks_per_segment);
         if now.sha256 != a.precondition.sha256 {
-            out.push(Drift { action: a.id.clone(), path: a.target.path.clone(), block: a.target.block, planned: a.precondition.sha256.clone(), now: now.sha256 });
+            out.push(Drift {
+                action: a.id.clone(),
+                path: a.target.path.clone(),
+                block: a.target.block,
+                planned: a.precondition.sha256.clone(),
+                now: now.sha256,
+            });
         }
     }
     Ok((same_control, out))
@@ -390,7 +485,10 @@ pub fn drift(dd: &DataDir, p: &Plan) -> Result<(bool, Vec<Drift>)> {
 /// Refuse planning while a server runs.
 pub fn ensure_stopped(dd: &DataDir) -> Result<()> {
     if let Postmaster::Alive { pid } = dd.postmaster() {
-        return Err(Error::Refused { message: format!("a postmaster (pid {pid}) is running on {}", dd.root().display()), hint: "stop the server first (pg_ctl stop -m fast)".into() });
+        return Err(Error::Refused {
+            message: format!("a postmaster (pid {pid}) is running on {}", dd.root().display()),
+            hint: "stop the server first (pg_ctl stop -m fast)".into(),
+        });
     }
     Ok(())
 }
@@ -403,7 +501,6 @@ pub fn xact_pages_needed(g: &ClogGeometry, segno: u32, last_xid: Xid) -> u32 {
         SLRU_PAGES_PER_SEGMENT
     }
 }
-
 
 /// The new bytes of a block or file action, from the target's current bytes (the block,
 /// or the whole file; None when absent) and the action's parameters. File moves
@@ -494,7 +591,8 @@ pub fn rebuild_control(dd: &DataDir) -> Result<(crate::format::control::ControlF
             }
         }
     }
-    reset::guess_control(major, &l, &e, chrono::Utc::now().timestamp()).map_err(|m| Error::Refused { message: m, hint: "put any WAL segment of this cluster back into pg_wal".into() })
+    reset::guess_control(major, &l, &e, chrono::Utc::now().timestamp())
+        .map_err(|m| Error::Refused { message: m, hint: "put any WAL segment of this cluster back into pg_wal".into() })
 }
 
 /// Plan for a data directory whose pg_control cannot be read: rebuild it from guesses
@@ -502,14 +600,21 @@ pub fn rebuild_control(dd: &DataDir) -> Result<(crate::format::control::ControlF
 fn plan_rebuild(dd: &DataDir, opts: &PlanOptions, now: i64) -> Result<Plan> {
     let (c, sources) = rebuild_control(dd)?;
     let (guessed, _) = {
-        let l = reset::Listing { wal: vec![], archive_status: vec![], summaries: vec![], xact: dd.list("pg_xact")?, multi_offsets: dd.list("pg_multixact/offsets")?, multi_members: dd.list("pg_multixact/members")? };
+        let l = reset::Listing {
+            wal: vec![],
+            archive_status: vec![],
+            summaries: vec![],
+            xact: dd.list("pg_xact")?,
+            multi_offsets: dd.list("pg_multixact/offsets")?,
+            multi_members: dd.list("pg_multixact/members")?,
+        };
         let e = reset::DirEvidence {
             wal_header: Some((c.system_identifier, c.bytes_per_wal_segment, c.wal_block_size, c.checkpoint.timeline_id)),
             max_relfilenode: c.checkpoint.next_oid.saturating_sub(1),
             checksums: Some(c.data_page_checksum_version > 0),
             block_size: Some(c.database_block_size),
         };
-        reset::guessed_values(c.major, &l, &e).map_err(|m| Error::Usage(m))?
+        reset::guessed_values(c.major, &l, &e).map_err(Error::Usage)?
     };
     let listing = reset::Listing {
         wal: dd.list("pg_wal")?.into_iter().filter(|n| n != "archive_status" && n != "summaries").collect(),
@@ -534,9 +639,19 @@ fn plan_rebuild(dd: &DataDir, opts: &PlanOptions, now: i64) -> Result<Plan> {
         format: FORMAT_VERSION,
         tool: format!("pgsalvage {}", env!("CARGO_PKG_VERSION")),
         created_at: chrono::DateTime::from_timestamp(now, 0).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        cluster: Cluster { system_identifier: c.system_identifier.to_string(), major: c.major.number(), pg_control_sha256: dd.read(crate::datadir::CONTROL_PATH).map(|b| sha256_hex(&b)).unwrap_or_default(), data_directory: dd.root().display().to_string() },
+        cluster: Cluster {
+            system_identifier: c.system_identifier.to_string(),
+            major: c.major.number(),
+            pg_control_sha256: dd.read(crate::datadir::CONTROL_PATH).map(|b| sha256_hex(&b)).unwrap_or_default(),
+            data_directory: dd.root().display().to_string(),
+        },
         options: opts.clone(),
-        findings: vec![Answered { code: "control-unreadable".into(), title: "pg_control cannot be read".into(), actions: vec!["A1".into()], alternatives: vec![Alternative { action: "pg_resetwal -f with values guessed by hand".into(), loses: "the same, with worse guesses".into() }] }],
+        findings: vec![Answered {
+            code: "control-unreadable".into(),
+            title: "pg_control cannot be read".into(),
+            actions: vec!["A1".into()],
+            alternatives: vec![Alternative { action: "pg_resetwal -f with values guessed by hand".into(), loses: "the same, with worse guesses".into() }],
+        }],
         actions: vec![action],
         not_repairable: vec![],
     })

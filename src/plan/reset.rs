@@ -252,7 +252,12 @@ pub fn guess_control(major: crate::format::version::PgMajor, l: &Listing, e: &Di
 pub fn control_from(g: &Guessed, now: i64) -> Result<ControlFile, String> {
     let major = crate::format::version::PgMajor::new(g.major).ok_or("unsupported major")?;
     let sysid: u64 = g.system_identifier.parse().map_err(|_| "bad system identifier")?;
-    let e = DirEvidence { wal_header: Some((sysid, g.wal_segment_size, g.wal_block_size, g.timeline)), max_relfilenode: g.next_oid.saturating_sub(1), checksums: Some(g.checksums), block_size: Some(g.block_size) };
+    let e = DirEvidence {
+        wal_header: Some((sysid, g.wal_segment_size, g.wal_block_size, g.timeline)),
+        max_relfilenode: g.next_oid.saturating_sub(1),
+        checksums: Some(g.checksums),
+        block_size: Some(g.block_size),
+    };
     let (mut c, _, _) = guess(major, &Listing::default(), &e, now)?;
     c.checkpoint.next_xid = FullXid::new(0, g.next_xid);
     c.checkpoint.next_multixact_id = g.next_multixact_id;
@@ -264,14 +269,19 @@ pub fn control_from(g: &Guessed, now: i64) -> Result<ControlFile, String> {
 fn guess(major: crate::format::version::PgMajor, l: &Listing, e: &DirEvidence, now: i64) -> Result<(ControlFile, Vec<Sourced>, Guessed), String> {
     let mut s = Vec::new();
     let mut src = |f: &str, v: String, how: &str| s.push(Sourced { field: f.into(), value: v, source: how.into() });
-    let (sysid, seg, wbs, tli) = e.wal_header.ok_or("no WAL segment with a readable long page header: the system identifier and segment size cannot be guessed")?;
+    let (sysid, seg, wbs, tli) =
+        e.wal_header.ok_or("no WAL segment with a readable long page header: the system identifier and segment size cannot be guessed")?;
     src("system_identifier", sysid.to_string(), "a WAL segment's long page header");
     src("bytes_per_wal_segment", seg.to_string(), "a WAL segment's long page header");
     src("timeline", tli.to_string(), "the highest timeline in WAL file names");
     let bs = e.block_size.unwrap_or(8192);
     src("database_block_size", bs.to_string(), if e.block_size.is_some() { "page headers of relation files" } else { "default" });
     let checksums = e.checksums.unwrap_or(false);
-    src("data_page_checksum_version", (checksums as u32).to_string(), if e.checksums.is_some() { "page checksums verified on relation files" } else { "default (off)" });
+    src(
+        "data_page_checksum_version",
+        (checksums as u32).to_string(),
+        if e.checksums.is_some() { "page checksums verified on relation files" } else { "default (off)" },
+    );
     let next_oid = (e.max_relfilenode.max(16383)).saturating_add(1);
     src("next_oid", next_oid.to_string(), "one past the highest relfilenode on disk");
     let next_xid = highest_slru(&l.xact).map(|h| ((h as u64 + 1) * 1_048_576).min(u32::MAX as u64) as u32).unwrap_or(3);
