@@ -158,6 +158,13 @@ fn incident_disk_full_during_crash_recovery() {
     assert!(state["title"].as_str().unwrap().contains("in crash recovery"), "{state}");
     let human = String::from_utf8_lossy(&pgsalvage().args(["diagnose", "--log"]).arg(&c.log).arg("-D").arg(&c.data).output().unwrap().stdout).into_owned();
     std::fs::write(repo_root().join("target/diagnose-disk-full.txt"), &human).unwrap();
+    // The plan moves pg_wal when given a place with room, and never resets WAL for this.
+    let plan_file = c.scratch.path().join("plan.json");
+    let out = pgsalvage().args(["plan", "--reset-wal", "--wal-dir", "/var/lib/roomy"]).arg("-D").arg(&c.data).arg("-o").arg(&plan_file).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let p: Value = serde_json::from_slice(&std::fs::read(&plan_file).unwrap()).unwrap();
+    let kinds: Vec<&str> = p["actions"].as_array().unwrap().iter().map(|a| a["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"relocate-wal") && !kinds.contains(&"reset-wal"), "{kinds:?}");
     // Making room is the whole fix: the server recovers and nothing is lost.
     std::fs::remove_file(mnt.join("filler")).unwrap();
     c.start();
