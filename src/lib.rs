@@ -8,6 +8,7 @@
 //!
 //! The CLI (`src/cli`, binary only) is a thin clap layer over these.
 
+pub mod apply;
 pub mod catalog;
 pub mod check;
 pub mod datadir;

@@ -4,6 +4,7 @@
 //! 0 success, nothing wrong found; 1 damage or problems found; 2 usage error;
 //! 3 refused for safety; 4 operational error (cannot read, not a data directory).
 
+mod apply;
 mod check;
 mod diagnose;
 mod inspect;
@@ -50,6 +51,12 @@ enum Command {
     Plan(plan::PlanArgs),
     /// Show a plan for a second pair of eyes; with -D, check every precondition still holds
     Review(plan::ReviewArgs),
+    /// Carry out a reviewed plan with an undo-first journal and a rollback store
+    Apply(apply::ApplyArgs),
+    /// Undo an apply byte-exactly from its rollback store (also finishes an interrupted one)
+    Rollback(apply::RollbackArgs),
+    /// Every apply and rollback on this cluster, and whether the files are still as left
+    Audit(apply::AuditArgs),
     /// Keep the exact bytes of a data directory before touching it: create, verify, list, restore
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
@@ -69,6 +76,9 @@ pub fn run() -> i32 {
         Command::Snapshot(c) => snapshot::run(c),
         Command::Diagnose(a) => diagnose::run(&a),
         Command::Plan(a) => plan::run_plan(&a),
+        Command::Apply(a) => apply::run_apply(&a),
+        Command::Rollback(a) => apply::run_rollback(&a),
+        Command::Audit(a) => apply::run_audit(&a),
         Command::Review(a) => plan::run_review(&a),
     };
     match result {

@@ -1,0 +1,479 @@
+//! `apply` and `rollback`: the plan's actions carried out with an undo-first journal.
+//!
+//! For each change: the original bytes (the block, or the whole file) are copied into the
+//! rollback store and fsynced, then a journal record naming them is appended and fsynced,
+//! and only then is the data directory touched; after the change the target is fsynced and
+//! its after-hash journaled. Files a plan removes are moved into the store, never deleted.
+//! Whatever stops an apply, `rollback` restores every started step from the store.
+//! The store and the journal are 0700/0600, outside the data directory.
+
+use crate::datadir::{DataDir, Postmaster};
+use crate::error::{Error, Result};
+use crate::plan::{self, ActionKind, Plan};
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+pub const HISTORY_FILE: &str = "pgsalvage.history";
+pub const JOURNAL: &str = "journal.jsonl";
+
+/// One journal line.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "record", rename_all = "kebab-case")]
+pub enum Record {
+    Begin {
+        operation: String,
+        plan_sha256: String,
+        data_directory: String,
+        time: String,
+    },
+    /// The original is safe in the store; the change may start.
+    Saved {
+        step: u32,
+        action: String,
+        path: String,
+        offset: Option<u64>,
+        len: Option<u64>,
+        saved: Option<String>,
+        before_sha256: Option<String>,
+        mode: Option<u32>,
+        /// The file's modification time before the change (seconds, nanoseconds).
+        #[serde(default)]
+        mtime: Option<(i64, i64)>,
+    },
+    /// The change is done and durable.
+    Done {
+        step: u32,
+        after_sha256: Option<String>,
+    },
+    Commit {
+        time: String,
+    },
+    RolledBack {
+        time: String,
+    },
+}
+
+/// One line of the history file in the data directory.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct History {
+    pub event: String,
+    pub operation: String,
+    pub time: String,
+    pub user: String,
+    pub host: String,
+    pub tool: String,
+    pub plan_sha256: String,
+    pub store: String,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn io<'a>(op: &'static str, p: &'a Path) -> impl Fn(std::io::Error) -> Error + 'a {
+    move |e| Error::io(op, p, e)
+}
+
+struct Journal {
+    file: File,
+    path: PathBuf,
+    steps: u32,
+}
+
+impl Journal {
+    fn append(&mut self, r: &Record) -> Result<()> {
+        let mut line = serde_json::to_vec(r).map_err(|e| Error::Usage(e.to_string()))?;
+        line.push(b'\n');
+        self.file.write_all(&line).and_then(|_| self.file.sync_all()).map_err(io("write journal", &self.path))?;
+        self.steps += 1;
+        // Fault injection for the tests: stop dead after the k-th journal record.
+        if let Ok(k) = std::env::var("PGSALVAGE_TEST_ABORT_AFTER_RECORD") {
+            if k.parse::<u32>().ok() == Some(self.steps) {
+                std::process::abort();
+            }
+        }
+        Ok(())
+    }
+}
+
+fn fsync_path(p: &Path) -> Result<()> {
+    File::open(p).and_then(|f| f.sync_all()).map_err(io("fsync", p))
+}
+
+fn mtime_of(p: &Path) -> Option<(i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(p).ok().map(|m| (m.mtime(), m.mtime_nsec()))
+}
+
+fn set_mtime(p: &Path, t: Option<(i64, i64)>) -> Result<()> {
+    if let Some((s, ns)) = t {
+        let ts = nix::sys::time::TimeSpec::new(s, ns);
+        nix::sys::stat::utimensat(None, p, &ts, &ts, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
+            .map_err(|e| Error::io("set times", p, std::io::Error::from(e)))?;
+    }
+    Ok(())
+}
+
+fn sha(b: &[u8]) -> String {
+    plan::sha256_hex(b)
+}
+
+/// Where an operation's rollback store goes by default: beside the data directory.
+pub fn default_store_root(dd: &DataDir) -> PathBuf {
+    let root = dd.root();
+    let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
+    root.parent().unwrap_or(Path::new("/")).join(format!("{name}.pgsalvage-rollback"))
+}
+
+/// An exclusive lock on the data directory (flock on the directory itself: nothing created).
+pub struct Lock(#[allow(dead_code)] nix::fcntl::Flock<File>);
+
+pub fn lock(dd: &DataDir) -> Result<Lock> {
+    let f = File::open(dd.root()).map_err(io("open", dd.root()))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).map(Lock).map_err(|_| Error::Refused {
+        message: format!("another pgsalvage apply or rollback is working on {}", dd.root().display()),
+        hint: "wait for it to finish; if none runs, the lock went with its process and this cannot happen".into(),
+    })
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ApplyOptions {
+    pub store_root: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Applied {
+    pub operation: String,
+    pub store: String,
+    pub steps: u32,
+}
+
+/// Carry out a plan. The caller has checked confirmation and the snapshot.
+pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> Result<Applied> {
+    if let Postmaster::Alive { pid } = dd.postmaster() {
+        return Err(Error::Refused {
+            message: format!("a postmaster (pid {pid}) is running on {}", dd.root().display()),
+            hint: "stop the server first (pg_ctl stop -m fast)".into(),
+        });
+    }
+    let _lock = lock(dd)?;
+    let (same_control, drift) = plan::drift(dd, p)?;
+    if !drift.is_empty() || !same_control {
+        return Err(Error::Refused {
+            message: format!(
+                "the data directory changed since the plan was made: {} action(s) stale{}",
+                drift.len(),
+                if same_control { "" } else { ", pg_control differs" }
+            ),
+            hint: "run `pgsalvage review PLAN -D DATADIR` to see which, then make a new plan".into(),
+        });
+    }
+    if let Some(a) = p.actions.iter().find(|a| matches!(a.kind, ActionKind::RelocateWal { .. })) {
+        return Err(Error::Refused {
+            message: format!("action {} (relocate-wal) cannot be applied by this version", a.id),
+            hint: "make room on pg_wal's file system by hand, or plan without --wal-dir".into(),
+        });
+    }
+    let (c, _, _) = dd.control().map_err(|_| ()).or_else(|_| {
+        // A rebuild plan: the control file is unreadable by definition.
+        p.actions
+            .iter()
+            .find_map(|a| match &a.kind {
+                ActionKind::RebuildControl { guessed, time, .. } => {
+                    plan::reset::control_from(guessed, *time).ok().map(|c| (c, crate::format::control::CrcCheck { stored: 0, computed: 0, offset: 0 }, 0))
+                }
+                _ => None,
+            })
+            .ok_or_else(|| Error::Usage("pg_control unreadable and the plan does not rebuild it".into()))
+    })?;
+    let operation = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), std::process::id());
+    let store_root = opts.store_root.clone().unwrap_or_else(|| default_store_root(dd));
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(&store_root).map_err(io("create rollback store", &store_root))?;
+    let store = store_root.join(&operation);
+    fs::DirBuilder::new().mode(0o700).create(&store).map_err(io("create rollback store", &store))?;
+    let jpath = store.join(JOURNAL);
+    let jfile = OpenOptions::new().append(true).create_new(true).mode(0o600).open(&jpath).map_err(io("create journal", &jpath))?;
+    let mut j = Journal { file: jfile, path: jpath, steps: 0 };
+    fsync_path(&store_root)?;
+    let plan_sha = sha(plan_bytes);
+    // The plan itself goes into the store, so that a rollback knows what was done.
+    crate::fsx::write_new_file(&store.join("plan.json"), plan_bytes, 0o600)?;
+    // History first: a rollback must find the store even if we stop right after this.
+    append_history(dd, "apply-started", &operation, &plan_sha, &store)?;
+    j.append(&Record::Begin { operation: operation.clone(), plan_sha256: plan_sha.clone(), data_directory: dd.root().display().to_string(), time: now() })?;
+    let bs = c.database_block_size as u64;
+    let mut step = 0u32;
+    for a in &p.actions {
+        match (&a.kind, a.target.block) {
+            (ActionKind::MoveAside, _) => {
+                step += 1;
+                move_into_store(dd, &mut j, step, &a.id, &a.target.path, &store)?;
+            }
+            (ActionKind::ResetWal { wal_file, moves, .. }, _) | (ActionKind::RebuildControl { wal_file, moves, .. }, _) => {
+                for m in moves {
+                    step += 1;
+                    move_into_store(dd, &mut j, step, &a.id, m, &store)?;
+                }
+                let old = dd.read(crate::datadir::CONTROL_PATH).ok();
+                let new = plan::new_bytes(a, old.as_deref(), &c).map_err(|e| Error::Usage(format!("action {}: {e}", a.id)))?.unwrap_or_default();
+                step += 1;
+                replace_file(dd, &mut j, step, &a.id, crate::datadir::CONTROL_PATH, &new, &store)?;
+                let seg = plan::reset::segment_bytes(&crate::format::control::ControlFile::parse(&new).map_err(|e| Error::Usage(e.to_string()))?);
+                step += 1;
+                replace_file(dd, &mut j, step, &a.id, &format!("pg_wal/{wal_file}"), &seg, &store)?;
+            }
+            (_, Some(block)) => {
+                step += 1;
+                let path = dd.path(&a.target.path);
+                let offset = (block % c.blocks_per_segment) as u64 * bs;
+                let f = OpenOptions::new().read(true).write(true).open(&path).map_err(io("open", &path))?;
+                let mut old = vec![0u8; bs as usize];
+                f.read_exact_at(&mut old, offset).map_err(io("read", &path))?;
+                let saved = format!("orig/{step}-{}.bin", a.id);
+                save(&store, &saved, &old)?;
+                j.append(&Record::Saved {
+                    step,
+                    action: a.id.clone(),
+                    path: a.target.path.clone(),
+                    offset: Some(offset),
+                    len: Some(bs),
+                    saved: Some(saved),
+                    before_sha256: Some(sha(&old)),
+                    mode: None,
+                    mtime: mtime_of(&path),
+                })?;
+                let new = plan::new_bytes(a, Some(&old), &c).map_err(|e| Error::Usage(format!("action {}: {e}", a.id)))?.unwrap_or(old);
+                f.write_all_at(&new, offset).and_then(|_| f.sync_all()).map_err(io("write", &path))?;
+                j.append(&Record::Done { step, after_sha256: Some(sha(&new)) })?;
+            }
+            (_, None) => {
+                let old = dd.read(&a.target.path).ok();
+                let new = plan::new_bytes(a, old.as_deref(), &c).map_err(|e| Error::Usage(format!("action {}: {e}", a.id)))?;
+                if let Some(new) = new {
+                    step += 1;
+                    replace_file(dd, &mut j, step, &a.id, &a.target.path, &new, &store)?;
+                }
+            }
+        }
+    }
+    j.append(&Record::Commit { time: now() })?;
+    append_history(dd, "apply", &operation, &plan_sha, &store)?;
+    Ok(Applied { operation, store: store.display().to_string(), steps: step })
+}
+
+fn save(store: &Path, rel: &str, bytes: &[u8]) -> Result<()> {
+    let p = store.join(rel);
+    if let Some(d) = p.parent() {
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(d).map_err(io("create", d))?;
+    }
+    crate::fsx::write_new_file(&p, bytes, 0o600)
+}
+
+/// Replace (or create) a whole file: the original saved first, then temp + rename + fsync.
+fn replace_file(dd: &DataDir, j: &mut Journal, step: u32, action: &str, rel: &str, new: &[u8], store: &Path) -> Result<()> {
+    let path = dd.path(rel);
+    let old = fs::read(&path).ok();
+    let mode = fs::metadata(&path).ok().map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
+    let saved = match &old {
+        Some(b) => {
+            let s = format!("orig/{step}-{action}.bin");
+            save(store, &s, b)?;
+            Some(s)
+        }
+        None => None,
+    };
+    j.append(&Record::Saved {
+        step,
+        action: action.into(),
+        path: rel.into(),
+        offset: None,
+        len: None,
+        saved,
+        before_sha256: old.as_ref().map(|b| sha(b)),
+        mode,
+        mtime: mtime_of(&path),
+    })?;
+    write_replace(&path, new, mode.unwrap_or(0o600), owner_of(dd))?;
+    j.append(&Record::Done { step, after_sha256: Some(sha(new)) })
+}
+
+fn owner_of(dd: &DataDir) -> Option<(u32, u32)> {
+    fs::metadata(dd.path("PG_VERSION")).ok().map(|m| (std::os::unix::fs::MetadataExt::uid(&m), std::os::unix::fs::MetadataExt::gid(&m)))
+}
+
+/// temp + fsync + rename + fsync dir, keeping mode and (as root) the cluster's owner.
+fn write_replace(path: &Path, bytes: &[u8], mode: u32, owner: Option<(u32, u32)>) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.pgsalvage-new", path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()));
+    let _ = fs::remove_file(&tmp); // a leftover of an interrupted apply of ours
+    {
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).map_err(io("create", &tmp))?;
+        f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io("write", &tmp))?;
+    }
+    if let (Some((u, g)), true) = (owner, nix::unistd::geteuid().is_root()) {
+        let _ = nix::unistd::chown(&tmp, Some(u.into()), Some(g.into()));
+    }
+    fs::rename(&tmp, path).map_err(io("rename", &tmp))?;
+    fsync_path(dir)
+}
+
+fn move_into_store(dd: &DataDir, j: &mut Journal, step: u32, action: &str, rel: &str, store: &Path) -> Result<()> {
+    let from = dd.path(rel);
+    let saved = format!("moved/{rel}");
+    let to = store.join(&saved);
+    if let Some(d) = to.parent() {
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(d).map_err(io("create", d))?;
+    }
+    let bytes = fs::read(&from).map_err(io("read", &from))?;
+    // A copy in the store first (durable), then the original goes: a move across file systems.
+    crate::fsx::write_new_file(&to, &bytes, 0o600)?;
+    let mode = fs::metadata(&from).ok().map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
+    j.append(&Record::Saved {
+        step,
+        action: action.into(),
+        path: rel.into(),
+        offset: None,
+        len: None,
+        saved: Some(saved),
+        before_sha256: Some(sha(&bytes)),
+        mode,
+        mtime: mtime_of(&from),
+    })?;
+    fs::remove_file(&from).map_err(io("move", &from))?;
+    fsync_path(from.parent().unwrap_or(Path::new(".")))?;
+    j.append(&Record::Done { step, after_sha256: None })
+}
+
+fn append_history(dd: &DataDir, event: &str, operation: &str, plan_sha: &str, store: &Path) -> Result<()> {
+    let h = History {
+        event: event.into(),
+        operation: operation.into(),
+        time: now(),
+        user: nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.name).unwrap_or_default(),
+        host: hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+        tool: format!("pgsalvage {}", env!("CARGO_PKG_VERSION")),
+        plan_sha256: plan_sha.into(),
+        store: store.display().to_string(),
+    };
+    let p = dd.path(HISTORY_FILE);
+    let mut f = OpenOptions::new().append(true).create(true).mode(0o600).open(&p).map_err(io("open history", &p))?;
+    let mut line = serde_json::to_vec(&h).map_err(|e| Error::Usage(e.to_string()))?;
+    line.push(b'\n');
+    f.write_all(&line).and_then(|_| f.sync_all()).map_err(io("write history", &p))
+}
+
+pub fn read_history(dd: &DataDir) -> Vec<History> {
+    fs::read_to_string(dd.path(HISTORY_FILE)).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+pub fn read_journal(store: &Path) -> Result<Vec<Record>> {
+    let p = store.join(JOURNAL);
+    let text = fs::read_to_string(&p).map_err(io("read journal", &p))?;
+    // A torn last line (the process died while writing it) is ignored: its step never began.
+    Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RolledBack {
+    pub operation: String,
+    pub restored: usize,
+    pub already: bool,
+}
+
+/// Undo an operation (the latest by default): every started step, in reverse, from the store.
+pub fn rollback(dd: &DataDir, operation: Option<&str>, force: bool) -> Result<RolledBack> {
+    if let Postmaster::Alive { pid } = dd.postmaster() {
+        return Err(Error::Refused {
+            message: format!("a postmaster (pid {pid}) is running on {}", dd.root().display()),
+            hint: "stop the server first".into(),
+        });
+    }
+    let _lock = lock(dd)?;
+    let hist = read_history(dd);
+    let h = match operation {
+        Some(op) => hist.iter().rev().find(|h| h.operation == op),
+        None => hist.iter().rev().find(|h| h.event == "apply-started" || h.event == "apply"),
+    }
+    .ok_or_else(|| Error::Refused {
+        message: format!("no pgsalvage operation{} recorded in {}", operation.map(|o| format!(" {o}")).unwrap_or_default(), dd.path(HISTORY_FILE).display()),
+        hint: "`pgsalvage audit` lists them".into(),
+    })?;
+    let store = PathBuf::from(&h.store);
+    let records = read_journal(&store)?;
+    if records.iter().any(|r| matches!(r, Record::RolledBack { .. })) {
+        return Ok(RolledBack { operation: h.operation.clone(), restored: 0, already: true });
+    }
+    let done: std::collections::HashMap<u32, Option<String>> =
+        records.iter().filter_map(|r| if let Record::Done { step, after_sha256 } = r { Some((*step, after_sha256.clone())) } else { None }).collect();
+    let saved: Vec<&Record> = records.iter().filter(|r| matches!(r, Record::Saved { .. })).collect();
+    // First check that nothing changed since (a server that ran, another repair).
+    if !force {
+        for r in &saved {
+            let Record::Saved { step, path, offset, len, .. } = r else { continue };
+            let Some(Some(after)) = done.get(step) else { continue };
+            let now = match (offset, len) {
+                (Some(o), Some(l)) => File::open(dd.path(path)).ok().and_then(|f| {
+                    let mut b = vec![0u8; *l as usize];
+                    f.read_exact_at(&mut b, *o).ok().map(|_| sha(&b))
+                }),
+                _ => fs::read(dd.path(path)).ok().map(|b| sha(&b)),
+            };
+            if now.as_ref() != Some(after) {
+                return Err(Error::Refused {
+                    message: format!(
+                        "{path} changed since operation {} was applied (the server ran, or another change): rollback would overwrite that",
+                        h.operation
+                    ),
+                    hint: "pass --force to restore the original bytes anyway".into(),
+                });
+            }
+        }
+    }
+    let mut restored = 0;
+    for r in saved.iter().rev() {
+        let Record::Saved { path, offset, len, saved, mode, mtime, .. } = r else { continue };
+        let target = dd.path(path);
+        match (saved, offset, len) {
+            (Some(s), Some(o), Some(_)) => {
+                let orig = fs::read(store.join(s)).map_err(io("read rollback store", &store))?;
+                let f = OpenOptions::new().write(true).open(&target).map_err(io("open", &target))?;
+                f.write_all_at(&orig, *o).and_then(|_| f.sync_all()).map_err(io("write", &target))?;
+                set_mtime(&target, *mtime)?;
+            }
+            (Some(s), None, None) => {
+                let orig = fs::read(store.join(s)).map_err(io("read rollback store", &store))?;
+                write_replace(&target, &orig, mode.unwrap_or(0o600), owner_of(dd))?;
+                set_mtime(&target, *mtime)?;
+            }
+            (None, _, _) => {
+                // The step created the file: it moves into the store (never deleted).
+                if target.exists() {
+                    let to = store.join("created").join(path);
+                    if let Some(d) = to.parent() {
+                        fs::DirBuilder::new().recursive(true).mode(0o700).create(d).map_err(io("create", d))?;
+                    }
+                    fs::rename(&target, &to).or_else(|_| fs::copy(&target, &to).and_then(|_| fs::remove_file(&target))).map_err(io("move", &target))?;
+                }
+            }
+            _ => {}
+        }
+        restored += 1;
+    }
+    // Leftover temporary files of an interrupted replace.
+    for r in &saved {
+        if let Record::Saved { path, .. } = r {
+            let p = dd.path(path);
+            if let (Some(dir), Some(name)) = (p.parent(), p.file_name()) {
+                let _ = fs::remove_file(dir.join(format!(".{}.pgsalvage-new", name.to_string_lossy())));
+            }
+        }
+    }
+    let jpath = store.join(JOURNAL);
+    let mut j = Journal { file: OpenOptions::new().append(true).open(&jpath).map_err(io("open journal", &jpath))?, path: jpath, steps: u32::MAX / 2 };
+    j.append(&Record::RolledBack { time: now() })?;
+    append_history(dd, "rollback", &h.operation, &h.plan_sha256, &store)?;
+    Ok(RolledBack { operation: h.operation.clone(), restored, already: false })
+}

@@ -1,0 +1,194 @@
+use super::{json, out, EXIT_OK};
+use pgsalvage::apply::{self, Record};
+use pgsalvage::datadir::DataDir;
+use pgsalvage::error::Error;
+use pgsalvage::plan::Plan;
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct ApplyArgs {
+    #[arg(short = 'D', long = "pgdata", env = "PGDATA", value_name = "DATADIR")]
+    pub pgdata: PathBuf,
+    /// The plan to carry out (made by `pgsalvage plan`)
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan: PathBuf,
+    /// A snapshot of this cluster taken before (verified first)
+    #[arg(long, value_name = "FILE.tar.zst")]
+    pub snapshot: Option<PathBuf>,
+    /// Apply without a snapshot: if the rollback store is lost too, nothing brings the old bytes back
+    #[arg(long)]
+    pub without_snapshot_i_may_lose_data: bool,
+    /// Where the rollback store goes (default: DATADIR.pgsalvage-rollback beside the data directory)
+    #[arg(long, value_name = "DIR")]
+    pub rollback_dir: Option<PathBuf>,
+    /// Do not ask for confirmation (scripts)
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(clap::Args)]
+pub struct RollbackArgs {
+    #[arg(short = 'D', long = "pgdata", env = "PGDATA", value_name = "DATADIR")]
+    pub pgdata: PathBuf,
+    /// The operation to undo (default: the latest)
+    #[arg(long, value_name = "ID")]
+    pub operation: Option<String>,
+    /// Restore even what changed since the apply (it will be overwritten)
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(clap::Args)]
+pub struct AuditArgs {
+    #[arg(short = 'D', long = "pgdata", env = "PGDATA", value_name = "DATADIR")]
+    pub pgdata: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
+    let dd = DataDir::open(&a.pgdata)?;
+    let bytes = std::fs::read(&a.plan).map_err(|e| Error::io("read plan", &a.plan, e))?;
+    let p: Plan = serde_json::from_slice(&bytes).map_err(|e| Error::Usage(format!("{}: not a pgsalvage plan: {e}", a.plan.display())))?;
+    match (&a.snapshot, a.without_snapshot_i_may_lose_data) {
+        (Some(s), _) => {
+            let m = pgsalvage::snapshot::verify::read_manifest(s)
+                .map_err(|e| Error::Refused { message: e, hint: "give a snapshot made by `pgsalvage snapshot create`".into() })?;
+            if m.system_identifier != p.cluster.system_identifier {
+                return Err(Error::Refused {
+                    message: format!("{} is a snapshot of cluster {}, the plan is for {}", s.display(), m.system_identifier, p.cluster.system_identifier),
+                    hint: "snapshot this cluster first".into(),
+                }
+                .into());
+            }
+            let r = pgsalvage::snapshot::verify::verify(s, &pgsalvage::check::Quiet);
+            if !r.ok {
+                return Err(Error::Refused {
+                    message: format!("{} does not verify: {}", s.display(), r.problems.join("; ")),
+                    hint: "take a new snapshot".into(),
+                }
+                .into());
+            }
+        }
+        (None, true) => eprintln!("pgsalvage: warning: applying without a snapshot"),
+        (None, false) => {
+            return Err(Error::Refused {
+                message: "no snapshot of this cluster was given".into(),
+                hint: "take one (pgsalvage snapshot create -D DATADIR -o FILE.tar.zst) and pass --snapshot FILE, or pass --without-snapshot-i-may-lose-data"
+                    .into(),
+            }
+            .into())
+        }
+    }
+    let review = std::process::Command::new(std::env::current_exe()?)
+        .arg("review")
+        .arg(&a.plan)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if !a.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Error::Refused {
+                message: "apply asks for confirmation on a terminal; there is none".into(),
+                hint: "review the plan, then pass --yes".into(),
+            }
+            .into());
+        }
+        eprintln!("{review}");
+        let sysid = &p.cluster.system_identifier;
+        let tail = &sysid[sysid.len().saturating_sub(6)..];
+        let typed: String = dialoguer::Input::new()
+            .with_prompt(format!("type the last 6 digits of the system identifier ({}……) to apply", &sysid[..sysid.len().saturating_sub(6)]))
+            .interact_text()?;
+        if typed.trim() != tail {
+            return Err(
+                Error::Refused { message: "confirmation did not match; nothing was changed".into(), hint: "run again and type the digits".into() }.into()
+            );
+        }
+    }
+    let r = apply::apply(&dd, &p, &bytes, &apply::ApplyOptions { store_root: a.rollback_dir.clone() })?;
+    out(&format!(
+        "applied {} steps as operation {}; rollback store {}\nundo with: pgsalvage rollback -D {} --operation {}\n",
+        r.steps,
+        r.operation,
+        r.store,
+        dd.root().display(),
+        r.operation
+    ))?;
+    Ok(EXIT_OK)
+}
+
+pub fn run_rollback(a: &RollbackArgs) -> anyhow::Result<i32> {
+    let dd = DataDir::open(&a.pgdata)?;
+    let r = apply::rollback(&dd, a.operation.as_deref(), a.force)?;
+    if r.already {
+        out(&format!("operation {} was already rolled back; nothing to do\n", r.operation))?;
+    } else {
+        out(&format!("rolled back operation {}: {} steps restored from the rollback store\n", r.operation, r.restored))?;
+    }
+    Ok(EXIT_OK)
+}
+
+pub fn run_audit(a: &AuditArgs) -> anyhow::Result<i32> {
+    let dd = DataDir::open(&a.pgdata)?;
+    let hist = apply::read_history(&dd);
+    let mut ops: Vec<serde_json::Value> = Vec::new();
+    let mut text = String::new();
+    let mut seen = Vec::new();
+    for h in &hist {
+        let _ = writeln!(
+            text,
+            "{} {} operation {} by {}@{} ({}), plan sha256 {}",
+            h.time,
+            h.event,
+            h.operation,
+            h.user,
+            h.host,
+            h.tool,
+            &h.plan_sha256[..16.min(h.plan_sha256.len())]
+        );
+        if seen.contains(&h.operation) {
+            continue;
+        }
+        seen.push(h.operation.clone());
+        let records = apply::read_journal(std::path::Path::new(&h.store)).unwrap_or_default();
+        let rolled = records.iter().any(|r| matches!(r, Record::RolledBack { .. }));
+        let done: std::collections::HashMap<u32, Option<String>> =
+            records.iter().filter_map(|r| if let Record::Done { step, after_sha256 } = r { Some((*step, after_sha256.clone())) } else { None }).collect();
+        let mut files = Vec::new();
+        for r in &records {
+            if let Record::Saved { step, action, path, offset, len, before_sha256, .. } = r {
+                let now = match (offset, len) {
+                    (Some(o), Some(l)) => std::fs::File::open(dd.path(path)).ok().and_then(|f| {
+                        let mut b = vec![0u8; *l as usize];
+                        std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, *o).ok().map(|_| pgsalvage::plan::sha256_hex(&b))
+                    }),
+                    _ => std::fs::read(dd.path(path)).ok().map(|b| pgsalvage::plan::sha256_hex(&b)),
+                };
+                let expected = if rolled { before_sha256.clone() } else { done.get(step).cloned().flatten() };
+                let state = match (&now, &expected) {
+                    (None, None) => "absent, as expected",
+                    (a, b) if a == b => {
+                        if rolled {
+                            "as before the apply"
+                        } else {
+                            "as applied"
+                        }
+                    }
+                    _ => "CHANGED since",
+                };
+                let _ = writeln!(text, "    step {step} {action} {path}{}: {state}", offset.map(|o| format!(" @{o}")).unwrap_or_default());
+                files.push(serde_json::json!({"step": step, "action": action, "path": path, "offset": offset, "state": state}));
+            }
+        }
+        ops.push(serde_json::json!({"operation": h.operation, "store": h.store, "rolled_back": rolled, "files": files}));
+    }
+    if a.json {
+        json(&serde_json::json!({"history": hist, "operations": ops}))?;
+    } else {
+        out(if text.is_empty() { "no pgsalvage operation recorded\n" } else { &text })?;
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,254 @@
+//! `apply`, `rollback`, `audit` on real clusters: end to end (snapshot, plan, apply, the
+//! server on the result, rollback to a byte-identical tree, audit); an abort after every
+//! journal record and SIGKILLs at random moments, each followed by a byte-exact rollback;
+//! the lock; refusals; a full rollback store.
+#![allow(clippy::unwrap_used)]
+
+#[macro_use]
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+type Tree = BTreeMap<String, (String, u64, u32, i64, i64)>;
+
+/// The data directory's tree, without pgsalvage's own history file, and with directory
+/// mtimes left out (creating and removing an entry changes them; contents, modes and file
+/// times must be exact).
+fn tree(d: &Path) -> Tree {
+    tree_state(d).into_iter().filter(|(k, _)| k != "pgsalvage.history").map(|(k, v)| if v.0.is_empty() { (k, (v.0, 0, v.2, 0, 0)) } else { (k, v) }).collect()
+}
+
+/// A stopped PG15 cluster with three kinds of damage the planner repairs: a garbage xmin
+/// (freeze + VM), a scribbled page header (rebuild) and a stale postmaster.pid (move aside).
+fn damaged() -> (Cluster, String) {
+    let mut c = Cluster::new(15, InitOpts::default());
+    c.start();
+    c.sql("create table ziplog as select g as id, md5(g::text) as v from generate_series(1, 20000) g");
+    c.sql("vacuum ziplog");
+    c.sql("checkpoint");
+    let rel = c.relpath("ziplog");
+    c.crash();
+    c.start();
+    c.sql("checkpoint");
+    c.crash(); // leaves a stale postmaster.pid, nothing lost
+    let p = c.data.join(&rel);
+    let mut b = std::fs::read(&p).unwrap();
+    {
+        let page = &mut b[3 * 8192..4 * 8192];
+        let lp = u32::from_le_bytes(page[24..28].try_into().unwrap());
+        let off = (lp & 0x7FFF) as usize;
+        page[off..off + 4].copy_from_slice(&4294692688u32.to_le_bytes());
+        let im = u16::from_le_bytes(page[off + 20..off + 22].try_into().unwrap()) & !0x0300;
+        page[off + 20..off + 22].copy_from_slice(&im.to_le_bytes());
+        let sum = pgsalvage::format::checksum::page_checksum(page, 3);
+        page[8..10].copy_from_slice(&sum.to_le_bytes());
+    }
+    b[9 * 8192 + 12..9 * 8192 + 14].copy_from_slice(&[0xFF, 0x7F]);
+    std::fs::write(&p, b).unwrap();
+    (c, rel)
+}
+
+fn cli(args: &[&str], paths: &[&Path]) -> (i32, String, String) {
+    let mut cmd = pgsalvage();
+    cmd.args(args);
+    for p in paths {
+        cmd.arg(p);
+    }
+    let o = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+    (o.status.code().unwrap_or(-9), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+fn make_plan(data: &Path, plan: &Path) {
+    let (code, out, err) = cli(&["plan", "-o"], &[plan, Path::new("-D"), data]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+fn copy(from: &Path, to: &Path) {
+    run_ok(Command::new("cp").arg("-a").arg(from).arg(to));
+}
+
+#[test]
+fn end_to_end_and_refusals() {
+    let (c, rel) = damaged();
+    let work = Scratch::new("apply");
+    let (snap, plan, store) = (work.path().join("s.tar.zst"), work.path().join("plan.json"), work.path().join("store"));
+    let original = tree(&c.data);
+    let (code, _, err) = cli(&["snapshot", "create", "-o"], &[&snap, Path::new("-D"), &c.data]);
+    assert_eq!(code, 0, "{err}");
+    make_plan(&c.data, &plan);
+    // Refusals: no snapshot, no terminal without --yes, another apply holding the lock.
+    let (code, _, err) = cli(&["apply", "--yes", "--plan"], &[&plan, Path::new("-D"), &c.data]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("--without-snapshot-i-may-lose-data"));
+    let (code, _, err) = cli(&["apply", "--plan"], &[&plan, Path::new("--snapshot"), &snap, Path::new("-D"), &c.data]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("pass --yes"));
+    {
+        let dd = pgsalvage::datadir::DataDir::open(&c.data).unwrap();
+        let _held = pgsalvage::apply::lock(&dd).unwrap();
+        let (code, _, err) = cli(&["apply", "--yes", "--plan"], &[&plan, Path::new("--snapshot"), &snap, Path::new("-D"), &c.data]);
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains("another pgsalvage apply"), "{err}");
+    }
+    assert_same_tree(&original, &tree(&c.data), "refused applies changed nothing");
+    // Apply.
+    let (code, out, err) =
+        cli(&["apply", "--yes", "--plan"], &[&plan, Path::new("--snapshot"), &snap, Path::new("--rollback-dir"), &store, Path::new("-D"), &c.data]);
+    assert_eq!(code, 0, "{out}{err}");
+    for e in std::fs::read_dir(&store).unwrap() {
+        let p = e.unwrap().path();
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o700, "{}", p.display());
+        assert_eq!(std::fs::metadata(p.join("journal.jsonl")).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    assert!(!c.data.join("postmaster.pid").exists());
+    // The real server on a copy of the result: every row, VACUUM (FREEZE), pg_dumpall.
+    let trial = work.path().join("trial");
+    copy(&c.data, &trial);
+    let mut s = Cluster::new(15, InitOpts::default());
+    std::fs::remove_dir_all(&s.data).unwrap();
+    std::os::unix::fs::symlink(&trial, &s.data).unwrap();
+    s.start();
+    assert_eq!(s.sql("select count(*) from ziplog"), "20000");
+    s.sql("vacuum (freeze) ziplog");
+    let d = Command::new(PgBin::system_tool("pg_dumpall"))
+        .arg("-h")
+        .arg(&s.sockdir)
+        .args(["-p", &s.port.to_string(), "-U", "postgres", "--no-sync", "-f", "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
+    s.stop();
+    // Rollback: byte-identical to before; twice is harmless; audit shows both.
+    let (code, out, err) = cli(&["rollback", "-D"], &[&c.data]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_same_tree(&original, &tree(&c.data), "after rollback");
+    let (code, out, _) = cli(&["rollback", "-D"], &[&c.data]);
+    assert_eq!(code, 0);
+    assert!(out.contains("already rolled back"));
+    let (_, out, _) = cli(&["audit", "-D"], &[&c.data]);
+    assert!(out.contains(" apply operation") && out.contains(" rollback operation") && out.contains("as before the apply"), "{out}");
+    assert!(out.contains(&rel));
+    // Apply again, let the "server" change a target, and rollback refuses without --force.
+    let (code, _, err) =
+        cli(&["apply", "--yes", "--without-snapshot-i-may-lose-data", "--plan"], &[&plan, Path::new("--rollback-dir"), &store, Path::new("-D"), &c.data]);
+    assert_eq!(code, 0, "{err}");
+    scribble(&c.data.join(&rel), 3 * 8192 + 4000, &[0x77]);
+    let (code, _, err) = cli(&["rollback", "-D"], &[&c.data]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("changed since") && err.contains("--force"), "{err}");
+    let (_, out, _) = cli(&["audit", "-D"], &[&c.data]);
+    assert!(out.contains("CHANGED since"), "{out}");
+    let (code, _, err) = cli(&["rollback", "--force", "-D"], &[&c.data]);
+    assert_eq!(code, 0, "{err}");
+    assert_same_tree(&original, &tree(&c.data), "after a forced rollback");
+}
+
+use std::os::unix::fs::PermissionsExt;
+
+/// Abort after each journal record in turn, then roll back: always the original bytes.
+#[test]
+fn abort_at_every_journal_step_then_rollback() {
+    let (c, _) = damaged();
+    let work = Scratch::new("fault");
+    let plan = work.path().join("plan.json");
+    make_plan(&c.data, &plan);
+    let original = tree(&c.data);
+    let mut k = 1;
+    loop {
+        let d = work.path().join(format!("k{k}"));
+        copy(&c.data, &d);
+        let store = work.path().join(format!("store{k}"));
+        let o = pgsalvage()
+            .args(["apply", "--yes", "--without-snapshot-i-may-lose-data", "--plan"])
+            .arg(&plan)
+            .arg("--rollback-dir")
+            .arg(&store)
+            .arg("-D")
+            .arg(&d)
+            .env("PGSALVAGE_TEST_ABORT_AFTER_RECORD", k.to_string())
+            .output()
+            .unwrap();
+        let finished = o.status.success();
+        let (code, out, err) = cli(&["rollback", "-D"], &[&d]);
+        assert_eq!(code, 0, "k={k}: {out}{err}");
+        assert_same_tree(&original, &tree(&d), &format!("after an abort at journal record {k} and a rollback"));
+        // A second apply then works.
+        let (code, _, err) =
+            cli(&["apply", "--yes", "--without-snapshot-i-may-lose-data", "--plan"], &[&plan, Path::new("--rollback-dir"), &store, Path::new("-D"), &d]);
+        assert_eq!(code, 0, "k={k}: second apply: {err}");
+        std::fs::remove_dir_all(&d).unwrap();
+        if finished {
+            assert!(k > 5, "the plan should have several steps");
+            break;
+        }
+        k += 1;
+    }
+}
+
+/// SIGKILL at random moments (the apply runs as a child process), then rollback.
+#[test]
+fn sigkill_at_random_moments_then_rollback() {
+    let (c, _) = damaged();
+    let work = Scratch::new("kill");
+    let plan = work.path().join("plan.json");
+    make_plan(&c.data, &plan);
+    let original = tree(&c.data);
+    let mut seed = std::process::id() as u64;
+    for i in 0..12 {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let delay = std::time::Duration::from_micros((seed >> 33) % 40_000);
+        let d: PathBuf = work.path().join(format!("r{i}"));
+        copy(&c.data, &d);
+        let mut child = pgsalvage()
+            .args(["apply", "--yes", "--without-snapshot-i-may-lose-data", "--plan"])
+            .arg(&plan)
+            .arg("--rollback-dir")
+            .arg(work.path().join(format!("store{i}")))
+            .arg("-D")
+            .arg(&d)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        let (code, out, err) = cli(&["rollback", "-D"], &[&d]);
+        // Killed before the apply recorded anything: nothing to roll back, nothing changed.
+        if code != 0 {
+            assert!(err.contains("no pgsalvage operation"), "run {i}: {out}{err}");
+        }
+        assert_same_tree(&original, &tree(&d), &format!("run {i}: SIGKILL after {delay:?}, then rollback"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
+
+/// A rollback store on a full file system: the apply stops before the first change.
+#[test]
+fn full_rollback_store_stops_before_any_change() {
+    let (c, _) = damaged();
+    let work = Scratch::new("full");
+    let plan = work.path().join("plan.json");
+    make_plan(&c.data, &plan);
+    let mnt = work.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    assert!(Command::new("mount").args(["-t", "tmpfs", "-o", "size=64k"]).arg("tmpfs").arg(&mnt).status().unwrap().success());
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _u = Unmount(mnt.clone());
+    let _ = Command::new("dd").args(["if=/dev/zero", "bs=1k"]).arg(format!("of={}", mnt.join("filler").display())).output();
+    let original = tree(&c.data);
+    let (code, _, err) = cli(
+        &["apply", "--yes", "--without-snapshot-i-may-lose-data", "--plan"],
+        &[&plan, Path::new("--rollback-dir"), &mnt.join("store"), Path::new("-D"), &c.data],
+    );
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_same_tree(&original, &tree(&c.data), "a failed apply changed the data directory");
+}
