@@ -448,15 +448,13 @@ pub fn rollback(dd: &DataDir, operation: Option<&str>, force: bool) -> Result<Ro
                 write_replace(&target, &orig, mode.unwrap_or(0o600), owner_of(dd))?;
                 set_mtime(&target, *mtime)?;
             }
-            (None, _, _) => {
-                // The step created the file: it moves into the store (never deleted).
-                if target.exists() {
-                    let to = store.join("created").join(path);
-                    if let Some(d) = to.parent() {
-                        fs::DirBuilder::new().recursive(true).mode(0o700).create(d).map_err(io("create", d))?;
-                    }
-                    fs::rename(&target, &to).or_else(|_| fs::copy(&target, &to).and_then(|_| fs::remove_file(&target))).map_err(io("move", &target))?;
+            // The step created the file: it moves into the store (never deleted).
+            (None, _, _) if target.exists() => {
+                let to = store.join("created").join(path);
+                if let Some(d) = to.parent() {
+                    fs::DirBuilder::new().recursive(true).mode(0o700).create(d).map_err(io("create", d))?;
                 }
+                fs::rename(&target, &to).or_else(|_| fs::copy(&target, &to).and_then(|_| fs::remove_file(&target))).map_err(io("move", &target))?;
             }
             _ => {}
         }

@@ -252,3 +252,55 @@ fn full_rollback_store_stops_before_any_change() {
     assert!(err.contains("No space left on device"), "{err}");
     assert_same_tree(&original, &tree(&c.data), "a failed apply changed the data directory");
 }
+
+/// The other damage kinds end to end: plan, apply, the real server on a copy, rollback.
+fn round(c: &Cluster, plan_args: &[&str], check: &str, want: &str) {
+    let work = Scratch::new("kinds");
+    let plan = work.path().join("plan.json");
+    let mut a: Vec<&str> = vec!["plan"];
+    a.extend_from_slice(plan_args);
+    a.push("-o");
+    let (code, out, err) = cli(&a, &[&plan, Path::new("-D"), &c.data]);
+    assert_eq!(code, 0, "{out}{err}");
+    let original = tree(&c.data);
+    let (code, out, err) = cli(
+        &["apply", "--yes", "--without-snapshot-i-may-lose-data", "--plan"],
+        &[&plan, Path::new("--rollback-dir"), &work.path().join("store"), Path::new("-D"), &c.data],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let trial = work.path().join("trial");
+    copy(&c.data, &trial);
+    let mut s = Cluster::new(c.major(), InitOpts::default());
+    std::fs::remove_dir_all(&s.data).unwrap();
+    std::os::unix::fs::symlink(&trial, &s.data).unwrap();
+    s.start();
+    assert_eq!(s.sql(check), want);
+    s.stop();
+    let (code, out, err) = cli(&["rollback", "-D"], &[&c.data]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_same_tree(&original, &tree(&c.data), "after rollback");
+}
+
+#[test]
+fn lost_wal_and_lost_clog_end_to_end() {
+    // A WAL segment lost after a crash: reset.
+    let mut c = Cluster::new(15, InitOpts { checksums: true, wal_segsize_mb: Some(1) });
+    c.start();
+    c.pgbench_init(1);
+    c.sql("checkpoint");
+    c.pgbench_run(300);
+    let redo = c.sql("select redo_wal_file from pg_control_checkpoint()");
+    c.crash();
+    let g = pgsalvage::format::wal::WalGeometry::new(1 << 20, 8192).unwrap();
+    let (_, segno) = g.parse_file_name(&redo).unwrap();
+    std::fs::remove_file(c.data.join("pg_wal").join(g.file_name(1, segno + 1))).unwrap();
+    round(&c, &["--reset-wal"], "select count(*) from pgbench_branches", "1");
+    // pg_xact lost after a clean stop: rebuilt from evidence.
+    let mut c = Cluster::new(15, InitOpts::default());
+    c.start();
+    c.sql("create table t as select g from generate_series(1, 100) g");
+    c.sql("begin; insert into t values (1000); rollback");
+    c.stop();
+    std::fs::remove_file(c.data.join("pg_xact/0000")).unwrap();
+    round(&c, &[], "select count(*) from t", "100");
+}
