@@ -19,5 +19,6 @@ pub mod format;
 pub mod fsx;
 pub mod inspect;
 pub mod plan;
+pub mod rehearse;
 pub mod snapshot;
 pub mod units;

@@ -9,6 +9,7 @@ mod check;
 mod diagnose;
 mod inspect;
 mod plan;
+mod rehearse;
 mod snapshot;
 
 use clap::{Parser, Subcommand};
@@ -51,6 +52,8 @@ enum Command {
     Plan(plan::PlanArgs),
     /// Show a plan for a second pair of eyes; with -D, check every precondition still holds
     Review(plan::ReviewArgs),
+    /// Try a plan on a scratch copy and prove it with a real server (the original is only read)
+    Rehearse(rehearse::RehearseArgs),
     /// Carry out a reviewed plan with an undo-first journal and a rollback store
     Apply(apply::ApplyArgs),
     /// Undo an apply byte-exactly from its rollback store (also finishes an interrupted one)
@@ -77,6 +80,7 @@ pub fn run() -> i32 {
         Command::Diagnose(a) => diagnose::run(&a),
         Command::Plan(a) => plan::run_plan(&a),
         Command::Apply(a) => apply::run_apply(&a),
+        Command::Rehearse(a) => rehearse::run(&a),
         Command::Rollback(a) => apply::run_rollback(&a),
         Command::Audit(a) => apply::run_audit(&a),
         Command::Review(a) => plan::run_review(&a),
