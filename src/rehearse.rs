@@ -240,11 +240,13 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
         }
     }
     // Never replicate or restore from anywhere.
-    for f in ["standby.signal", "recovery.signal", "recovery.conf", "postmaster.pid"] {
+    for f in ["standby.signal", "recovery.signal", "recovery.conf"] {
         let _ = std::fs::remove_file(copy.join(f));
     }
     let cdd = DataDir::open(&copy)?;
     let applied = apply::apply(&cdd, plan, plan_bytes, &apply::ApplyOptions { store_root: Some(work.path().join("store")) });
+    // A stale postmaster.pid copied along (the plan may already have moved it).
+    let _ = std::fs::remove_file(copy.join("postmaster.pid"));
     let mut checks = vec![];
     let mut log = vec![];
     let mut not_fixed: Vec<String> = plan.not_repairable.iter().map(|n| format!("[{}] {}: {}", n.code, n.title, n.reason)).collect();

@@ -470,3 +470,21 @@ macro_rules! per_major {
         }
     )* };
 }
+
+/// Set the xmin of the first tuple of `block` to `xid` and clear its xmin hint bits (the
+/// first incident's damage); with `checksums`, the page checksum is made right again so
+/// that only the tuple is wrong.
+pub fn garble_xmin(file: &Path, block: usize, xid: u32, checksums: bool) {
+    let mut b = std::fs::read(file).unwrap();
+    let page = &mut b[block * 8192..(block + 1) * 8192];
+    let lp = u32::from_le_bytes(page[24..28].try_into().unwrap());
+    let off = (lp & 0x7FFF) as usize;
+    page[off..off + 4].copy_from_slice(&xid.to_le_bytes());
+    let im = u16::from_le_bytes(page[off + 20..off + 22].try_into().unwrap()) & !0x0300;
+    page[off + 20..off + 22].copy_from_slice(&im.to_le_bytes());
+    if checksums {
+        let sum = pgsalvage::format::checksum::page_checksum(page, block as u32);
+        page[8..10].copy_from_slice(&sum.to_le_bytes());
+    }
+    std::fs::write(file, b).unwrap();
+}
