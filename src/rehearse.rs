@@ -55,9 +55,12 @@ pub struct Report {
 /// project's npm cache.
 pub fn find_pg_bin(major: u32, given: Option<&Path>) -> Option<PathBuf> {
     let version_ok = |dir: &Path| {
-        Command::new(dir.join("postgres")).arg("--version").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).to_string()).is_some_and(|v| {
-            v.split_whitespace().last().and_then(|s| s.split('.').next()).and_then(|m| m.parse::<u32>().ok()) == Some(major)
-        })
+        Command::new(dir.join("postgres"))
+            .arg("--version")
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .is_some_and(|v| v.split_whitespace().last().and_then(|s| s.split('.').next()).and_then(|m| m.parse::<u32>().ok()) == Some(major))
     };
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(g) = given {
@@ -160,7 +163,12 @@ fn start(bin: &Path, data: &Path, sock: &Path, port: u16, log: &Path, major: u32
     use std::os::unix::process::CommandExt;
     let logf = std::fs::File::create(log).map_err(|e| e.to_string())?;
     let mut cmd = Command::new(bin.join("postgres"));
-    cmd.arg("-D").arg(data).args(["-c", "listen_addresses="]).arg("-c").arg(format!("unix_socket_directories={}", sock.display())).args(["-p", &port.to_string()]);
+    cmd.arg("-D")
+        .arg(data)
+        .args(["-c", "listen_addresses="])
+        .arg("-c")
+        .arg(format!("unix_socket_directories={}", sock.display()))
+        .args(["-p", &port.to_string()]);
     cmd.args(["-c", "archive_mode=off", "-c", "max_wal_senders=0", "-c", "wal_level=minimal"]);
     if major >= 12 {
         cmd.args(["-c", "restore_command=", "-c", "primary_conninfo="]);
@@ -294,7 +302,11 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
                         if let (Some(rest), true) = (r.strip_prefix("table "), a.target.block.is_some()) {
                             if let Some((name, db)) = rest.split_once(" in database ") {
                                 let res = s.psql(&psql, db, &format!("select count(*) from {name}"));
-                                checks.push(Check { what: format!("rows of {name} in {db} (touched by {})", a.id), ok: res.is_ok(), detail: res.unwrap_or_else(|e| e) });
+                                checks.push(Check {
+                                    what: format!("rows of {name} in {db} (touched by {})", a.id),
+                                    ok: res.is_ok(),
+                                    detail: res.unwrap_or_else(|e| e),
+                                });
                             }
                         }
                     }
@@ -326,7 +338,8 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
     }
     let failed: Vec<String> = checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.what, c.detail)).collect();
     not_fixed.extend(failed.iter().cloned());
-    let loses: Vec<String> = plan.actions.iter().filter(|a| !a.data_loss.starts_with("nothing")).map(|a| format!("{} {}: {}", a.id, a.target.path, a.data_loss)).collect();
+    let loses: Vec<String> =
+        plan.actions.iter().filter(|a| !a.data_loss.starts_with("nothing")).map(|a| format!("{} {}: {}", a.id, a.target.path, a.data_loss)).collect();
     let safe = started && failed.is_empty() && plan.not_repairable.is_empty();
     let verdict = if !failed.is_empty() || !started {
         format!("does not fix: {}", failed.first().cloned().unwrap_or_else(|| "the server did not start".into()))
@@ -337,12 +350,33 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
     } else {
         "safe to apply; loses nothing".into()
     };
-    let map = plan.actions.iter().map(|a| Mark { relation: a.target.relation.clone().unwrap_or_else(|| a.target.path.clone()), file: a.target.path.clone(), block: a.target.block, action: serde_json::to_value(&a.kind).ok().and_then(|v| v["kind"].as_str().map(str::to_string)).unwrap_or_default() }).collect();
+    let map = plan
+        .actions
+        .iter()
+        .map(|a| Mark {
+            relation: a.target.relation.clone().unwrap_or_else(|| a.target.path.clone()),
+            file: a.target.path.clone(),
+            block: a.target.block,
+            action: serde_json::to_value(&a.kind).ok().and_then(|v| v["kind"].as_str().map(str::to_string)).unwrap_or_default(),
+        })
+        .collect();
     let copy_s = copy.display().to_string();
     if opts.keep {
         let _ = work.keep();
     }
-    Ok(Report { data_directory: dd.root().display().to_string(), copy: copy_s, server: bin.display().to_string(), verdict, safe, checks, timeline, map, loses, not_fixed, log })
+    Ok(Report {
+        data_directory: dd.root().display().to_string(),
+        copy: copy_s,
+        server: bin.display().to_string(),
+        verdict,
+        safe,
+        checks,
+        timeline,
+        map,
+        loses,
+        not_fixed,
+        log,
+    })
 }
 
 /// The report as one self-contained HTML page: verdict, a map of repaired blocks per
@@ -372,7 +406,19 @@ pub fn html(r: &Report) -> String {
         }
         map.push_str("</svg>");
     }
-    let checks: String = r.checks.iter().map(|c| format!("<tr><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>", esc(&c.what), if c.ok { "ok" } else { "bad" }, if c.ok { "ok" } else { "FAILED" }, esc(&c.detail))).collect();
+    let checks: String = r
+        .checks
+        .iter()
+        .map(|c| {
+            format!(
+                "<tr><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
+                esc(&c.what),
+                if c.ok { "ok" } else { "bad" },
+                if c.ok { "ok" } else { "FAILED" },
+                esc(&c.detail)
+            )
+        })
+        .collect();
     let timeline: String = r.timeline.iter().map(|(t, e)| format!("<li>{t:.1} s — {}</li>", esc(e))).collect();
     let log: String = r.log.iter().map(|l| format!("{}\n", esc(l))).collect();
     format!(

@@ -34,19 +34,8 @@ fn damaged() -> (Cluster, String) {
     c.sql("checkpoint");
     c.crash(); // leaves a stale postmaster.pid, nothing lost
     let p = c.data.join(&rel);
-    let mut b = std::fs::read(&p).unwrap();
-    {
-        let page = &mut b[3 * 8192..4 * 8192];
-        let lp = u32::from_le_bytes(page[24..28].try_into().unwrap());
-        let off = (lp & 0x7FFF) as usize;
-        page[off..off + 4].copy_from_slice(&4294692688u32.to_le_bytes());
-        let im = u16::from_le_bytes(page[off + 20..off + 22].try_into().unwrap()) & !0x0300;
-        page[off + 20..off + 22].copy_from_slice(&im.to_le_bytes());
-        let sum = pgsalvage::format::checksum::page_checksum(page, 3);
-        page[8..10].copy_from_slice(&sum.to_le_bytes());
-    }
-    b[9 * 8192 + 12..9 * 8192 + 14].copy_from_slice(&[0xFF, 0x7F]);
-    std::fs::write(&p, b).unwrap();
+    garble_xmin(&p, 3, 4294692688, true);
+    scribble(&p, 9 * 8192 + 12, &[0xFF, 0x7F]);
     (c, rel)
 }
 

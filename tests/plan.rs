@@ -56,17 +56,7 @@ fn garbage_xid_then_freeze(major: u32) {
     let rel = c.relpath("ziplog");
     c.stop();
     // xmin garbage, hint bits gone, checksum made right again (the damage is in the tuple).
-    let p = c.data.join(&rel);
-    let mut b = std::fs::read(&p).unwrap();
-    let page = &mut b[3 * 8192..4 * 8192];
-    let lp = u32::from_le_bytes(page[24..28].try_into().unwrap());
-    let off = (lp & 0x7FFF) as usize;
-    page[off..off + 4].copy_from_slice(&4294692688u32.to_le_bytes());
-    let im = u16::from_le_bytes(page[off + 20..off + 22].try_into().unwrap()) & !0x0300;
-    page[off + 20..off + 22].copy_from_slice(&im.to_le_bytes());
-    let sum = pgsalvage::format::checksum::page_checksum(page, 3);
-    page[8..10].copy_from_slice(&sum.to_le_bytes());
-    std::fs::write(&p, b).unwrap();
+    garble_xmin(&c.data.join(&rel), 3, 4294692688, true);
     let work = Scratch::new("plan");
     let before = tree_state(&c.data);
     let pl = make_plan(&c.data, &work.path().join("plan.json"), &[]);

@@ -51,6 +51,44 @@ fn rehearse_kinds(major: u32) {
     let html = std::fs::read_to_string(work.path().join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.matches("class=\"block\"").count() >= 2, "the map shows the repaired blocks");
     assert_same_tree(&before, &tree_state(&c.data), "rehearse changed the original data directory");
+    if major == 15 {
+        screenshot_shows_the_map(&work.path().join("report.html"), &work.path().join("report.png"));
+    }
+}
+
+/// The HTML report in headless Chromium: the screenshot has the map's coloured blocks.
+fn screenshot_shows_the_map(html: &Path, png: &Path) {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("chromium is needed for the report screenshot test (scripts/test installs it)");
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=900,700",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    assert!(png.exists(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    let decoder = png::Decoder::new(std::fs::File::open(png).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let px = info.color_type.samples();
+    // The repaired blocks are drawn #5cb85c (a green no other element uses).
+    let green = buf.chunks(px).filter(|p| p[0] == 0x5c && p[1] == 0xb8 && p[2] == 0x5c).count();
+    assert!(green > 500, "the map's blocks are not in the screenshot ({green} green pixels)");
 }
 
 per_major!(rehearse_kinds: rehearse_pg10 = 10, rehearse_pg15 = 15, rehearse_pg18 = 18);

@@ -35,7 +35,8 @@ pub fn text(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "rehearsal of the plan on a copy of {}\nverdict: {}\n", r.data_directory, r.verdict);
     for c in &r.checks {
-        let _ = writeln!(s, "  [{}] {}{}", if c.ok { "ok" } else { "FAILED" }, c.what, if c.detail.is_empty() { String::new() } else { format!(": {}", c.detail) });
+        let _ =
+            writeln!(s, "  [{}] {}{}", if c.ok { "ok" } else { "FAILED" }, c.what, if c.detail.is_empty() { String::new() } else { format!(": {}", c.detail) });
     }
     if !r.not_fixed.is_empty() {
         let _ = writeln!(s, "\ndoes not fix:");
@@ -66,7 +67,12 @@ pub fn run(a: &RehearseArgs) -> anyhow::Result<i32> {
     let dd = DataDir::open(&a.pgdata)?;
     let bytes = std::fs::read(&a.plan).map_err(|e| Error::io("read plan", &a.plan, e))?;
     let p: Plan = serde_json::from_slice(&bytes).map_err(|e| Error::Usage(format!("{}: not a pgsalvage plan: {e}", a.plan.display())))?;
-    let r = rehearse::rehearse(&dd, &p, &bytes, &RehearseOptions { from_snapshot: a.from_snapshot.clone(), pg_bin: a.pg_bin.clone(), workdir: a.workdir.clone(), keep: a.keep })?;
+    let r = rehearse::rehearse(
+        &dd,
+        &p,
+        &bytes,
+        &RehearseOptions { from_snapshot: a.from_snapshot.clone(), pg_bin: a.pg_bin.clone(), workdir: a.workdir.clone(), keep: a.keep },
+    )?;
     if let Some(prefix) = &a.report {
         let with = |ext: &str| PathBuf::from(format!("{}.{ext}", prefix.display()));
         for (path, body) in [(with("txt"), text(&r)), (with("json"), serde_json::to_string_pretty(&r)?), (with("html"), rehearse::html(&r))] {
