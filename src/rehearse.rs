@@ -177,6 +177,14 @@ fn start(bin: &Path, data: &Path, sock: &Path, port: u16, log: &Path, major: u32
     if let Some((u, g)) = owner {
         cmd.uid(u).gid(g);
     }
+    // The server must not outlive a rehearsal that is killed: it gets SIGQUIT (immediate
+    // shutdown) when this process dies.
+    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe, touches no memory of the parent,
+    // and is all the closure does between fork and exec.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGQUIT).map_err(std::io::Error::from));
+    }
     let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", bin.join("postgres").display()))?;
     let mut s = Server { child, sock: sock.to_path_buf(), port, data: data.to_path_buf() };
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -310,6 +318,25 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
                             }
                         }
                     }
+                }
+                // pg_amcheck (heap and B-tree checks) when a client of this major is at hand.
+                let amcheck = [bin.join("pg_amcheck"), PathBuf::from(format!("/usr/lib/postgresql/{major}/bin/pg_amcheck"))].into_iter().find(|p| p.exists());
+                if let (Some(am), true) = (amcheck, major >= 14) {
+                    let o = Command::new(&am)
+                        .arg("-h")
+                        .arg(&s.sock)
+                        .args(["-p", &s.port.to_string(), "-U", "postgres", "--all", "--install-missing"])
+                        .stdin(Stdio::null())
+                        .output();
+                    match o {
+                        Ok(o) => checks.push(Check {
+                            what: "pg_amcheck --all".into(),
+                            ok: o.status.success(),
+                            detail: String::from_utf8_lossy(&o.stdout).lines().take(5).collect::<Vec<_>>().join("; "),
+                        }),
+                        Err(e) => checks.push(Check { what: "pg_amcheck --all".into(), ok: false, detail: e.to_string() }),
+                    }
+                    ev(&mut timeline, "pg_amcheck ran".into());
                 }
                 let clean = s.stop(nix::sys::signal::Signal::SIGINT);
                 checks.push(Check { what: "clean shutdown".into(), ok: clean, detail: String::new() });

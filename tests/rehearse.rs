@@ -52,7 +52,24 @@ fn rehearse_kinds(major: u32) {
     assert!(html.contains("<svg") && html.matches("class=\"block\"").count() >= 2, "the map shows the repaired blocks");
     assert_same_tree(&before, &tree_state(&c.data), "rehearse changed the original data directory");
     if major == 15 {
+        assert!(out.contains("[ok] pg_amcheck --all"), "{out}");
         screenshot_shows_the_map(&work.path().join("report.html"), &work.path().join("report.png"));
+        // Interrupted (SIGKILL) at several moments: the original stays as it was.
+        for ms in [50u64, 300, 1500] {
+            let mut child = pgsalvage()
+                .args(["rehearse", "--plan"])
+                .arg(&full)
+                .arg("-D")
+                .arg(&c.data)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            let _ = child.kill();
+            let _ = child.wait();
+            assert_same_tree(&before, &tree_state(&c.data), &format!("rehearse killed after {ms} ms changed the original"));
+        }
     }
 }
 
