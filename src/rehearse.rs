@@ -89,6 +89,11 @@ pub fn find_pg_bin(major: u32, given: Option<&Path>) -> Option<PathBuf> {
     candidates.into_iter().find(|d| d.join("postgres").exists() && version_ok(d))
 }
 
+/// A client program of a major at least `major` (pg_dump cannot dump newer servers).
+fn find_client(name: &str, major: u32) -> Option<PathBuf> {
+    (major..=18).map(|m| PathBuf::from(format!("/usr/lib/postgresql/{m}/bin/{name}"))).find(|p| p.exists())
+}
+
 fn find_psql() -> Option<PathBuf> {
     let mut c: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
     for m in (10..=18).rev() {
@@ -304,6 +309,15 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
                         }
                     }
                     checks.push(Check { what: format!("every row of the {n} tables in {db} can be read"), ok: bad.is_empty(), detail: bad.join("; ") });
+                    // pg_dump to a null sink, with a client at least as new as the server.
+                    if let Some(dump) = find_client("pg_dump", major) {
+                        let o = Command::new(&dump).arg("-h").arg(&s.sock).args(["-p", &s.port.to_string(), "-U", "postgres", "-f", "/dev/null", "--no-sync", db]).stdin(Stdio::null()).output();
+                        let (ok, detail) = match o {
+                            Ok(o) => (o.status.success(), String::from_utf8_lossy(&o.stderr).trim().lines().take(3).collect::<Vec<_>>().join("; ")),
+                            Err(e) => (false, e.to_string()),
+                        };
+                        checks.push(Check { what: format!("pg_dump of {db}"), ok, detail });
+                    }
                 }
                 for a in &plan.actions {
                     if let Some(r) = &a.target.relation {

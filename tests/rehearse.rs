@@ -109,3 +109,38 @@ fn screenshot_shows_the_map(html: &Path, png: &Path) {
 }
 
 per_major!(rehearse_kinds: rehearse_pg10 = 10, rehearse_pg15 = 15, rehearse_pg18 = 18);
+
+/// Lost pg_xact and lost WAL: the plans that fix them get "safe to apply" (pg_dump included).
+#[test]
+fn rehearse_clog_and_wal_repairs() {
+    let mut c = Cluster::new(15, InitOpts::default());
+    c.start();
+    c.sql("create table t as select g from generate_series(1, 100) g");
+    c.stop();
+    std::fs::remove_file(c.data.join("pg_xact/0000")).unwrap();
+    let work = Scratch::new("rehearse2");
+    let plan = work.path().join("p.json");
+    let (code, _, err) = run(&["plan", "-o"], &[&plan, Path::new("-D"), &c.data]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(&["rehearse", "--plan"], &[&plan, Path::new("-D"), &c.data]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("[ok] pg_dump of postgres"), "{out}");
+    let mut c = Cluster::new(15, InitOpts { checksums: true, wal_segsize_mb: Some(1) });
+    c.start();
+    c.pgbench_init(1);
+    c.sql("checkpoint");
+    c.pgbench_run(300);
+    let redo = c.sql("select redo_wal_file from pg_control_checkpoint()");
+    c.crash();
+    let g = pgsalvage::format::wal::WalGeometry::new(1 << 20, 8192).unwrap();
+    let (_, segno) = g.parse_file_name(&redo).unwrap();
+    std::fs::remove_file(c.data.join("pg_wal").join(g.file_name(1, segno + 1))).unwrap();
+    let before = tree_state(&c.data);
+    let plan = work.path().join("w.json");
+    let (code, _, err) = run(&["plan", "--reset-wal", "-o"], &[&plan, Path::new("-D"), &c.data]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(&["rehearse", "--plan"], &[&plan, Path::new("-D"), &c.data]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("verdict: safe to apply; loses:") && out.contains("every transaction whose WAL is at or after"), "{out}");
+    assert_same_tree(&before, &tree_state(&c.data), "rehearse changed the original");
+}
