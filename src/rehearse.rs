@@ -311,7 +311,12 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
                     checks.push(Check { what: format!("every row of the {n} tables in {db} can be read"), ok: bad.is_empty(), detail: bad.join("; ") });
                     // pg_dump to a null sink, with a client at least as new as the server.
                     if let Some(dump) = find_client("pg_dump", major) {
-                        let o = Command::new(&dump).arg("-h").arg(&s.sock).args(["-p", &s.port.to_string(), "-U", "postgres", "-f", "/dev/null", "--no-sync", db]).stdin(Stdio::null()).output();
+                        let o = Command::new(&dump)
+                            .arg("-h")
+                            .arg(&s.sock)
+                            .args(["-p", &s.port.to_string(), "-U", "postgres", "-f", "/dev/null", "--no-sync", db])
+                            .stdin(Stdio::null())
+                            .output();
                         let (ok, detail) = match o {
                             Ok(o) => (o.status.success(), String::from_utf8_lossy(&o.stderr).trim().lines().take(3).collect::<Vec<_>>().join("; ")),
                             Err(e) => (false, e.to_string()),
@@ -379,8 +384,13 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
     }
     let failed: Vec<String> = checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.what, c.detail)).collect();
     not_fixed.extend(failed.iter().cloned());
-    let loses: Vec<String> =
-        plan.actions.iter().filter(|a| !a.data_loss.starts_with("nothing")).map(|a| format!("{} {}: {}", a.id, a.target.path, a.data_loss)).collect();
+    // Everything but a plain "nothing" is said: "nothing, but the content may be wrong" too.
+    let loses: Vec<String> = plan
+        .actions
+        .iter()
+        .filter(|a| a.data_loss != "nothing" && !a.data_loss.starts_with("nothing:"))
+        .map(|a| format!("{} {}: {}", a.id, a.target.path, a.data_loss))
+        .collect();
     let safe = started && failed.is_empty() && plan.not_repairable.is_empty();
     let verdict = if !failed.is_empty() || !started {
         format!("does not fix: {}", failed.first().cloned().unwrap_or_else(|| "the server did not start".into()))

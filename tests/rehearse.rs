@@ -144,3 +144,43 @@ fn rehearse_clog_and_wal_repairs() {
     assert!(out.contains("verdict: safe to apply; loses:") && out.contains("every transaction whose WAL is at or after"), "{out}");
     assert_same_tree(&before, &tree_state(&c.data), "rehearse changed the original");
 }
+
+/// A checksum failure (accepted by opt-in) and a destroyed pg_control (rebuilt): rehearsed.
+#[test]
+fn rehearse_checksum_and_control_rebuild() {
+    let mut c = Cluster::new(15, InitOpts::default());
+    c.start();
+    c.pgbench_init(1);
+    c.sql("checkpoint");
+    let rel = c.relpath("pgbench_accounts");
+    c.stop();
+    let f = c.data.join(&rel);
+    let b = std::fs::read(&f).unwrap();
+    scribble(&f, 5 * 8192 + 7000, &[b[5 * 8192 + 7000] ^ 0x01]);
+    let work = Scratch::new("rehearse3");
+    let (plain, accepted) = (work.path().join("plain.json"), work.path().join("accept.json"));
+    let (code, _, err) = run(&["plan", "-o"], &[&plain, Path::new("-D"), &c.data]);
+    assert_eq!(code, 0, "{err}");
+    // Without the opt-in the checksum failure stays: the verdict says so.
+    let (code, out, _) = run(&["rehearse", "--plan"], &[&plain, Path::new("-D"), &c.data]);
+    assert_eq!(code, 1);
+    assert!(out.contains("page verification failed") || out.contains("stay unrepaired"), "{out}");
+    let (code, _, err) = run(&["plan", "--accept-checksum-failures", "-o"], &[&accepted, Path::new("-D"), &c.data]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(&["rehearse", "--plan"], &[&accepted, Path::new("-D"), &c.data]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("THE CONTENT MAY BE WRONG"), "{out}");
+    // pg_control destroyed: rebuilt from guesses and reset.
+    let mut c = Cluster::new(15, InitOpts::default());
+    c.start();
+    c.sql("create table kept as select g from generate_series(1, 3000) g");
+    c.sql("checkpoint");
+    c.stop();
+    std::fs::write(c.data.join("global/pg_control"), vec![0u8; 8192]).unwrap();
+    let plan = work.path().join("rebuild.json");
+    let (code, _, err) = run(&["plan", "--reset-wal", "-o"], &[&plan, Path::new("-D"), &c.data]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(&["rehearse", "--plan"], &[&plan, Path::new("-D"), &c.data]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("[ok] pg_dump of postgres"), "{out}");
+}

@@ -458,17 +458,27 @@ pub struct Drift {
 
 /// Check every precondition against the data directory as it is now.
 pub fn drift(dd: &DataDir, p: &Plan) -> Result<(bool, Vec<Drift>)> {
-    let (c, _, _) = dd.control()?;
-    if c.system_identifier.to_string() != p.cluster.system_identifier {
+    let rebuild = p.actions.iter().find_map(|a| match &a.kind {
+        ActionKind::RebuildControl { guessed, .. } => Some(guessed.clone()),
+        _ => None,
+    });
+    // A plan that rebuilds pg_control was made for a directory whose pg_control is
+    // unreadable: its identity comes from the guessed values (WAL headers).
+    let (sysid, bs, bps) = match (dd.control(), &rebuild) {
+        (Ok((c, _, _)), _) => (c.system_identifier.to_string(), c.database_block_size as usize, c.blocks_per_segment),
+        (Err(_), Some(g)) => (g.system_identifier.clone(), g.block_size as usize, (1u32 << 30) / g.block_size),
+        (Err(e), None) => return Err(e),
+    };
+    if sysid != p.cluster.system_identifier {
         return Err(Error::Refused {
-            message: format!("the plan is for cluster {} but {} is cluster {}", p.cluster.system_identifier, dd.root().display(), c.system_identifier),
+            message: format!("the plan is for cluster {} but {} is cluster {}", p.cluster.system_identifier, dd.root().display(), sysid),
             hint: "review the plan against the data directory it was made for".into(),
         });
     }
     let same_control = dd.read(crate::datadir::CONTROL_PATH).map(|b| sha256_hex(&b) == p.cluster.pg_control_sha256).unwrap_or(false);
     let mut out = Vec::new();
     for a in &p.actions {
-        let now = current_precondition(dd, &a.target, &a.precondition.scope, c.database_block_size as usize, c.blocks_per_segment);
+        let now = current_precondition(dd, &a.target, &a.precondition.scope, bs, bps);
         if now.sha256 != a.precondition.sha256 {
             out.push(Drift {
                 action: a.id.clone(),
