@@ -125,6 +125,13 @@ fn rehearse_clog_and_wal_repairs() {
     let (code, out, err) = run(&["rehearse", "--plan"], &[&plan, Path::new("-D"), &c.data]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("[ok] pg_dump of postgres"), "{out}");
+    // The same from a snapshot instead of a copy.
+    let snap = work.path().join("s.tar.zst");
+    let (code, _, err) = run(&["snapshot", "create", "-o"], &[&snap, Path::new("-D"), &c.data]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(&["rehearse", "--plan"], &[&plan, Path::new("--from-snapshot"), &snap, Path::new("-D"), &c.data]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("restored") && out.contains("verdict: safe to apply"), "{out}");
     let mut c = Cluster::new(15, InitOpts { checksums: true, wal_segsize_mb: Some(1) });
     c.start();
     c.pgbench_init(1);
