@@ -264,11 +264,17 @@ pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> 
     Ok(Applied { operation, store: store.display().to_string(), steps: step })
 }
 
+/// Create the parent directories of `p` inside the store, private.
+fn private_parent(p: &Path) -> Result<()> {
+    match p.parent() {
+        Some(d) => fs::DirBuilder::new().recursive(true).mode(0o700).create(d).map_err(io("create", d)),
+        None => Ok(()),
+    }
+}
+
 fn save(store: &Path, rel: &str, bytes: &[u8]) -> Result<()> {
     let p = store.join(rel);
-    if let Some(d) = p.parent() {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(d).map_err(io("create", d))?;
-    }
+    private_parent(&p)?;
     crate::fsx::write_new_file(&p, bytes, 0o600)
 }
 
@@ -324,9 +330,7 @@ fn move_into_store(dd: &DataDir, j: &mut Journal, step: u32, action: &str, rel: 
     let from = dd.path(rel);
     let saved = format!("moved/{rel}");
     let to = store.join(&saved);
-    if let Some(d) = to.parent() {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(d).map_err(io("create", d))?;
-    }
+    private_parent(&to)?;
     let bytes = fs::read(&from).map_err(io("read", &from))?;
     // A copy in the store first (durable), then the original goes: a move across file systems.
     crate::fsx::write_new_file(&to, &bytes, 0o600)?;
@@ -451,9 +455,7 @@ pub fn rollback(dd: &DataDir, operation: Option<&str>, force: bool) -> Result<Ro
             // The step created the file: it moves into the store (never deleted).
             (None, _, _) if target.exists() => {
                 let to = store.join("created").join(path);
-                if let Some(d) = to.parent() {
-                    fs::DirBuilder::new().recursive(true).mode(0o700).create(d).map_err(io("create", d))?;
-                }
+                private_parent(&to)?;
                 fs::rename(&target, &to).or_else(|_| fs::copy(&target, &to).and_then(|_| fs::remove_file(&target))).map_err(io("move", &target))?;
             }
             _ => {}

@@ -95,9 +95,7 @@ fn end_to_end_and_refusals() {
     // The real server on a copy of the result: every row, VACUUM (FREEZE), pg_dumpall.
     let trial = work.path().join("trial");
     copy(&c.data, &trial);
-    let mut s = Cluster::new(15, InitOpts::default());
-    std::fs::remove_dir_all(&s.data).unwrap();
-    std::os::unix::fs::symlink(&trial, &s.data).unwrap();
+    let mut s = Cluster::at(15, &trial);
     s.start();
     assert_eq!(s.sql("select count(*) from ziplog"), "20000");
     s.sql("vacuum (freeze) ziplog");
@@ -259,9 +257,7 @@ fn round(c: &Cluster, plan_args: &[&str], check: &str, want: &str) {
     assert_eq!(code, 0, "{out}{err}");
     let trial = work.path().join("trial");
     copy(&c.data, &trial);
-    let mut s = Cluster::new(c.major(), InitOpts::default());
-    std::fs::remove_dir_all(&s.data).unwrap();
-    std::os::unix::fs::symlink(&trial, &s.data).unwrap();
+    let mut s = Cluster::at(c.major(), &trial);
     s.start();
     assert_eq!(s.sql(check), want);
     s.stop();
@@ -273,16 +269,7 @@ fn round(c: &Cluster, plan_args: &[&str], check: &str, want: &str) {
 #[test]
 fn lost_wal_and_lost_clog_end_to_end() {
     // A WAL segment lost after a crash: reset.
-    let mut c = Cluster::new(15, InitOpts { checksums: true, wal_segsize_mb: Some(1) });
-    c.start();
-    c.pgbench_init(1);
-    c.sql("checkpoint");
-    c.pgbench_run(300);
-    let redo = c.sql("select redo_wal_file from pg_control_checkpoint()");
-    c.crash();
-    let g = pgsalvage::format::wal::WalGeometry::new(1 << 20, 8192).unwrap();
-    let (_, segno) = g.parse_file_name(&redo).unwrap();
-    std::fs::remove_file(c.data.join("pg_wal").join(g.file_name(1, segno + 1))).unwrap();
+    let c = lost_wal_segment();
     round(&c, &["--reset-wal"], "select count(*) from pgbench_branches", "1");
     // pg_xact lost after a clean stop: rebuilt from evidence.
     let mut c = Cluster::new(15, InitOpts::default());

@@ -173,9 +173,7 @@ fn xact_rebuilt_from_evidence_beats_zero_and_all_committed() {
     assert!(sources.from_hint_bits >= 55, "{sources:?}"); // phase 1's committed (60) and aborted (30) rows, where hinted
     assert!(!pl.actions.iter().any(|a| matches!(a.kind, ActionKind::FreezeTuples { .. })));
     let visible = |d: &Path| -> (usize, usize) {
-        let mut r = Cluster::new(15, InitOpts::default());
-        std::fs::remove_dir_all(&r.data).unwrap();
-        std::os::unix::fs::symlink(d, &r.data).unwrap();
+        let mut r = Cluster::at(15, d);
         r.start();
         let rows: Vec<u32> = r.sql("select i from t").lines().map(|l| l.parse().unwrap()).collect();
         r.stop();

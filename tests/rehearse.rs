@@ -132,16 +132,7 @@ fn rehearse_clog_and_wal_repairs() {
     let (code, out, err) = run(&["rehearse", "--plan"], &[&plan, Path::new("--from-snapshot"), &snap, Path::new("-D"), &c.data]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("restored") && out.contains("verdict: safe to apply"), "{out}");
-    let mut c = Cluster::new(15, InitOpts { checksums: true, wal_segsize_mb: Some(1) });
-    c.start();
-    c.pgbench_init(1);
-    c.sql("checkpoint");
-    c.pgbench_run(300);
-    let redo = c.sql("select redo_wal_file from pg_control_checkpoint()");
-    c.crash();
-    let g = pgsalvage::format::wal::WalGeometry::new(1 << 20, 8192).unwrap();
-    let (_, segno) = g.parse_file_name(&redo).unwrap();
-    std::fs::remove_file(c.data.join("pg_wal").join(g.file_name(1, segno + 1))).unwrap();
+    let c = lost_wal_segment();
     let before = tree_state(&c.data);
     let plan = work.path().join("w.json");
     let (code, _, err) = run(&["plan", "--reset-wal", "-o"], &[&plan, Path::new("-D"), &c.data]);

@@ -140,9 +140,7 @@ fn differential(state: &str, segsize: Option<u32>, forced: bool) {
     assert_eq!(dec(&u), dec(&t), "{state}: checkpoint record");
     // Both servers start.
     for d in [&u, &t] {
-        let mut s = Cluster::new(15, InitOpts::default());
-        std::fs::remove_dir_all(&s.data).unwrap();
-        std::os::unix::fs::symlink(d, &s.data).unwrap();
+        let mut s = Cluster::at(15, d);
         s.start();
         assert_eq!(s.sql("select count(*) from pgbench_branches"), "1");
         s.stop();

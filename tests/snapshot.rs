@@ -98,9 +98,7 @@ fn round_trip(major: u32) {
     assert_eq!(std::fs::read_link(new.join("pg_wal")).unwrap(), new_wal);
     assert_eq!(std::fs::read_link(new.join("pg_tblspc").join(&oid)).unwrap(), new_ts);
     // A real server starts on it and returns the same rows.
-    let mut r = Cluster::new(major, InitOpts::default());
-    std::fs::remove_dir_all(&r.data).unwrap();
-    std::os::unix::fs::symlink(&new, &r.data).unwrap();
+    let mut r = Cluster::at(major, &new);
     r.start();
     for (t, want) in &counts {
         assert_eq!(&r.sql(&format!("select count(*) || ':' || coalesce(sum(hashtext(t::text)), 0) from {t} t")), want, "PG{major} {t}");

@@ -488,3 +488,30 @@ pub fn garble_xmin(file: &Path, block: usize, xid: u32, checksums: bool) {
     }
     std::fs::write(file, b).unwrap();
 }
+
+impl Cluster {
+    /// A cluster handle whose data directory is `dir` (a copy or a restore made elsewhere),
+    /// to start a server of `major` on it.
+    pub fn at(major: u32, dir: &Path) -> Cluster {
+        let c = Cluster::new(major, InitOpts::default());
+        std::fs::remove_dir_all(&c.data).unwrap();
+        std::os::unix::fs::symlink(dir, &c.data).unwrap();
+        c
+    }
+}
+
+/// A crashed PG15 cluster (1 MB WAL segments) that lost the WAL segment after its REDO
+/// segment: pgbench tables on disk (checkpointed), 300 transactions only in WAL.
+pub fn lost_wal_segment() -> Cluster {
+    let mut c = Cluster::new(15, InitOpts { checksums: true, wal_segsize_mb: Some(1) });
+    c.start();
+    c.pgbench_init(1);
+    c.sql("checkpoint");
+    c.pgbench_run(300);
+    let redo = c.sql("select redo_wal_file from pg_control_checkpoint()");
+    c.crash();
+    let g = pgsalvage::format::wal::WalGeometry::new(1 << 20, 8192).unwrap();
+    let (_, segno) = g.parse_file_name(&redo).unwrap();
+    std::fs::remove_file(c.data.join("pg_wal").join(g.file_name(1, segno + 1))).unwrap();
+    c
+}
