@@ -208,17 +208,8 @@ per_major!(every_major: reset_pg10 = 10, reset_pg11 = 11, reset_pg12 = 12, reset
 /// pg_control equals pg_resetwal's, after which the server starts.
 #[test]
 fn planned_reset_for_lost_wal() {
-    let mut c = Cluster::new(15, InitOpts { checksums: true, wal_segsize_mb: Some(1) });
-    c.start();
-    c.pgbench_init(1);
-    c.sql("checkpoint");
-    c.pgbench_run(300);
-    let redo = c.sql("select redo_wal_file from pg_control_checkpoint()");
-    c.crash();
+    let mut c = lost_wal_segment();
     let _ = std::fs::remove_file(c.data.join("postmaster.pid"));
-    let g = pgsalvage::format::wal::WalGeometry::new(1 << 20, 8192).unwrap();
-    let (_, segno) = g.parse_file_name(&redo).unwrap();
-    std::fs::remove_file(c.data.join("pg_wal").join(g.file_name(1, segno + 1))).unwrap();
     let work = Scratch::new("planreset");
     let out = pgsalvage().args(["plan", "--reset-wal", "-D"]).arg(&c.data).arg("-o").arg(work.path().join("p.json")).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
