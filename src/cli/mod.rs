@@ -60,6 +60,13 @@ enum Command {
     Rollback(apply::RollbackArgs),
     /// Every apply and rollback on this cluster, and whether the files are still as left
     Audit(apply::AuditArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) generated from these definitions
+    Man,
     /// Keep the exact bytes of a data directory before touching it: create, verify, list, restore
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
@@ -78,6 +85,19 @@ pub fn run() -> i32 {
         Command::Check(a) => check::run(&a),
         Command::Snapshot(c) => snapshot::run(c),
         Command::Diagnose(a) => diagnose::run(&a),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "pgsalvage", &mut buf);
+            out(&String::from_utf8_lossy(&buf)).map(|_| EXIT_OK)
+        }
+        Command::Man => {
+            let mut buf = Vec::new();
+            match clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut buf) {
+                Ok(()) => out(&String::from_utf8_lossy(&buf)).map(|_| EXIT_OK),
+                Err(e) => Err(e.into()),
+            }
+        }
         Command::Plan(a) => plan::run_plan(&a),
         Command::Apply(a) => apply::run_apply(&a),
         Command::Rehearse(a) => rehearse::run(&a),

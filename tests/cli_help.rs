@@ -1,0 +1,29 @@
+//! `--version`, every subcommand's `--help`, completions and the man page.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::pgsalvage;
+
+#[test]
+fn help_version_completions_man() {
+    let o = pgsalvage().arg("--version").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), format!("pgsalvage {}", env!("CARGO_PKG_VERSION")));
+    for sub in ["inspect", "check", "diagnose", "plan", "review", "rehearse", "apply", "rollback", "audit", "snapshot", "completions", "man"] {
+        let o = pgsalvage().args([sub, "--help"]).output().unwrap();
+        assert!(o.status.success(), "{sub} --help");
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("Usage: pgsalvage"), "{sub}: {text}");
+        if !["review", "snapshot", "completions", "man"].contains(&sub) {
+            assert!(text.contains("-D, --pgdata"), "{sub} takes -D/--pgdata: {text}");
+        }
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let o = pgsalvage().args(["completions", shell]).output().unwrap();
+        assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("pgsalvage"), "{shell}");
+    }
+    let o = pgsalvage().arg("man").output().unwrap();
+    let man = String::from_utf8_lossy(&o.stdout);
+    assert!(man.starts_with(".ie") && man.contains(".TH pgsalvage 1"), "{man}");
+    // A usage error is exit code 2.
+    assert_eq!(pgsalvage().args(["check", "--only", "bogus", "-D", "/tmp"]).output().unwrap().status.code(), Some(2));
+}
