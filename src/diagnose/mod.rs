@@ -191,7 +191,7 @@ pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -
         Err(e) => {
             let mut f = Finding::new("control-unreadable", "pg_control cannot be read")
                 .explain(format!("{e}"), "the server cannot start: it reads everything else through pg_control")
-                .repair("rebuild pg_control from guesses taken from the data directory: WAL segment size and system identifier from WAL page headers, next xid from pg_xact, block size and checksums from pages (pgsalvage plan, [6/9])", "transactions in WAL after the last checkpoint, unless the rebuilt checkpoint location lets recovery replay them", true)
+                .repair("rebuild pg_control from guesses taken from the data directory: WAL segment size and system identifier from WAL page headers, next xid from pg_xact, block size and checksums from pages (pgsalvage plan --reset-wal)", "transactions in WAL after the last checkpoint, unless the rebuilt checkpoint location lets recovery replay them", true)
                 .repair("pg_resetwal -f with values guessed by hand", "the same, with worse guesses", false);
             f.file = Some("global/pg_control".into());
             out.push(f);
@@ -199,6 +199,7 @@ pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -
         }
     };
     let Some(c) = control else {
+        d.major = dd.pg_version().ok().map(|m| m.number());
         d.findings = out;
         return Ok(d);
     };
@@ -385,12 +386,12 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
                         "crash recovery stops at the break and the server starts as if the WAL ended there: every transaction committed after that LSN is silently lost, and data pages already written after it may be inconsistent",
                     )
                     .repair("find the missing segment (archive, another disk, a backup of pg_wal) and put it back", "nothing", true)
-                    .repair("reset WAL past the break (pg_resetwal-equivalent, pgsalvage plan)", format!("every transaction after {end}; pages written after it may disagree with each other"), false)
+                    .repair("reset WAL past the break, as pg_resetwal does (pgsalvage plan --reset-wal)", format!("every transaction after {end}; pages written after it may disagree with each other"), false)
             }
             "wal-checkpoint-unreadable" | "wal-checkpoint-mismatch" => Finding::new("wal-checkpoint-unreadable", "the latest checkpoint record cannot be read")
                 .explain(f.message.clone(), "the server refuses to start: \"could not locate a valid checkpoint record\"")
                 .repair("put back the WAL segment holding it (archive, backup)", "nothing", true)
-                .repair("reset WAL (pg_resetwal-equivalent, pgsalvage plan)", "the transactions after the last checkpoint that only WAL holds", false),
+                .repair("reset WAL, as pg_resetwal does (pgsalvage plan --reset-wal)", "the transactions after the last checkpoint that only WAL holds", false),
             "wal-foreign-segment" | "wal-segment-misplaced" => Finding::new("wal-foreign-file", f.message.clone())
                 .explain(
                     "a file in pg_wal carries another cluster's or another segment's WAL: if recovery reaches it, it stops there",

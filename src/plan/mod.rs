@@ -230,7 +230,16 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
         if !wanted(f.code) || f.severity == crate::finding::Severity::Info && f.code != "postmaster-pid-stale" {
             continue;
         }
-        let alternatives: Vec<Alternative> = f.repairs.iter().skip(1).map(|r| Alternative { action: r.action.clone(), loses: r.loses.clone() }).collect();
+        // The repairs not chosen: all but the first (least loss), except for a WAL reset,
+        // which is chosen over putting the WAL back only because that is not in our hands.
+        let chosen_reset = matches!(f.code, "wal-lost" | "wal-checkpoint-unreadable") && opts.reset_wal;
+        let alternatives: Vec<Alternative> = f
+            .repairs
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| if chosen_reset { !r.action.starts_with("reset WAL") } else { *i > 0 })
+            .map(|(_, r)| Alternative { action: r.action.clone(), loses: r.loses.clone() })
+            .collect();
         let target = |path: &str, block: Option<u32>| Target { path: path.to_string(), block, relation: f.relation.clone() };
         let mut ids = Vec::new();
         let mut refuse = |reason: String| not_repairable.push(NotRepairable { code: f.code.to_string(), title: f.title.clone(), reason });
@@ -422,7 +431,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
             "wal-lost" | "wal-checkpoint-unreadable" => {
                 refuse("needs a WAL reset (--reset-wal); put the missing WAL back first if it exists anywhere: that loses nothing".into())
             }
-            "control-unreadable" | "control-crc-mismatch" => refuse("rebuilding pg_control from guesses is not built yet (issue [6/9])".into()),
+            "control-unreadable" | "control-crc-mismatch" => refuse("pg_control decodes but its CRC is wrong, so its values may be wrong: no automatic repair. Compare `pgsalvage inspect` with the WAL; to rebuild it from the directory instead, move it aside and plan --reset-wal (rehearse first)".into()),
             other => refuse(format!("no repair is built for {other} yet")),
         }
         if !ids.is_empty() {
