@@ -369,6 +369,18 @@ fn append_history(dd: &DataDir, event: &str, operation: &str, plan_sha: &str, st
     f.write_all(&line).and_then(|_| f.sync_all()).map_err(io("write history", &p))
 }
 
+/// The sha256 of a journaled target as it is now: the block at `offset`/`len`, or the whole
+/// file; None when absent.
+pub fn target_sha(dd: &DataDir, path: &str, offset: Option<u64>, len: Option<u64>) -> Option<String> {
+    match (offset, len) {
+        (Some(o), Some(l)) => File::open(dd.path(path)).ok().and_then(|f| {
+            let mut b = vec![0u8; l as usize];
+            f.read_exact_at(&mut b, o).ok().map(|_| sha(&b))
+        }),
+        _ => fs::read(dd.path(path)).ok().map(|b| sha(&b)),
+    }
+}
+
 pub fn read_history(dd: &DataDir) -> Vec<History> {
     fs::read_to_string(dd.path(HISTORY_FILE)).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
@@ -418,14 +430,7 @@ pub fn rollback(dd: &DataDir, operation: Option<&str>, force: bool) -> Result<Ro
         for r in &saved {
             let Record::Saved { step, path, offset, len, .. } = r else { continue };
             let Some(Some(after)) = done.get(step) else { continue };
-            let now = match (offset, len) {
-                (Some(o), Some(l)) => File::open(dd.path(path)).ok().and_then(|f| {
-                    let mut b = vec![0u8; *l as usize];
-                    f.read_exact_at(&mut b, *o).ok().map(|_| sha(&b))
-                }),
-                _ => fs::read(dd.path(path)).ok().map(|b| sha(&b)),
-            };
-            if now.as_ref() != Some(after) {
+            if target_sha(dd, path, *offset, *len).as_ref() != Some(after) {
                 return Err(Error::Refused {
                     message: format!(
                         "{path} changed since operation {} was applied (the server ran, or another change): rollback would overwrite that",

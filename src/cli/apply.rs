@@ -160,13 +160,7 @@ pub fn run_audit(a: &AuditArgs) -> anyhow::Result<i32> {
         let mut files = Vec::new();
         for r in &records {
             if let Record::Saved { step, action, path, offset, len, before_sha256, .. } = r {
-                let now = match (offset, len) {
-                    (Some(o), Some(l)) => std::fs::File::open(dd.path(path)).ok().and_then(|f| {
-                        let mut b = vec![0u8; *l as usize];
-                        std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, *o).ok().map(|_| pgsalvage::plan::sha256_hex(&b))
-                    }),
-                    _ => std::fs::read(dd.path(path)).ok().map(|b| pgsalvage::plan::sha256_hex(&b)),
-                };
+                let now = apply::target_sha(&dd, path, *offset, *len);
                 let expected = if rolled { before_sha256.clone() } else { done.get(step).cloned().flatten() };
                 let state = match (&now, &expected) {
                     (None, None) => "absent, as expected",

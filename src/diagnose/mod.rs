@@ -128,6 +128,10 @@ pub struct Diagnosis {
     pub unexplained_log: Vec<LogLine>,
     pub heap_pages_scanned: u64,
     pub tuples_scanned: u64,
+    /// The tuple scan itself (with hint-bit evidence for the xids whose pg_xact pages are
+    /// lost), for `plan`, which must not read every heap page a second time.
+    #[serde(skip)]
+    pub tuples: tuples::TupleScan,
 }
 
 impl Diagnosis {
@@ -168,6 +172,7 @@ pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -
         findings: vec![],
         unexplained_log: vec![],
         heap_pages_scanned: 0,
+        tuples: Default::default(),
         tuples_scanned: 0,
     };
     let control = match dd.control() {
@@ -233,7 +238,9 @@ pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -
         catalog.name_file(dir, node, fork).map(|n| n.to_string())
     };
     let files = dd.relation_files(&check::version_dir(&c))?;
-    let ts = tuples::scan(dd, &c, &files, &[]);
+    // Hint bits are evidence for the xids whose pg_xact pages are lost (check knows which).
+    let lost: Vec<(Xid, Xid)> = report.findings.iter().filter(|f| f.code.starts_with("xact-segment-")).filter_map(|f| f.xids).collect();
+    let ts = tuples::scan(dd, &c, &files, &lost);
     d.heap_pages_scanned = ts.heap_pages;
     d.tuples_scanned = ts.tuples;
     out.extend(disk_full(dd, &c, &report, &logs));
@@ -242,6 +249,7 @@ pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -
     attach_logs(&mut out, &logs, &mut d.unexplained_log);
     out.sort_by_key(|f| f.severity);
     d.findings = out;
+    d.tuples = ts;
     Ok(d)
 }
 

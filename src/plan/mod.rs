@@ -205,12 +205,8 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
     let bs = c.database_block_size as usize;
     let bps = c.blocks_per_segment;
     let control = dd.read(crate::datadir::CONTROL_PATH)?;
-    let files = dd.relation_files(&crate::check::version_dir(&c))?;
-    // xids whose pg_xact pages are lost, for evidence.
-    let lost: Vec<(String, Xid, Xid)> =
-        d.findings.iter().filter(|f| f.code == "xact-status-lost").filter_map(|f| Some((f.file.clone()?, f.xids?.0, f.xids?.1))).collect();
-    let ranges: Vec<(Xid, Xid)> = lost.iter().map(|l| (l.1, l.2)).collect();
-    let ts = tuples::scan(dd, &c, &files, &ranges);
+    // diagnose's tuple scan, with hint bits collected for the lost pg_xact ranges.
+    let ts = &d.tuples;
     let mut by_page: BTreeMap<(String, u32), Vec<&tuples::TupleProblem>> = BTreeMap::new();
     for p in &ts.problems {
         by_page.entry((p.file.clone(), p.block)).or_default().push(p);
