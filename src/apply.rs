@@ -153,6 +153,7 @@ pub struct Applied {
 
 /// Carry out a plan. The caller has checked confirmation and the snapshot.
 pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> Result<Applied> {
+    p.validate().map_err(|e| Error::Usage(format!("the plan: {e}")))?;
     if let Postmaster::Alive { pid } = dd.postmaster() {
         return Err(Error::Refused {
             message: format!("a postmaster (pid {pid}) is running on {}", dd.root().display()),
@@ -425,6 +426,17 @@ pub fn rollback(dd: &DataDir, operation: Option<&str>, force: bool) -> Result<Ro
     let done: std::collections::HashMap<u32, Option<String>> =
         records.iter().filter_map(|r| if let Record::Done { step, after_sha256 } = r { Some((*step, after_sha256.clone())) } else { None }).collect();
     let saved: Vec<&Record> = records.iter().filter(|r| matches!(r, Record::Saved { .. })).collect();
+    // A journal is ours, but it sits in a directory a user can edit: never follow one out of
+    // the data directory or the store.
+    for r in &saved {
+        let Record::Saved { path, saved: s, .. } = r else { continue };
+        if !crate::plan::is_inside_relative(path) || s.as_deref().is_some_and(|s| !crate::plan::is_inside_relative(s)) {
+            return Err(Error::Refused {
+                message: format!("{}: a journal entry names {path:?}, which is not a plain path inside the data directory", store.join(JOURNAL).display()),
+                hint: "the journal was edited or damaged; restore from the snapshot taken before apply".into(),
+            });
+        }
+    }
     // First check that nothing changed since (a server that ran, another repair).
     if !force {
         for r in &saved {

@@ -17,6 +17,8 @@ pub mod error;
 pub mod finding;
 pub mod format;
 pub mod fsx;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inspect;
 pub mod plan;
 pub mod rehearse;

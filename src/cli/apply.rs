@@ -51,7 +51,7 @@ pub struct AuditArgs {
 pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
     let dd = DataDir::open(&a.pgdata)?;
     let bytes = std::fs::read(&a.plan).map_err(|e| Error::io("read plan", &a.plan, e))?;
-    let p: Plan = serde_json::from_slice(&bytes).map_err(|e| Error::Usage(format!("{}: not a pgsalvage plan: {e}", a.plan.display())))?;
+    let p = Plan::from_json(&bytes, &a.plan.display().to_string()).map_err(pgsalvage::error::Error::Usage)?;
     match (&a.snapshot, a.without_snapshot_i_may_lose_data) {
         (Some(s), _) => {
             let m = pgsalvage::snapshot::verify::read_manifest(s)

@@ -82,16 +82,7 @@ pub fn run_plan(a: &PlanArgs) -> anyhow::Result<i32> {
 
 pub fn run_review(a: &ReviewArgs) -> anyhow::Result<i32> {
     let text = std::fs::read(&a.plan).map_err(|e| pgsalvage::error::Error::io("read plan", &a.plan, e))?;
-    let p: Plan = serde_json::from_slice(&text).map_err(|e| pgsalvage::error::Error::Usage(format!("{}: not a pgsalvage plan: {e}", a.plan.display())))?;
-    if p.format != plan::FORMAT_VERSION {
-        return Err(pgsalvage::error::Error::Usage(format!(
-            "{}: plan format {} is not supported (this pgsalvage reads {})",
-            a.plan.display(),
-            p.format,
-            plan::FORMAT_VERSION
-        ))
-        .into());
-    }
+    let p = Plan::from_json(&text, &a.plan.display().to_string()).map_err(pgsalvage::error::Error::Usage)?;
     let drift = match &a.pgdata {
         Some(d) => Some(plan::drift(&DataDir::open(d)?, &p)?),
         None => None,

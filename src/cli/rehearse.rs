@@ -66,7 +66,7 @@ pub fn text(r: &Report) -> String {
 pub fn run(a: &RehearseArgs) -> anyhow::Result<i32> {
     let dd = DataDir::open(&a.pgdata)?;
     let bytes = std::fs::read(&a.plan).map_err(|e| Error::io("read plan", &a.plan, e))?;
-    let p: Plan = serde_json::from_slice(&bytes).map_err(|e| Error::Usage(format!("{}: not a pgsalvage plan: {e}", a.plan.display())))?;
+    let p = Plan::from_json(&bytes, &a.plan.display().to_string()).map_err(pgsalvage::error::Error::Usage)?;
     let r = rehearse::rehearse(
         &dd,
         &p,

@@ -29,7 +29,7 @@ pub fn set_checksum(page: &mut [u8], blkno: u32, checksums: bool) {
 
 fn tuple_offset(page: &[u8], offnum: u16) -> Result<(usize, ItemId), String> {
     let items = line_pointers(page).map_err(|e| e.to_string())?;
-    let it = *items.get(offnum as usize - 1).ok_or_else(|| format!("no line pointer {offnum}"))?;
+    let it = *(offnum as usize).checked_sub(1).and_then(|i| items.get(i)).ok_or_else(|| format!("no line pointer {offnum}"))?;
     if it.flags != LpFlags::Normal || it.off as usize + SIZEOF_HEAP_TUPLE_HEADER > page.len() {
         return Err(format!("line pointer {offnum} is not a normal tuple"));
     }

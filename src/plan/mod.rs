@@ -169,6 +169,112 @@ pub struct Plan {
     pub not_repairable: Vec<NotRepairable>,
 }
 
+impl Plan {
+    /// Read a plan file: JSON of the expected shape, this format version, and every field
+    /// a hostile or hand-edited plan could abuse checked ([`Plan::validate`]). `label` names
+    /// the file in errors.
+    pub fn from_json(bytes: &[u8], label: &str) -> std::result::Result<Plan, String> {
+        let p: Plan = serde_json::from_slice(bytes).map_err(|e| format!("{label}: not a pgsalvage plan: {e}"))?;
+        if p.format != FORMAT_VERSION {
+            return Err(format!("{label}: plan format {} is not supported (this pgsalvage reads {FORMAT_VERSION})", p.format));
+        }
+        p.validate().map_err(|e| format!("{label}: {e}"))?;
+        Ok(p)
+    }
+
+    /// Refuse what no plan made by `pgsalvage plan` holds: paths leaving the data directory,
+    /// WAL names that are not WAL names, ranges that would make apply allocate without
+    /// bound, offsets that cannot be on a page.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let mut ids = std::collections::BTreeSet::new();
+        for a in &self.actions {
+            let at = |what: String| format!("action {}: {what}", a.id);
+            if !ids.insert(a.id.as_str()) {
+                return Err(at("the id appears twice".into()));
+            }
+            if !is_inside_relative(&a.target.path) {
+                return Err(at(format!("target {:?} is not a plain path inside the data directory", a.target.path)));
+            }
+            if !matches!(a.precondition.scope.as_str(), "block" | "file" | "absent") {
+                return Err(at(format!("precondition scope {:?} is not block, file or absent", a.precondition.scope)));
+            }
+            if let Some(h) = &a.precondition.sha256 {
+                if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(at("precondition sha256 is not 64 hex digits".into()));
+                }
+            }
+            let block_action = matches!(
+                a.kind,
+                ActionKind::FreezeTuples { .. }
+                    | ActionKind::KillTuples { .. }
+                    | ActionKind::ClearVisibilityMap { .. }
+                    | ActionKind::RebuildPageHeader { .. }
+                    | ActionKind::ZeroPage { .. }
+                    | ActionKind::AcceptChecksum { .. }
+            );
+            if block_action != (a.target.block.is_some() && a.precondition.scope == "block") {
+                return Err(at("a page action needs a target block and a block precondition (and only page actions have them)".into()));
+            }
+            match &a.kind {
+                ActionKind::FreezeTuples { offnums } | ActionKind::KillTuples { offnums } => {
+                    // MaxHeapTuplesPerPage for the largest block size (32 kB) is 1,291.
+                    if offnums.is_empty() || offnums.len() > 2048 || offnums.iter().any(|&o| o == 0 || o > 2048) {
+                        return Err(at("tuple offsets must be 1..=2048, at least one and at most 2048 of them".into()));
+                    }
+                }
+                ActionKind::SynthesizeXact { pages, first_xid, last_xid, committed, .. } => {
+                    // At most one segment (32 pages) of the largest block size: 4 Mi xids.
+                    let span = last_xid.wrapping_sub(*first_xid) as u64 + 1;
+                    if *pages == 0 || *pages > SLRU_PAGES_PER_SEGMENT || span > u64::from(*pages) * 32768 * 4 {
+                        return Err(at(format!("{pages} pages cannot hold xids {first_xid}..={last_xid}")));
+                    }
+                    if committed.len() > 1 << 20 {
+                        return Err(at("more than 1,048,576 committed ranges".into()));
+                    }
+                }
+                ActionKind::RelocateWal { to } => {
+                    if !to.starts_with('/') || to.split('/').any(|c| c == ".." || c == ".") || to.contains('\0') {
+                        return Err(at(format!("new WAL location {to:?} is not an absolute plain path")));
+                    }
+                }
+                ActionKind::ResetWal { wal_file, moves, overrides, .. } => {
+                    check_wal_names(wal_file, moves).map_err(at)?;
+                    if let Some(w) = &overrides.wal_file {
+                        if !crate::format::wal::segment::is_wal_file_name(w) {
+                            return Err(at(format!("{w:?} is not a WAL file name")));
+                        }
+                    }
+                }
+                ActionKind::RebuildControl { wal_file, moves, .. } => check_wal_names(wal_file, moves).map_err(at)?,
+                _ => {}
+            }
+        }
+        for f in &self.findings {
+            if let Some(x) = f.actions.iter().find(|x| !ids.contains(x.as_str())) {
+                return Err(format!("finding {} names action {x}, which the plan does not hold", f.code));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A relative path of plain components (no `..`, `.`, empty component or NUL).
+pub fn is_inside_relative(path: &str) -> bool {
+    !path.is_empty() && !path.starts_with('/') && path.split('/').all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\0'))
+}
+
+fn check_wal_names(wal_file: &str, moves: &[String]) -> std::result::Result<(), String> {
+    if !crate::format::wal::segment::is_wal_file_name(wal_file) {
+        return Err(format!("{wal_file:?} is not a WAL file name"));
+    }
+    for m in moves {
+        if !m.starts_with("pg_wal/") || !is_inside_relative(m) {
+            return Err(format!("moved file {m:?} is not inside pg_wal"));
+        }
+    }
+    Ok(())
+}
+
 pub fn sha256_hex(b: &[u8]) -> String {
     format!("{:x}", Sha256::digest(b))
 }
@@ -523,7 +629,13 @@ pub fn xact_pages_needed(g: &ClogGeometry, segno: u32, last_xid: Xid) -> u32 {
 pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::ControlFile) -> std::result::Result<Option<Vec<u8>>, String> {
     let checksums = c.data_page_checksum_version > 0;
     let blk = a.target.block.unwrap_or(0);
-    let page = || old.ok_or_else(|| format!("{}: the target is missing", a.target.path));
+    let bs = c.database_block_size as usize;
+    let page = || match old {
+        None => Err(format!("{}: the target is missing", a.target.path)),
+        Some(p) if p.len() != bs => Err(format!("{}: the target block is {} bytes, not one {bs}-byte page", a.target.path, p.len())),
+        Some(p) => Ok(p),
+    };
+    let control = || old.ok_or_else(|| format!("{}: the target is missing", a.target.path));
     Ok(Some(match &a.kind {
         ActionKind::FreezeTuples { offnums } => bytes::freeze_tuples(page()?, offnums, blk, checksums)?,
         ActionKind::KillTuples { offnums } => bytes::kill_tuples(page()?, offnums, blk, checksums)?,
@@ -549,7 +661,7 @@ pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::Con
             bytes::clog_segment(old.unwrap_or(&[]), *pages, c.database_block_size, &statuses)?
         }
         ActionKind::ResetWal { overrides, time, .. } => {
-            let (old_c, _) = crate::format::control::ControlFile::parse_lenient(page()?).map_err(|e| e.to_string())?;
+            let (old_c, _) = crate::format::control::ControlFile::parse_lenient(control()?).map_err(|e| e.to_string())?;
             reset::compute(&old_c, &reset::Listing::default(), overrides, *time)?.control.encode()
         }
         ActionKind::RebuildControl { guessed, wal_file, time, .. } => {

@@ -199,6 +199,16 @@ fn cleanup(w: &Writer, target_created: bool) -> Option<String> {
 
 /// Restore `archive` into `target` (absent or an empty directory).
 pub fn restore(archive: &Path, target: &Path, opts: &RestoreOptions, progress: &dyn super::Progress) -> Result<RestoreReport> {
+    restore_with(&archive.display().to_string(), |w| scan(archive, w, progress), target, opts)
+}
+
+/// [`restore`] from an uncompressed tar stream (no sidecar manifest): what the fuzzer
+/// drives, so that hostile entries are tried against the real writer.
+pub fn restore_tar(tar: impl Read, label: &str, target: &Path, opts: &RestoreOptions) -> Result<RestoreReport> {
+    restore_with(label, |w| super::verify::scan_tar(tar, label, w, &crate::check::Quiet, Default::default()), target, opts)
+}
+
+fn restore_with(label: &str, scan: impl FnOnce(&mut Writer) -> super::verify::Scan, target: &Path, opts: &RestoreOptions) -> Result<RestoreReport> {
     let target_created = match fs::symlink_metadata(target) {
         Ok(m) if m.is_dir() => {
             if fs::read_dir(target).map_err(|e| Error::io("list directory", target, e))?.next().is_some() {
@@ -224,7 +234,7 @@ pub fn restore(archive: &Path, target: &Path, opts: &RestoreOptions, progress: &
         created: Vec::new(),
         warnings: Vec::new(),
     };
-    let s = scan(archive, &mut w, progress);
+    let s = scan(&mut w);
     let mut problems = compare(&s);
     if problems.is_empty() {
         if let Err(e) = finish(&w, &s) {
@@ -241,7 +251,7 @@ pub fn restore(archive: &Path, target: &Path, opts: &RestoreOptions, progress: &
             }
         };
         return Err(Error::Refused {
-            message: format!("restore of {} failed; {what}:\n  {}", archive.display(), problems.iter().take(20).cloned().collect::<Vec<_>>().join("\n  ")),
+            message: format!("restore of {label} failed; {what}:\n  {}", problems.iter().take(20).cloned().collect::<Vec<_>>().join("\n  ")),
             hint: "run `pgsalvage snapshot verify` on the archive; a damaged archive cannot be restored".into(),
         });
     }

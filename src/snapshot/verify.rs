@@ -111,7 +111,13 @@ pub fn scan(archive: &Path, sink: &mut dyn Sink, progress: &dyn super::Progress)
             return s;
         }
     };
-    let where_ = |what: String| format!("{}: {what}", archive.display());
+    scan_tar(reader, &archive.display().to_string(), sink, progress, s)
+}
+
+/// The tar half of [`scan`]: entries of an uncompressed tar stream (`label` names it in
+/// errors), on top of what `s` already holds (the sidecar manifest).
+pub fn scan_tar(reader: impl Read, label: &str, sink: &mut dyn Sink, progress: &dyn super::Progress, mut s: Scan) -> Scan {
+    let where_ = |what: String| format!("{label}: {what}");
     let mut ar = tar::Archive::new(reader);
     let entries = match ar.entries() {
         Ok(e) => e,

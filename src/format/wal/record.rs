@@ -53,10 +53,11 @@ impl RecordHeader {
 }
 
 /// The CRC of a whole record as the server computes it: the payload after the header, then
-/// the header up to xl_crc.
+/// the header up to xl_crc. Total: bytes shorter than a header (which hold no stored CRC to
+/// compare with) give the CRC of what there is.
 pub fn record_crc(record: &[u8]) -> u32 {
-    let c = crc32c::crc32c(&record[SIZE_OF_XLOG_RECORD..]);
-    crc32c::crc32c_append(c, &record[..XL_CRC_OFFSET])
+    let c = crc32c::crc32c(record.get(SIZE_OF_XLOG_RECORD..).unwrap_or_default());
+    crc32c::crc32c_append(c, &record[..XL_CRC_OFFSET.min(record.len())])
 }
 
 /// One block reference of a record.

@@ -1,0 +1,3 @@
+#![no_main]
+// Body in pgsalvage::fuzzing::wal_record, which tests/fuzz_regressions.rs also replays on stable.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| pgsalvage::fuzzing::wal_record(data));
