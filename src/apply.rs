@@ -43,6 +43,21 @@ pub enum Record {
         #[serde(default)]
         mtime: Option<(i64, i64)>,
     },
+    /// pg_wal is moving to `to` (relocate-wal): every file below it was copied there,
+    /// fsynced and verified; the originals go and pg_wal becomes a link only after this.
+    Relocated {
+        step: u32,
+        action: String,
+        /// pg_wal's old symbolic link target; None when it was a directory.
+        old_link: Option<String>,
+        /// pg_wal's directory mode (when it was a directory).
+        dir_mode: u32,
+        to: String,
+        /// Directories below pg_wal (archive_status, summaries) with their modes.
+        #[serde(default)]
+        dirs: Vec<(String, u32)>,
+        files: Vec<RelocatedFile>,
+    },
     /// The change is done and durable.
     Done {
         step: u32,
@@ -54,6 +69,15 @@ pub enum Record {
     RolledBack {
         time: String,
     },
+}
+
+/// A file below pg_wal that relocate-wal moved (`rel` below pg_wal).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RelocatedFile {
+    pub rel: String,
+    pub sha256: String,
+    pub mode: u32,
+    pub mtime: (i64, i64),
 }
 
 /// One line of the history file in the data directory.
@@ -142,6 +166,8 @@ pub fn lock(dd: &DataDir) -> Result<Lock> {
 #[derive(Clone, Debug, Default)]
 pub struct ApplyOptions {
     pub store_root: Option<PathBuf>,
+    /// Relocate pg_wal here instead of where the plan says (rehearse: inside its copy).
+    pub wal_dir_override: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -172,11 +198,10 @@ pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> 
             hint: "run `pgsalvage review PLAN -D DATADIR` to see which, then make a new plan".into(),
         });
     }
-    if let Some(a) = p.actions.iter().find(|a| matches!(a.kind, ActionKind::RelocateWal { .. })) {
-        return Err(Error::Refused {
-            message: format!("action {} (relocate-wal) cannot be applied by this version", a.id),
-            hint: "make room on pg_wal's file system by hand, or plan without --wal-dir".into(),
-        });
+    for a in &p.actions {
+        if let ActionKind::RelocateWal { to } = &a.kind {
+            check_relocation_target(opts.wal_dir_override.as_deref().unwrap_or(Path::new(to)))?;
+        }
     }
     let (c, _, _) = dd.control().map_err(|_| ()).or_else(|_| {
         // A rebuild plan: the control file is unreadable by definition.
@@ -212,6 +237,10 @@ pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> 
             (ActionKind::MoveAside, _) => {
                 step += 1;
                 move_into_store(dd, &mut j, step, &a.id, &a.target.path, &store)?;
+            }
+            (ActionKind::RelocateWal { to }, _) => {
+                step += 1;
+                relocate_wal(dd, &mut j, step, &a.id, opts.wal_dir_override.as_deref().unwrap_or(Path::new(to)))?;
             }
             (ActionKind::ResetWal { wal_file, moves, .. }, _) | (ActionKind::RebuildControl { wal_file, moves, .. }, _) => {
                 for m in moves {
@@ -307,6 +336,13 @@ fn replace_file(dd: &DataDir, j: &mut Journal, step: u32, action: &str, rel: &st
     j.append(&Record::Done { step, after_sha256: Some(sha(new)) })
 }
 
+/// As root, give `p` (not following a link) to the cluster's owner.
+fn chown_to(owner: Option<(u32, u32)>, p: &Path) {
+    if let (Some((u, g)), true) = (owner, nix::unistd::geteuid().is_root()) {
+        let _ = std::os::unix::fs::lchown(p, Some(u), Some(g));
+    }
+}
+
 fn owner_of(dd: &DataDir) -> Option<(u32, u32)> {
     fs::metadata(dd.path("PG_VERSION")).ok().map(|m| (std::os::unix::fs::MetadataExt::uid(&m), std::os::unix::fs::MetadataExt::gid(&m)))
 }
@@ -350,6 +386,189 @@ fn move_into_store(dd: &DataDir, j: &mut Journal, step: u32, action: &str, rel: 
     fs::remove_file(&from).map_err(io("move", &from))?;
     fsync_path(from.parent().unwrap_or(Path::new(".")))?;
     j.append(&Record::Done { step, after_sha256: None })
+}
+
+/// The new home of pg_wal must be an absolute path that is absent or an empty directory,
+/// not inside the data directory's pg_wal itself.
+fn check_relocation_target(to: &Path) -> Result<()> {
+    let refuse = |why: String| Error::Refused { message: format!("cannot move pg_wal to {}: {why}", to.display()), hint: "plan again with --wal-dir naming a new or empty directory on a file system with room".into() };
+    if !to.is_absolute() {
+        return Err(refuse("not an absolute path".into()));
+    }
+    match fs::symlink_metadata(to) {
+        Err(_) => Ok(()),
+        Ok(m) if m.is_dir() => match fs::read_dir(to).map(|mut rd| rd.next().is_none()) {
+            Ok(true) => Ok(()),
+            _ => Err(refuse("the directory is not empty".into())),
+        },
+        Ok(_) => Err(refuse("it exists and is not a directory".into())),
+    }
+}
+
+/// Every file below `dir` as a path relative to it, directories first (sorted).
+fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, bool)>) -> Result<()> {
+    let mut names: Vec<_> = fs::read_dir(dir).map_err(io("list", dir))?.flatten().collect();
+    names.sort_by_key(|e| e.file_name());
+    for e in names {
+        let name = format!("{rel}{}", e.file_name().to_string_lossy());
+        let ft = e.file_type().map_err(io("stat", &e.path()))?;
+        if ft.is_dir() {
+            out.push((name.clone(), true));
+            walk(&e.path(), &format!("{name}/"), out)?;
+        } else if ft.is_file() {
+            out.push((name, false));
+        }
+    }
+    Ok(())
+}
+
+/// relocate-wal: copy everything below pg_wal to `to` (fsync, verify), journal the list with
+/// hashes, make pg_wal a link to `to`, then remove the originals: a move across file
+/// systems, so that the full one gets its space back. Rollback moves them back.
+fn relocate_wal(dd: &DataDir, j: &mut Journal, step: u32, action: &str, to: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let wal = dd.path(crate::datadir::WAL_DIR);
+    let old_link = fs::read_link(&wal).ok();
+    let src = fs::canonicalize(&wal).map_err(io("resolve", &wal))?;
+    let dir_mode = fs::metadata(&src).map_err(io("stat", &src))?.permissions().mode() & 0o7777;
+    let owner = owner_of(dd);
+    let chown = |p: &Path| chown_to(owner, p);
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(to).map_err(io("create", to))?;
+    chown(to);
+    let mut entries = Vec::new();
+    walk(&src, "", &mut entries)?;
+    let mut files = Vec::new();
+    let mut dirs = Vec::new();
+    for (rel, is_dir) in &entries {
+        let (from, dest) = (src.join(rel), to.join(rel));
+        let m = fs::metadata(&from).map_err(io("stat", &from))?;
+        if *is_dir {
+            fs::DirBuilder::new().mode(m.permissions().mode() & 0o7777).create(&dest).map_err(io("create", &dest))?;
+            chown(&dest);
+            dirs.push((rel.clone(), m.permissions().mode() & 0o7777));
+            continue;
+        }
+        let bytes = fs::read(&from).map_err(io("read", &from))?;
+        {
+            let mut f = OpenOptions::new().write(true).create_new(true).mode(m.permissions().mode() & 0o7777).open(&dest).map_err(io("create", &dest))?;
+            f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(io("write", &dest))?;
+        }
+        chown(&dest);
+        set_mtime(&dest, Some((m.mtime(), m.mtime_nsec())))?;
+        let digest = sha(&bytes);
+        if fs::read(&dest).map(|b| sha(&b)).ok().as_ref() != Some(&digest) {
+            return Err(Error::Refused { message: format!("{} does not read back as written", dest.display()), hint: "check the target file system".into() });
+        }
+        files.push(RelocatedFile { rel: rel.clone(), sha256: digest, mode: m.permissions().mode() & 0o7777, mtime: (m.mtime(), m.mtime_nsec()) });
+    }
+    for (rel, _) in entries.iter().filter(|e| e.1) {
+        fsync_path(&to.join(rel))?;
+    }
+    fsync_path(to)?;
+    j.append(&Record::Relocated {
+        step,
+        action: action.into(),
+        old_link: old_link.as_ref().map(|l| l.display().to_string()),
+        dir_mode,
+        to: to.display().to_string(),
+        dirs,
+        files,
+    })?;
+    // pg_wal becomes the link: a directory is renamed aside (same file system, atomic), a link
+    // is replaced by rename.
+    let aside = dd.path("pg_wal.pgsalvage-old");
+    let tmp_link = dd.path(".pg_wal.pgsalvage-new");
+    let _ = fs::remove_file(&tmp_link);
+    std::os::unix::fs::symlink(to, &tmp_link).map_err(io("create link", &tmp_link))?;
+    chown(&tmp_link);
+    if old_link.is_none() {
+        fs::rename(&wal, &aside).map_err(io("rename", &wal))?;
+    }
+    fs::rename(&tmp_link, &wal).map_err(io("rename", &tmp_link))?;
+    fsync_path(dd.root())?;
+    // The originals go (each verified in its new place above), deepest first.
+    let old_root = if old_link.is_none() { aside.clone() } else { src.clone() };
+    for (rel, is_dir) in entries.iter().rev() {
+        let p = old_root.join(rel);
+        let r = if *is_dir { fs::remove_dir(&p) } else { fs::remove_file(&p) };
+        r.map_err(io("remove", &p))?;
+    }
+    if old_link.is_none() {
+        fs::remove_dir(&aside).map_err(io("remove", &aside))?;
+    } else {
+        fsync_path(&old_root)?;
+    }
+    fsync_path(dd.root())?;
+    j.append(&Record::Done { step, after_sha256: None })
+}
+
+/// Undo relocate-wal: pg_wal back as it was (a directory, or the old link), every journaled
+/// file back in it from wherever it is now (still in place, or in the new directory),
+/// verified against the journal. The copies in the new directory stay (never deleted).
+fn undo_relocation(dd: &DataDir, old_link: &Option<String>, dir_mode: u32, to: &Path, dirs: &[(String, u32)], files: &[RelocatedFile]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let wal = dd.path(crate::datadir::WAL_DIR);
+    let aside = dd.path("pg_wal.pgsalvage-old");
+    let owner = owner_of(dd);
+    let chown = |p: &Path| chown_to(owner, p);
+    let _ = fs::remove_file(dd.path(".pg_wal.pgsalvage-new"));
+    match old_link {
+        None => {
+            if fs::read_link(&wal).is_ok() {
+                fs::remove_file(&wal).map_err(io("remove link", &wal))?;
+            }
+            if aside.exists() && !wal.exists() {
+                fs::rename(&aside, &wal).map_err(io("rename", &aside))?;
+            }
+            if !wal.exists() {
+                fs::DirBuilder::new().mode(dir_mode).create(&wal).map_err(io("create", &wal))?;
+                chown(&wal);
+            }
+            let _ = fs::set_permissions(&wal, fs::Permissions::from_mode(dir_mode));
+        }
+        Some(l) => {
+            if fs::read_link(&wal).ok().as_deref() != Some(Path::new(l)) {
+                let tmp = dd.path(".pg_wal.pgsalvage-new");
+                std::os::unix::fs::symlink(l, &tmp).map_err(io("create link", &tmp))?;
+                chown(&tmp);
+                fs::rename(&tmp, &wal).map_err(io("rename", &tmp))?;
+            }
+        }
+    }
+    let root = fs::canonicalize(&wal).map_err(io("resolve", &wal))?;
+    for (rel, mode) in dirs {
+        let d = root.join(rel);
+        if !d.is_dir() {
+            fs::DirBuilder::new().mode(*mode).create(&d).map_err(io("create", &d))?;
+            chown(&d);
+        }
+        let _ = fs::set_permissions(&d, fs::Permissions::from_mode(*mode));
+    }
+    for f in files {
+        let dest = root.join(&f.rel);
+        if fs::read(&dest).map(|b| sha(&b)).ok().as_deref() == Some(f.sha256.as_str()) {
+            set_mtime(&dest, Some(f.mtime))?;
+            continue;
+        }
+        let from = to.join(&f.rel);
+        let bytes = fs::read(&from).map_err(io("read", &from))?;
+        if sha(&bytes) != f.sha256 {
+            return Err(Error::Refused {
+                message: format!("{} is not the file relocate-wal moved there (its sha256 differs)", from.display()),
+                hint: "restore from the snapshot taken before apply".into(),
+            });
+        }
+        if let Some(parent) = dest.parent() {
+            if !parent.exists() {
+                fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(io("create", parent))?;
+                chown(parent);
+            }
+        }
+        write_replace(&dest, &bytes, f.mode, owner)?;
+        set_mtime(&dest, Some(f.mtime))?;
+    }
+    fsync_path(&root)?;
+    fsync_path(dd.root())
 }
 
 fn append_history(dd: &DataDir, event: &str, operation: &str, plan_sha: &str, store: &Path) -> Result<()> {
@@ -425,10 +644,19 @@ pub fn rollback(dd: &DataDir, operation: Option<&str>, force: bool) -> Result<Ro
     }
     let done: std::collections::HashMap<u32, Option<String>> =
         records.iter().filter_map(|r| if let Record::Done { step, after_sha256 } = r { Some((*step, after_sha256.clone())) } else { None }).collect();
-    let saved: Vec<&Record> = records.iter().filter(|r| matches!(r, Record::Saved { .. })).collect();
+    let saved: Vec<&Record> = records.iter().filter(|r| matches!(r, Record::Saved { .. } | Record::Relocated { .. })).collect();
     // A journal is ours, but it sits in a directory a user can edit: never follow one out of
     // the data directory or the store.
     for r in &saved {
+        if let Record::Relocated { files, dirs, to, .. } = r {
+            if !Path::new(to).is_absolute() || files.iter().map(|f| &f.rel).chain(dirs.iter().map(|d| &d.0)).any(|r| !crate::plan::is_inside_relative(r)) {
+                return Err(Error::Refused {
+                    message: format!("{}: a relocate-wal entry names a path outside pg_wal or {to}", store.join(JOURNAL).display()),
+                    hint: "the journal was edited or damaged; restore from the snapshot taken before apply".into(),
+                });
+            }
+            continue;
+        }
         let Record::Saved { path, saved: s, .. } = r else { continue };
         if !crate::plan::is_inside_relative(path) || s.as_deref().is_some_and(|s| !crate::plan::is_inside_relative(s)) {
             return Err(Error::Refused {
@@ -453,8 +681,33 @@ pub fn rollback(dd: &DataDir, operation: Option<&str>, force: bool) -> Result<Ro
             }
         }
     }
+    if !force {
+        for r in &saved {
+            let Record::Relocated { step, to, files, .. } = r else { continue };
+            if !done.contains_key(step) {
+                continue;
+            }
+            // The server ran on the new pg_wal if anything there differs from what was moved.
+            let mut now = Vec::new();
+            let _ = walk(Path::new(to), "", &mut now);
+            let moved: std::collections::HashMap<&str, &str> = files.iter().map(|f| (f.rel.as_str(), f.sha256.as_str())).collect();
+            let changed = now.iter().filter(|(_, d)| !d).any(|(rel, _)| moved.get(rel.as_str()).is_none_or(|h| fs::read(Path::new(to).join(rel)).map(|b| sha(&b)).ok().as_deref() != Some(*h)))
+                || files.iter().any(|f| !Path::new(to).join(&f.rel).exists());
+            if changed {
+                return Err(Error::Refused {
+                    message: format!("WAL in {to} changed since operation {} moved it there (the server ran): rollback would lose that WAL", h.operation),
+                    hint: "pass --force to put the original pg_wal back anyway".into(),
+                });
+            }
+        }
+    }
     let mut restored = 0;
     for r in saved.iter().rev() {
+        if let Record::Relocated { old_link, dir_mode, to, dirs, files, .. } = r {
+            undo_relocation(dd, old_link, *dir_mode, Path::new(to), dirs, files)?;
+            restored += 1;
+            continue;
+        }
         let Record::Saved { path, offset, len, saved, mode, mtime, .. } = r else { continue };
         let target = dd.path(path);
         match (saved, offset, len) {

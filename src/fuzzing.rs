@@ -278,6 +278,8 @@ pub fn seeds(repo: &std::path::Path) -> Result<Vec<(&'static str, String, Vec<u8
             out.push(("control", format!("bad_{name}"), b));
         } else if name.starts_with("page") {
             out.push(("page", format!("bad_{name}"), [&[0u8, 0, 0, 0, 2][..], &b].concat()));
+        } else if name.starts_with("plan.") {
+            out.push(("plan", format!("bad_{name}"), b));
         } else if name.starts_with("pg_xact") {
             out.push(("xact", format!("bad_{name}"), [&[1u8, 0, 0, 0, 3][..], &b].concat()));
         }

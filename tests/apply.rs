@@ -280,3 +280,83 @@ fn lost_wal_and_lost_clog_end_to_end() {
     std::fs::remove_file(c.data.join("pg_xact/0000")).unwrap();
     round(&c, &[], "select count(*) from t", "100");
 }
+
+/// relocate-wal stopped after each journal record in turn, and SIGKILLed at random moments:
+/// rollback gives back the data directory and pg_wal (a directory again, every file, mode and
+/// time) each time; the finished relocation leaves pg_wal a link to verified copies.
+#[test]
+fn relocate_wal_interrupted_then_rollback() {
+    use pgsalvage::plan::{Action, ActionKind, Precondition, Risk, Target};
+    let mut c = Cluster::new(15, InitOpts { checksums: true, wal_segsize_mb: Some(1) });
+    c.start();
+    c.sql("create table t as select g, md5(g::text) from generate_series(1, 20000) g");
+    c.crash();
+    let work = Scratch::new("relocate");
+    let wal_tree = |d: &Path| tree(&std::fs::canonicalize(d.join("pg_wal")).unwrap());
+    let original = tree(&c.data);
+    let original_wal = wal_tree(&c.data);
+    let plan_for = |to: &Path| {
+        let dd = pgsalvage::datadir::DataDir::open(&c.data).unwrap();
+        let mut p = pgsalvage::plan::plan(&dd, &Default::default()).unwrap();
+        p.actions.push(Action {
+            id: "A99".into(),
+            finding: "not-corruption-wal-disk-full".into(),
+            kind: ActionKind::RelocateWal { to: to.display().to_string() },
+            target: Target { path: "pg_wal".into(), block: None, relation: None },
+            precondition: Precondition { scope: "file".into(), sha256: None },
+            effect: "pg_wal moves".into(),
+            data_loss: "nothing".into(),
+            risk: Risk::Low,
+        });
+        let f = work.path().join(format!("plan-{}.json", to.file_name().unwrap().to_string_lossy()));
+        std::fs::write(&f, serde_json::to_vec(&p).unwrap()).unwrap();
+        f
+    };
+    let apply = |d: &Path, plan: &Path, store: &Path| {
+        let mut cmd = pgsalvage();
+        cmd.args(["apply", "--yes", "--without-snapshot-i-may-lose-data", "--plan"]).arg(plan).arg("--rollback-dir").arg(store).arg("-D").arg(d);
+        cmd
+    };
+    let check_back = |d: &Path, what: &str| {
+        assert!(std::fs::symlink_metadata(d.join("pg_wal")).unwrap().is_dir(), "{what}: pg_wal is a directory again");
+        assert_same_tree(&original, &tree(d), what);
+        assert_same_tree(&original_wal, &wal_tree(d), &format!("{what} (pg_wal)"));
+    };
+    let mut k = 1;
+    loop {
+        let d = work.path().join(format!("k{k}"));
+        copy(&c.data, &d);
+        let to = work.path().join(format!("wal{k}"));
+        let plan = plan_for(&to);
+        let o = apply(&d, &plan, &work.path().join(format!("store{k}"))).env("PGSALVAGE_TEST_ABORT_AFTER_RECORD", k.to_string()).output().unwrap();
+        let finished = o.status.success();
+        if finished {
+            assert_eq!(std::fs::read_link(d.join("pg_wal")).unwrap(), to);
+            assert_same_tree(&original_wal, &tree(&to), "the relocated WAL");
+        }
+        let (code, out, err) = cli(&["rollback", "-D"], &[&d]);
+        assert_eq!(code, 0, "k={k}: {out}{err}");
+        check_back(&d, &format!("after an abort at journal record {k} and a rollback"));
+        if finished {
+            assert!(k > 3, "the plan should have several journal records");
+            break;
+        }
+        k += 1;
+    }
+    let mut seed = std::process::id() as u64;
+    for i in 0..8 {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let delay = std::time::Duration::from_micros((seed >> 33) % 30_000);
+        let d = work.path().join(format!("r{i}"));
+        copy(&c.data, &d);
+        let plan = plan_for(&work.path().join(format!("walr{i}")));
+        let mut child = apply(&d, &plan, &work.path().join(format!("storer{i}"))).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        let (code, out, err) = cli(&["rollback", "-D"], &[&d]);
+        // Killed before the history line: nothing to roll back, nothing changed.
+        assert!(code == 0 || err.contains("no pgsalvage operation"), "run {i}: {out}{err}");
+        check_back(&d, &format!("after a SIGKILL at {delay:?} and a rollback"));
+    }
+}

@@ -66,3 +66,65 @@ fn every_bad_input_gets_its_exact_response() {
         println!("| `{file}` as {place} | `pgsalvage {}` | {got} | {} |", args.join(" "), line.replace('|', "\\|").chars().take(180).collect::<String>());
     }
 }
+
+/// Hostile and broken plan files (fixtures/bad/plan.*, made by make-bad from a real plan):
+/// `review` and `apply` refuse each before touching anything, with the words below.
+#[test]
+fn hostile_plans_are_refused_before_anything() {
+    let cases: &[(&str, &str)] = &[
+        ("plan.path-traversal", "target \"../../../etc/cron.d/pgsalvage\" is not a plain path inside the data directory"),
+        ("plan.absolute-path", "target \"/etc/passwd\" is not a plain path inside the data directory"),
+        ("plan.move-outside", "target \"pg_wal/../../outside\" is not a plain path inside the data directory"),
+        ("plan.xact-range-unbounded", "32 pages cannot hold xids 3..=4294967295"),
+        ("plan.offnum-zero", "tuple offsets must be 1..=2048"),
+        ("plan.duplicate-id", "the id appears twice"),
+        ("plan.relocate-relative", "new WAL location \"roomy/pg_wal\" is not an absolute plain path"),
+        ("plan.format-99", "plan format 99 is not supported (this pgsalvage reads 1)"),
+        ("plan.truncated", "not a pgsalvage plan: EOF while parsing"),
+    ];
+    let bad = repo_root().join("fixtures/bad");
+    let o = pgsalvage().arg("review").arg(bad.join("plan.valid")).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "the valid plan reviews: {}", String::from_utf8_lossy(&o.stderr));
+    println!("| input (fixtures/bad/) | command | exit | response (excerpt) |\n|---|---|---|---|");
+    for (file, words) in cases {
+        let o = pgsalvage().arg("review").arg(bad.join(file)).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(2), "{file}: {err}");
+        assert!(err.contains(words), "{file}: expected {words:?} in {err}");
+        // apply refuses the same way, and changes nothing.
+        let d = datadir();
+        let before = common::tree_state(d.path());
+        let o = pgsalvage().args(["apply", "--yes", "--without-snapshot-i-may-lose-data", "--plan"]).arg(bad.join(file)).arg("-D").arg(d.path()).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{file}: apply: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stderr).contains(words));
+        assert_eq!(before, common::tree_state(d.path()), "{file}: apply changed the data directory");
+        let line = err.lines().next().unwrap_or("").replace(&bad.display().to_string(), "fixtures/bad");
+        println!("| `{file}` | `pgsalvage review` / `apply` | 2 | {} |", line.replace('|', "\\|").chars().take(200).collect::<String>());
+    }
+}
+
+/// A journal edited to point outside the data directory: rollback refuses and writes nothing.
+#[test]
+fn hostile_journal_is_refused() {
+    let d = datadir();
+    let store = tempfile::tempdir().unwrap();
+    let outside = store.path().join("outside");
+    std::fs::write(&outside, b"precious").unwrap();
+    std::fs::create_dir(store.path().join("orig")).unwrap();
+    std::fs::write(store.path().join("orig/1.bin"), b"evil").unwrap();
+    let journal = [
+        serde_json::json!({"record": "begin", "operation": "op1", "plan_sha256": "0", "data_directory": d.path(), "time": "now"}),
+        serde_json::json!({"record": "saved", "step": 1, "action": "A1", "path": "../../../../../../../..".to_string() + &outside.display().to_string(), "offset": null, "len": null, "saved": "orig/1.bin", "before_sha256": null, "mode": 420}),
+    ];
+    let text: String = journal.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(store.path().join("journal.jsonl"), text).unwrap();
+    let hist = serde_json::json!({"event": "apply", "operation": "op1", "time": "now", "user": "x", "host": "x", "tool": "x", "plan_sha256": "0", "store": store.path()});
+    std::fs::write(d.path().join("pgsalvage.history"), format!("{hist}\n")).unwrap();
+    let before = common::tree_state(d.path());
+    let o = pgsalvage().args(["rollback", "--force", "-D"]).arg(d.path()).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("is not a plain path inside the data directory"), "{err}");
+    assert_eq!(std::fs::read(&outside).unwrap(), b"precious");
+    assert_eq!(before, common::tree_state(d.path()));
+}

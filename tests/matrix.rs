@@ -4,7 +4,7 @@
 //!   to apply") → apply → a real server starts on the result and every row of every table
 //!   reads (pg_dumpall for majors the installed pg_dumpall 15 can dump; a full read of every
 //!   table in every database above that) → rollback gives back the damaged directory byte
-//!   for byte (contents, modes, file times).
+//!   for byte (contents, modes, file times), pg_wal included where it is a link.
 //! One clean cluster per major is built once and copied for each kind of damage.
 #![allow(clippy::unwrap_used)]
 
@@ -68,15 +68,50 @@ enum Damage {
     LostWal,
     /// pg_control overwritten with zeros.
     ControlDestroyed,
+    /// The second incident: pg_wal on its own file system, a crash with the current
+    /// segment past 75% (the end-of-recovery checkpoint must create the next one), and the
+    /// file system full. Not corruption: nothing may be lost.
+    DiskFull,
 }
 
-const ALL: [Damage; 7] =
-    [Damage::XactDeleted, Damage::XactTruncated, Damage::GarbageXid, Damage::ScribbledHeader, Damage::ChecksumFlip, Damage::LostWal, Damage::ControlDestroyed];
+const ALL: [Damage; 8] = [
+    Damage::XactDeleted,
+    Damage::XactTruncated,
+    Damage::GarbageXid,
+    Damage::ScribbledHeader,
+    Damage::ChecksumFlip,
+    Damage::LostWal,
+    Damage::ControlDestroyed,
+    Damage::DiskFull,
+];
+
+/// A tmpfs for pg_wal, unmounted when dropped.
+struct WalFs(std::path::PathBuf);
+impl Drop for WalFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// What a damage needs checked: the finding code(s) diagnose must report, plan options,
+/// the action kind the plan must hold, the rows the table must have afterwards, and a
+/// mounted WAL file system (DiskFull).
+struct Inflicted {
+    code: &'static str,
+    plan_opts: Vec<String>,
+    action: &'static str,
+    rows: std::ops::RangeInclusive<u32>,
+    walfs: Option<WalFs>,
+}
 
 impl Damage {
-    /// Inflict it; returns (finding code diagnose must report, plan options, action kind
-    /// the plan must hold, rows the table must have afterwards: exact, or a range).
-    fn inflict(self, c: &mut Cluster, rel: &str) -> (&'static str, Vec<&'static str>, &'static str, std::ops::RangeInclusive<u32>) {
+    fn inflict(self, c: &mut Cluster, rel: &str) -> Inflicted {
+        let (code, opts, action, rows) = self.damage(c, rel);
+        let walfs = matches!(self, Damage::DiskFull).then(|| WalFs(c.scratch.path().join("walfs")));
+        Inflicted { code, plan_opts: opts, action, rows, walfs }
+    }
+
+    fn damage(self, c: &mut Cluster, rel: &str) -> (&'static str, Vec<String>, &'static str, std::ops::RangeInclusive<u32>) {
         let file = c.data.join(rel);
         match self {
             Damage::XactDeleted => {
@@ -102,7 +137,7 @@ impl Damage {
                 scribble(&file, 5 * 8192 + 6000, &[b ^ 0x20]);
                 // The structure is sound: accepting the content is an explicit opt-in (the
                 // DBA read the rows with ignore_checksum_failure first); no row is lost.
-                ("page-checksum-failure", vec!["--accept-checksum-failures"], "accept-checksum", ROWS..=ROWS)
+                ("page-checksum-failure", vec!["--accept-checksum-failures".into()], "accept-checksum", ROWS..=ROWS)
             }
             Damage::LostWal => {
                 c.start();
@@ -111,11 +146,43 @@ impl Damage {
                 c.crash();
                 std::fs::remove_file(c.data.join("pg_wal").join(&redo)).unwrap();
                 // What reached the heap before the crash may survive; nothing from before.
-                ("wal-lost", vec!["--reset-wal"], "reset-wal", ROWS..=ROWS + 1000)
+                ("wal-lost", vec!["--reset-wal".into()], "reset-wal", ROWS..=ROWS + 1000)
             }
             Damage::ControlDestroyed => {
                 std::fs::write(c.data.join("global/pg_control"), vec![0u8; 8192]).unwrap();
-                ("control-unreadable", vec!["--reset-wal"], "rebuild-control", ROWS..=ROWS)
+                ("control-unreadable", vec!["--reset-wal".into()], "rebuild-control", ROWS..=ROWS)
+            }
+            Damage::DiskFull => {
+                let mnt = c.scratch.path().join("walfs");
+                std::fs::create_dir(&mnt).unwrap();
+                let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=192M"]).arg("tmpfs").arg(&mnt).status().unwrap();
+                assert!(st.success(), "mounting a tmpfs needs root");
+                run_ok(Command::new("cp").arg("-a").arg(c.data.join("pg_wal")).arg(mnt.join("pg_wal")));
+                std::fs::remove_dir_all(c.data.join("pg_wal")).unwrap();
+                std::os::unix::fs::symlink(mnt.join("pg_wal"), c.data.join("pg_wal")).unwrap();
+                chown_postgres(&mnt);
+                c.start();
+                let seg = 16u64 << 20;
+                let off = |c: &Cluster| c.sql("select pg_current_wal_insert_lsn() - '0/0'::pg_lsn").parse::<u64>().unwrap() % seg;
+                if off(c) > seg * 8 / 10 {
+                    c.sql("select pg_switch_wal()");
+                    c.sql("select pg_logical_emit_message(false, 'pgsalvage', 'x')");
+                }
+                while off(c) < seg * 85 / 100 {
+                    let room = (seg * 85 / 100 - off(c)).min(4 << 20);
+                    c.sql(&format!("select pg_logical_emit_message(false, 'pgsalvage', repeat('x', {}))", room.max(100)));
+                }
+                let current = c.sql("select pg_walfile_name(pg_current_wal_insert_lsn())");
+                c.crash();
+                for e in std::fs::read_dir(mnt.join("pg_wal")).unwrap() {
+                    let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                    if name.len() == 24 && name > current {
+                        std::fs::remove_file(mnt.join("pg_wal").join(&name)).unwrap();
+                    }
+                }
+                let _ = Command::new("dd").args(["if=/dev/zero", "bs=1M"]).arg(format!("of={}", mnt.join("filler").display())).output();
+                let roomy = c.scratch.path().join("roomy-wal");
+                ("not-corruption-wal-disk-full", vec!["--wal-dir".into(), roomy.display().to_string()], "relocate-wal", ROWS..=ROWS)
             }
         }
     }
@@ -146,7 +213,9 @@ fn read_everything(s: &Cluster) {
 fn salvage(major: u32, base: &Cluster, rel: &str, damage: Damage) {
     let what = format!("PG{major} {damage:?}");
     let mut c = fork(major, base);
-    let (code, plan_opts, action, rows) = damage.inflict(&mut c, rel);
+    let Inflicted { code, plan_opts, action, rows, walfs } = damage.inflict(&mut c, rel);
+    // pg_wal may be a link out of the data directory: its target is compared too.
+    let wal_tree = |d: &Path| (std::fs::read_link(d.join("pg_wal")).ok(), tree(&std::fs::canonicalize(d.join("pg_wal")).unwrap()));
     let work = Scratch::new("matrix");
     // diagnose names the damage.
     let (_, out, err) = cli(&["diagnose", "--json"], &c.data);
@@ -156,7 +225,7 @@ fn salvage(major: u32, base: &Cluster, rel: &str, damage: Damage) {
     // plan answers it.
     let plan = work.path().join("plan.json");
     let mut args = vec!["plan", "-o", plan.to_str().unwrap()];
-    args.extend(&plan_opts);
+    args.extend(plan_opts.iter().map(|o| o.as_str()));
     let (status, out, err) = cli(&args, &c.data);
     assert_eq!(status, 0, "{what}: plan: {out}{err}");
     let p: serde_json::Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
@@ -168,6 +237,7 @@ fn salvage(major: u32, base: &Cluster, rel: &str, damage: Damage) {
     assert!(out.contains("verdict: safe to apply"), "{what}: {out}");
     // apply.
     let before = tree(&c.data);
+    let wal_before = wal_tree(&c.data);
     let store = work.path().join("store");
     let (status, out, err) =
         cli(&["apply", "--yes", "--without-snapshot-i-may-lose-data", "--plan", plan.to_str().unwrap(), "--rollback-dir", store.to_str().unwrap()], &c.data);
@@ -177,6 +247,13 @@ fn salvage(major: u32, base: &Cluster, rel: &str, damage: Damage) {
     // The server starts on (a copy of) the result; every row reads.
     let trial = work.path().join("trial");
     run_ok(Command::new("cp").arg("-a").arg(&c.data).arg(&trial));
+    if let Ok(target) = std::fs::read_link(trial.join("pg_wal")) {
+        // The trial server must not write into the applied directory's WAL.
+        let own = work.path().join("trial-wal");
+        run_ok(Command::new("cp").arg("-a").arg(&target).arg(&own));
+        std::fs::remove_file(trial.join("pg_wal")).unwrap();
+        std::os::unix::fs::symlink(&own, trial.join("pg_wal")).unwrap();
+    }
     let mut s = Cluster::at(major, &trial);
     let (started, log) = s.try_start();
     assert!(started, "{what}: the server does not start after apply:\n{log}");
@@ -188,6 +265,10 @@ fn salvage(major: u32, base: &Cluster, rel: &str, damage: Damage) {
     let (status, out, err) = cli(&["rollback"], &c.data);
     assert_eq!(status, 0, "{what}: rollback: {out}{err}");
     assert_same_tree(&before, &tree(&c.data), &format!("{what}: after rollback"));
+    let wal_after = wal_tree(&c.data);
+    assert_eq!(wal_before.0, wal_after.0, "{what}: pg_wal's link after rollback");
+    assert_same_tree(&wal_before.1, &wal_after.1, &format!("{what}: pg_wal after rollback"));
+    drop(walfs);
     eprintln!("{what}: diagnosed {code}, planned {kinds:?}, rehearsed safe, applied, {n} rows read, rolled back byte-exact");
 }
 

@@ -108,7 +108,7 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
             );
         }
     }
-    let r = apply::apply(&dd, &p, &bytes, &apply::ApplyOptions { store_root: a.rollback_dir.clone() })?;
+    let r = apply::apply(&dd, &p, &bytes, &apply::ApplyOptions { store_root: a.rollback_dir.clone(), wal_dir_override: None })?;
     out(&format!(
         "applied {} steps as operation {}; rollback store {}\nundo with: pgsalvage rollback -D {} --operation {}\n",
         r.steps,
@@ -157,8 +157,19 @@ pub fn run_audit(a: &AuditArgs) -> anyhow::Result<i32> {
         let rolled = records.iter().any(|r| matches!(r, Record::RolledBack { .. }));
         let done: std::collections::HashMap<u32, Option<String>> =
             records.iter().filter_map(|r| if let Record::Done { step, after_sha256 } = r { Some((*step, after_sha256.clone())) } else { None }).collect();
-        let mut files = Vec::new();
+        let mut files_out = Vec::new();
         for r in &records {
+            if let Record::Relocated { step, action, to, files, .. } = r {
+                let links_to_new = std::fs::read_link(dd.path("pg_wal")).ok().as_deref() == Some(std::path::Path::new(to));
+                let state = match (rolled, links_to_new) {
+                    (false, true) => "as applied",
+                    (true, false) => "as before the apply",
+                    _ => "CHANGED since",
+                };
+                let _ = writeln!(text, "    step {step} {action} pg_wal -> {to} ({} files moved): {state}", files.len());
+                files_out.push(serde_json::json!({"step": step, "action": action, "path": "pg_wal", "offset": null, "state": state}));
+                continue;
+            }
             if let Record::Saved { step, action, path, offset, len, before_sha256, .. } = r {
                 let now = apply::target_sha(&dd, path, *offset, *len);
                 let expected = if rolled { before_sha256.clone() } else { done.get(step).cloned().flatten() };
@@ -174,10 +185,10 @@ pub fn run_audit(a: &AuditArgs) -> anyhow::Result<i32> {
                     _ => "CHANGED since",
                 };
                 let _ = writeln!(text, "    step {step} {action} {path}{}: {state}", offset.map(|o| format!(" @{o}")).unwrap_or_default());
-                files.push(serde_json::json!({"step": step, "action": action, "path": path, "offset": offset, "state": state}));
+                files_out.push(serde_json::json!({"step": step, "action": action, "path": path, "offset": offset, "state": state}));
             }
         }
-        ops.push(serde_json::json!({"operation": h.operation, "store": h.store, "rolled_back": rolled, "files": files}));
+        ops.push(serde_json::json!({"operation": h.operation, "store": h.store, "rolled_back": rolled, "files": files_out}));
     }
     if a.json {
         json(&serde_json::json!({"history": hist, "operations": ops}))?;

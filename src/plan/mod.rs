@@ -334,12 +334,18 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
         }
         // The repairs not chosen: all but the first (least loss), except for a WAL reset,
         // which is chosen over putting the WAL back only because that is not in our hands.
+        // Likewise moving pg_wal is chosen over making room in place when --wal-dir is given.
         let chosen_reset = matches!(f.code, "wal-lost" | "wal-checkpoint-unreadable") && opts.reset_wal;
+        let chosen_move = f.code == "not-corruption-wal-disk-full" && opts.wal_dir.is_some();
         let alternatives: Vec<Alternative> = f
             .repairs
             .iter()
             .enumerate()
-            .filter(|(i, r)| if chosen_reset { !r.action.starts_with("reset WAL") } else { *i > 0 })
+            .filter(|(i, r)| match (chosen_reset, chosen_move) {
+                (true, _) => !r.action.starts_with("reset WAL"),
+                (_, true) => !r.action.starts_with("move pg_wal"),
+                _ => *i > 0,
+            })
             .map(|(_, r)| Alternative { action: r.action.clone(), loses: r.loses.clone() })
             .collect();
         let target = |path: &str, block: Option<u32>| Target { path: path.to_string(), block, relation: f.relation.clone() };
