@@ -13,9 +13,14 @@ fn help_version_completions_man() {
         assert!(o.status.success(), "{sub} --help");
         let text = String::from_utf8_lossy(&o.stdout);
         assert!(text.contains("Usage: pgsalvage"), "{sub}: {text}");
+        undocumented_options(sub, &text);
         if !["review", "snapshot", "completions", "man"].contains(&sub) {
             assert!(text.contains("-D, --pgdata"), "{sub} takes -D/--pgdata: {text}");
         }
+    }
+    for sub in ["create", "verify", "list", "restore"] {
+        let o = pgsalvage().args(["snapshot", sub, "--help"]).output().unwrap();
+        undocumented_options(sub, &String::from_utf8_lossy(&o.stdout));
     }
     for shell in ["bash", "zsh", "fish"] {
         let o = pgsalvage().args(["completions", shell]).output().unwrap();
@@ -26,4 +31,14 @@ fn help_version_completions_man() {
     assert!(man.starts_with(".ie") && man.contains(".TH pgsalvage 1"), "{man}");
     // A usage error is exit code 2.
     assert_eq!(pgsalvage().args(["check", "--only", "bogus", "-D", "/tmp"]).output().unwrap().status.code(), Some(2));
+}
+
+/// Every option in a help text says what it does (a line with only the flag is a gap).
+fn undocumented_options(sub: &str, text: &str) {
+    let re = regex::Regex::new(r"^\s+(-[a-zA-Z], )?--[a-z-]+( <[^>]+>)?\s*$").unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // clap puts a long description on the next line, further indented.
+    let described_below = |i: usize| lines.get(i + 1).is_some_and(|n| n.starts_with("          ") && !n.trim_start().starts_with('-'));
+    let bare: Vec<&str> = lines.iter().enumerate().filter(|(i, l)| re.is_match(l) && !described_below(*i)).map(|(_, l)| *l).collect();
+    assert!(bare.is_empty(), "{sub} --help has options without a description: {bare:?}");
 }

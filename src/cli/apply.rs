@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct ApplyArgs {
+    /// The data directory (defaults to PGDATA)
     #[arg(short = 'D', long = "pgdata", env = "PGDATA", value_name = "DATADIR")]
     pub pgdata: PathBuf,
     /// The plan to carry out (made by `pgsalvage plan`)
@@ -30,6 +31,7 @@ pub struct ApplyArgs {
 
 #[derive(clap::Args)]
 pub struct RollbackArgs {
+    /// The data directory (defaults to PGDATA)
     #[arg(short = 'D', long = "pgdata", env = "PGDATA", value_name = "DATADIR")]
     pub pgdata: PathBuf,
     /// The operation to undo (default: the latest)
@@ -42,8 +44,10 @@ pub struct RollbackArgs {
 
 #[derive(clap::Args)]
 pub struct AuditArgs {
+    /// The data directory (defaults to PGDATA)
     #[arg(short = 'D', long = "pgdata", env = "PGDATA", value_name = "DATADIR")]
     pub pgdata: PathBuf,
+    /// Print machine-readable JSON instead of text
     #[arg(long)]
     pub json: bool,
 }

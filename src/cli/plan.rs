@@ -53,6 +53,7 @@ pub struct ReviewArgs {
     /// Check every precondition against this data directory (drift)
     #[arg(short = 'D', long = "pgdata", value_name = "DATADIR")]
     pub pgdata: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text
     #[arg(long)]
     pub json: bool,
 }

@@ -8,8 +8,10 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct RehearseArgs {
+    /// The data directory (defaults to PGDATA)
     #[arg(short = 'D', long = "pgdata", env = "PGDATA", value_name = "DATADIR")]
     pub pgdata: PathBuf,
+    /// The plan to rehearse (made by `pgsalvage plan`)
     #[arg(long, value_name = "PLAN.json")]
     pub plan: PathBuf,
     /// Rehearse on a restore of this snapshot instead of a copy of DATADIR
@@ -27,6 +29,7 @@ pub struct RehearseArgs {
     /// Write the report as PREFIX.txt, PREFIX.json and PREFIX.html
     #[arg(long, value_name = "PREFIX")]
     pub report: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text
     #[arg(long)]
     pub json: bool,
 }

@@ -31,12 +31,14 @@ pub enum SnapshotCommand {
     /// Decompress an archive and check every file against its manifest
     Verify {
         file: PathBuf,
+        /// Print machine-readable JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// Show an archive's manifest
     List {
         file: PathBuf,
+        /// Print machine-readable JSON instead of text
         #[arg(long)]
         json: bool,
     },
@@ -49,6 +51,7 @@ pub enum SnapshotCommand {
         /// Put the linked directory (tablespace or pg_wal) that pointed at OLD into NEW and link to it
         #[arg(short = 'T', long = "tablespace-map", value_name = "OLD=NEW")]
         tablespace_map: Vec<String>,
+        /// Print machine-readable JSON instead of text
         #[arg(long)]
         json: bool,
     },
