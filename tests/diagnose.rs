@@ -265,3 +265,33 @@ fn standby_states_and_checksum_failure() {
     assert_eq!(f["block"], 9);
     assert!(f["explanation"].as_str().unwrap().contains("The page holds 61 rows"), "{}", f["explanation"]);
 }
+
+/// The server's own csvlog (and jsonlog, 15+) files, written by its logging collector while
+/// a query hits the first incident's garbage xid: diagnose reads each and attaches the line.
+fn real_csv_and_json_logs(major: u32) {
+    let mut c = Cluster::new(major, InitOpts { checksums: false, wal_segsize_mb: None });
+    c.start();
+    let dest = if major >= 15 { "stderr,csvlog,jsonlog" } else { "stderr,csvlog" };
+    c.sql("alter system set logging_collector = on");
+    c.sql(&format!("alter system set log_destination = '{dest}'"));
+    c.sql("create table ziplog as select g as id, md5(g::text) as v from generate_series(1, 5000) g; checkpoint");
+    let rel = c.relpath("ziplog");
+    c.stop();
+    garble_xmin(&c.data.join(&rel), 2, 4294692688, false);
+    c.start();
+    let out = c.psql_cmd("postgres").arg("-c").arg("select count(*) from ziplog").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("4294692688"));
+    c.stop();
+    let logs: Vec<std::path::PathBuf> = std::fs::read_dir(c.data.join("log")).unwrap().map(|e| e.unwrap().path()).collect();
+    for ext in dest.split(',').skip(1).map(|d| if d == "csvlog" { "csv" } else { "json" }) {
+        let file = logs.iter().find(|p| p.extension().is_some_and(|e| e == ext)).unwrap_or_else(|| panic!("PG{major}: no .{ext} log in {logs:?}"));
+        let (code, v) = diagnose(&c.data, &[file]);
+        assert_eq!(code, 1);
+        let f = only(&v, "tuple-xid-never-assigned");
+        let lines: Vec<&str> = f["log"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+        assert!(lines.iter().any(|l| l.contains("could not access status of transaction 4294692688")), "PG{major} .{ext}: {lines:?}");
+        assert!(lines.iter().all(|l| l.contains(&file.display().to_string())), "PG{major} .{ext}: the line names its file: {lines:?}");
+    }
+}
+
+per_major!(real_csv_and_json_logs: real_logs_pg10 = 10, real_logs_pg15 = 15, real_logs_pg18 = 18);
