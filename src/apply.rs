@@ -28,6 +28,10 @@ pub enum Record {
         plan_sha256: String,
         data_directory: String,
         time: String,
+        /// Modification times of the directories the plan may change (relative; "" is the
+        /// data directory itself), taken before anything was written: rollback sets them last.
+        #[serde(default)]
+        dir_mtimes: Vec<(String, (i64, i64))>,
     },
     /// The original is safe in the store; the change may start.
     Saved {
@@ -215,6 +219,7 @@ pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> 
             })
             .ok_or_else(|| Error::Usage("pg_control unreadable and the plan does not rebuild it".into()))
     })?;
+    let dir_mtimes: Vec<(String, (i64, i64))> = dirs_touched(p).into_iter().filter_map(|d| dir_mtime(&dd.path(&d)).map(|t| (d, t))).collect();
     let operation = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), std::process::id());
     let store_root = opts.store_root.clone().unwrap_or_else(|| default_store_root(dd));
     fs::DirBuilder::new().recursive(true).mode(0o700).create(&store_root).map_err(io("create rollback store", &store_root))?;
@@ -227,9 +232,10 @@ pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> 
     let plan_sha = sha(plan_bytes);
     // The plan itself goes into the store, so that a rollback knows what was done.
     crate::fsx::write_new_file(&store.join("plan.json"), plan_bytes, 0o600)?;
-    // History first: a rollback must find the store even if we stop right after this.
+    // The journal's first record, then the history line (the first write to the data
+    // directory): from here on a rollback finds the store, and in it the directory times.
+    j.append(&Record::Begin { operation: operation.clone(), plan_sha256: plan_sha.clone(), data_directory: dd.root().display().to_string(), time: now(), dir_mtimes })?;
     append_history(dd, "apply-started", &operation, &plan_sha, &store)?;
-    j.append(&Record::Begin { operation: operation.clone(), plan_sha256: plan_sha.clone(), data_directory: dd.root().display().to_string(), time: now() })?;
     let bs = c.database_block_size as u64;
     let mut step = 0u32;
     for a in &p.actions {
@@ -292,6 +298,26 @@ pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> 
     j.append(&Record::Commit { time: now() })?;
     append_history(dd, "apply", &operation, &plan_sha, &store)?;
     Ok(Applied { operation, store: store.display().to_string(), steps: step })
+}
+
+/// The directories whose entries a plan may add, remove or rename: the data directory,
+/// pg_wal and its subdirectories, and the parent of every target.
+fn dirs_touched(p: &Plan) -> std::collections::BTreeSet<String> {
+    let mut d: std::collections::BTreeSet<String> = ["", "global", "pg_wal", "pg_wal/archive_status", "pg_wal/summaries"].iter().map(|s| s.to_string()).collect();
+    let parent = |path: &str| path.rsplit_once('/').map(|(a, _)| a.to_string()).unwrap_or_default();
+    for a in &p.actions {
+        d.insert(parent(&a.target.path));
+        if let ActionKind::ResetWal { moves, .. } | ActionKind::RebuildControl { moves, .. } = &a.kind {
+            d.extend(moves.iter().map(|m| parent(m)));
+        }
+    }
+    d
+}
+
+/// A directory's modification time (following a link: pg_wal may be one).
+fn dir_mtime(p: &Path) -> Option<(i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(p).ok().filter(|m| m.is_dir()).map(|m| (m.mtime(), m.mtime_nsec()))
 }
 
 /// Create the parent directories of `p` inside the store, private.
@@ -461,7 +487,9 @@ fn relocate_wal(dd: &DataDir, j: &mut Journal, step: u32, action: &str, to: &Pat
         }
         files.push(RelocatedFile { rel: rel.clone(), sha256: digest, mode: m.permissions().mode() & 0o7777, mtime: (m.mtime(), m.mtime_nsec()) });
     }
-    for (rel, _) in entries.iter().filter(|e| e.1) {
+    for (rel, _) in entries.iter().filter(|e| e.1).rev() {
+        // The copies' directory times as the originals' (set after their entries exist).
+        set_mtime(&to.join(rel), dir_mtime(&src.join(rel)))?;
         fsync_path(&to.join(rel))?;
     }
     fsync_path(to)?;
@@ -745,5 +773,16 @@ pub fn rollback(dd: &DataDir, operation: Option<&str>, force: bool) -> Result<Ro
     let mut j = Journal { file: OpenOptions::new().append(true).open(&jpath).map_err(io("open journal", &jpath))?, path: jpath, steps: u32::MAX / 2 };
     j.append(&Record::RolledBack { time: now() })?;
     append_history(dd, "rollback", &h.operation, &h.plan_sha256, &store)?;
+    // Last, the directories' times as they were before the apply (creating, moving and
+    // renaming entries changed them; the history file stays, as the record of what was done).
+    if let Some(Record::Begin { dir_mtimes, .. }) = records.first() {
+        for (d, (s, ns)) in dir_mtimes.iter().rev() {
+            if !crate::plan::is_inside_relative(d) && !d.is_empty() {
+                continue;
+            }
+            let ts = nix::sys::time::TimeSpec::new(*s, *ns);
+            let _ = nix::sys::stat::utimensat(None, &dd.path(d), &ts, &ts, nix::sys::stat::UtimensatFlags::FollowSymlink);
+        }
+    }
     Ok(RolledBack { operation: h.operation.clone(), restored, already: false })
 }

@@ -13,11 +13,15 @@ use std::process::Command;
 
 type Tree = BTreeMap<String, (String, u64, u32, i64, i64)>;
 
-/// The data directory's tree, without pgsalvage's own history file, and with directory
-/// mtimes left out (creating and removing an entry changes them; contents, modes and file
-/// times must be exact).
+/// The data directory's tree without pgsalvage's own history file: contents, sizes, modes
+/// and modification times of every file and directory (a symbolic link's own times left out).
 fn tree(d: &Path) -> Tree {
-    tree_state(d).into_iter().filter(|(k, _)| k != "pgsalvage.history").map(|(k, v)| if v.0.is_empty() { (k, (v.0, 0, v.2, 0, 0)) } else { (k, v) }).collect()
+    tree_state(d).into_iter().filter(|(k, _)| k != "pgsalvage.history").map(|(k, v)| match v.2 & 0o170000 {
+            0o120000 => (k, (v.0, 0, v.2, 0, 0)),
+            0o040000 => (k, (v.0, 0, v.2, v.3, v.4)), // a directory's size depends on its history
+            _ => (k, v),
+        })
+        .collect()
 }
 
 /// A stopped PG15 cluster with three kinds of damage the planner repairs: a garbage xmin
@@ -159,7 +163,9 @@ fn abort_at_every_journal_step_then_rollback() {
             .unwrap();
         let finished = o.status.success();
         let (code, out, err) = cli(&["rollback", "-D"], &[&d]);
-        assert_eq!(code, 0, "k={k}: {out}{err}");
+        // Stopped right after the journal's first record: nothing was written to the data
+        // directory (not even the history line), so there is nothing to roll back.
+        assert!(code == 0 || (k == 1 && err.contains("no pgsalvage operation")), "k={k}: {out}{err}");
         assert_same_tree(&original, &tree(&d), &format!("after an abort at journal record {k} and a rollback"));
         // A second apply then works.
         let (code, _, err) =
@@ -335,7 +341,9 @@ fn relocate_wal_interrupted_then_rollback() {
             assert_same_tree(&original_wal, &tree(&to), "the relocated WAL");
         }
         let (code, out, err) = cli(&["rollback", "-D"], &[&d]);
-        assert_eq!(code, 0, "k={k}: {out}{err}");
+        // Stopped right after the journal's first record: nothing was written to the data
+        // directory (not even the history line), so there is nothing to roll back.
+        assert!(code == 0 || (k == 1 && err.contains("no pgsalvage operation")), "k={k}: {out}{err}");
         check_back(&d, &format!("after an abort at journal record {k} and a rollback"));
         if finished {
             assert!(k > 3, "the plan should have several journal records");

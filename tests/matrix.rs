@@ -19,10 +19,16 @@ type Tree = BTreeMap<String, (String, u64, u32, i64, i64)>;
 
 const ROWS: u32 = 20000;
 
-/// The data directory's tree without pgsalvage's own history file, directory mtimes left
-/// out (creating an entry changes them; contents, modes and file times must be exact).
+/// The data directory's tree without pgsalvage's own history file: contents, sizes, modes
+/// and modification times of every file and directory (a symbolic link's own times left out:
+/// replacing a link changes them; its target is compared separately).
 fn tree(d: &Path) -> Tree {
-    tree_state(d).into_iter().filter(|(k, _)| k != "pgsalvage.history").map(|(k, v)| if v.0.is_empty() { (k, (v.0, 0, v.2, 0, 0)) } else { (k, v) }).collect()
+    tree_state(d).into_iter().filter(|(k, _)| k != "pgsalvage.history").map(|(k, v)| match v.2 & 0o170000 {
+            0o120000 => (k, (v.0, 0, v.2, 0, 0)),
+            0o040000 => (k, (v.0, 0, v.2, v.3, v.4)), // a directory's size depends on its history
+            _ => (k, v),
+        })
+        .collect()
 }
 
 fn cli(args: &[&str], data: &Path) -> (i32, String, String) {
@@ -180,7 +186,14 @@ impl Damage {
                         std::fs::remove_file(mnt.join("pg_wal").join(&name)).unwrap();
                     }
                 }
-                let _ = Command::new("dd").args(["if=/dev/zero", "bs=1M"]).arg(format!("of={}", mnt.join("filler").display())).output();
+                let free = || {
+                    let st = nix::sys::statvfs::statvfs(&mnt).unwrap();
+                    st.blocks_available() as u64 * st.fragment_size() as u64
+                };
+                for i in 0..3 {
+                    let _ = Command::new("dd").args(["if=/dev/zero", "bs=64k"]).arg(format!("of={}", mnt.join(format!("filler{i}")).display())).output();
+                }
+                assert!(free() < 1 << 20, "the WAL file system should be full: {} bytes free", free());
                 let roomy = c.scratch.path().join("roomy-wal");
                 ("not-corruption-wal-disk-full", vec!["--wal-dir".into(), roomy.display().to_string()], "relocate-wal", ROWS..=ROWS)
             }
@@ -221,7 +234,7 @@ fn salvage(major: u32, base: &Cluster, rel: &str, damage: Damage) {
     let (_, out, err) = cli(&["diagnose", "--json"], &c.data);
     let d: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{what}: diagnose --json: {e}: {out}{err}"));
     let codes: Vec<&str> = d["findings"].as_array().unwrap().iter().filter_map(|f| f["code"].as_str()).collect();
-    assert!(code.split('|').any(|k| codes.contains(&k)), "{what}: diagnose did not report {code}: {codes:?}");
+    assert!(code.split('|').any(|k| codes.contains(&k)), "{what}: diagnose did not report {code}: {codes:?}\n{}", serde_json::to_string_pretty(&d["findings"]).unwrap());
     // plan answers it.
     let plan = work.path().join("plan.json");
     let mut args = vec!["plan", "-o", plan.to_str().unwrap()];
