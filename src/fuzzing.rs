@@ -75,7 +75,7 @@ pub fn wal_segment(data: &[u8]) {
                 if rr.record.is_checkpoint() {
                     let _ = wal::decode_checkpoint(major, &rr.record);
                 }
-                let _ = wal::xact::decode_outcome(&rr.record);
+                let _ = wal::xact::decode_outcome(major, &rr.record);
                 lsn = rr.next;
             }
             Err(e) => {
@@ -98,7 +98,7 @@ pub fn wal_record(data: &[u8]) {
         if d.is_checkpoint() {
             let _ = wal::decode_checkpoint(major, &d);
         }
-        let _ = wal::xact::decode_outcome(&d);
+        let _ = wal::xact::decode_outcome(major, &d);
     }
     let _ = WalPageHeader::parse(rec);
 }

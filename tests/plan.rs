@@ -197,3 +197,32 @@ fn xact_rebuilt_from_evidence_beats_zero_and_all_committed() {
     assert!(all.1 > evidence.1, "all-committed resurrects aborted rows: {all:?}");
     assert!(committed_rows > 0);
 }
+
+/// COMMIT PREPARED and ROLLBACK PREPARED records are evidence too: the prepared
+/// transaction's xid sits after the relation, dropped-statistics and invalidation parts
+/// (whose sizes differ by major), not in the record header.
+fn prepared_xacts_are_evidence(major: u32) {
+    let mut c = Cluster::new(major, InitOpts::default());
+    c.start();
+    c.sql("alter system set max_prepared_transactions = 5");
+    c.stop();
+    c.start();
+    c.sql("create table t(i int); create table doomed(i int); create table doomed2(i int)");
+    let xid = |out: String| -> u32 { out.lines().find(|l| !l.is_empty()).unwrap().parse().unwrap() };
+    // Committed: drops a table (relation files, dropped statistics 15+, invalidations).
+    let a = xid(c.sql("begin; insert into t values (1); drop table doomed; select txid_current(); prepare transaction 'a'"));
+    c.sql("commit prepared 'a'");
+    // Rolled back, with a subtransaction and a dropped table.
+    let b = xid(c.sql("begin; insert into t values (2); savepoint s; insert into t values (3); drop table doomed2; select txid_current(); prepare transaction 'b'"));
+    c.sql("rollback prepared 'b'");
+    let plain = xid(c.sql("begin; insert into t values (4); select txid_current(); commit"));
+    c.stop();
+    let dd = pgsalvage::datadir::DataDir::open(&c.data).unwrap();
+    let (ctl, _, _) = dd.control().unwrap();
+    let got = pgsalvage::plan::evidence::wal_outcomes(&dd, &ctl, a.min(b), plain);
+    assert_eq!(got.get(&a), Some(&true), "PG{major}: COMMIT PREPARED of {a}: {got:?}");
+    assert_eq!(got.get(&b), Some(&false), "PG{major}: ROLLBACK PREPARED of {b}: {got:?}");
+    assert_eq!(got.get(&plain), Some(&true), "PG{major}: plain commit of {plain}");
+}
+
+per_major!(prepared_xacts_are_evidence: prepared_pg10 = 10, prepared_pg14 = 14, prepared_pg15 = 15, prepared_pg18 = 18);

@@ -28,7 +28,7 @@ pub fn wal_outcomes(dd: &DataDir, c: &ControlFile, a: Xid, b: Xid) -> HashMap<Xi
         let Ok(Some(mut lsn)) = r.first_record_in_segment(segno) else { continue };
         while lsn < end {
             let Ok(rr) = r.read_record(lsn, None) else { break };
-            if let Some(o) = decode_outcome(&rr.record) {
+            if let Some(o) = decode_outcome(c.major, &rr.record) {
                 for x in std::iter::once(o.xid).chain(o.subxacts.iter().copied()) {
                     if inside(x) {
                         out.insert(x, o.committed);
