@@ -234,7 +234,13 @@ pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> 
     crate::fsx::write_new_file(&store.join("plan.json"), plan_bytes, 0o600)?;
     // The journal's first record, then the history line (the first write to the data
     // directory): from here on a rollback finds the store, and in it the directory times.
-    j.append(&Record::Begin { operation: operation.clone(), plan_sha256: plan_sha.clone(), data_directory: dd.root().display().to_string(), time: now(), dir_mtimes })?;
+    j.append(&Record::Begin {
+        operation: operation.clone(),
+        plan_sha256: plan_sha.clone(),
+        data_directory: dd.root().display().to_string(),
+        time: now(),
+        dir_mtimes,
+    })?;
     append_history(dd, "apply-started", &operation, &plan_sha, &store)?;
     let bs = c.database_block_size as u64;
     let mut step = 0u32;
@@ -303,7 +309,8 @@ pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> 
 /// The directories whose entries a plan may add, remove or rename: the data directory,
 /// pg_wal and its subdirectories, and the parent of every target.
 fn dirs_touched(p: &Plan) -> std::collections::BTreeSet<String> {
-    let mut d: std::collections::BTreeSet<String> = ["", "global", "pg_wal", "pg_wal/archive_status", "pg_wal/summaries"].iter().map(|s| s.to_string()).collect();
+    let mut d: std::collections::BTreeSet<String> =
+        ["", "global", "pg_wal", "pg_wal/archive_status", "pg_wal/summaries"].iter().map(|s| s.to_string()).collect();
     let parent = |path: &str| path.rsplit_once('/').map(|(a, _)| a.to_string()).unwrap_or_default();
     for a in &p.actions {
         d.insert(parent(&a.target.path));
@@ -417,7 +424,10 @@ fn move_into_store(dd: &DataDir, j: &mut Journal, step: u32, action: &str, rel: 
 /// The new home of pg_wal must be an absolute path that is absent or an empty directory,
 /// not inside the data directory's pg_wal itself.
 fn check_relocation_target(to: &Path) -> Result<()> {
-    let refuse = |why: String| Error::Refused { message: format!("cannot move pg_wal to {}: {why}", to.display()), hint: "plan again with --wal-dir naming a new or empty directory on a file system with room".into() };
+    let refuse = |why: String| Error::Refused {
+        message: format!("cannot move pg_wal to {}: {why}", to.display()),
+        hint: "plan again with --wal-dir naming a new or empty directory on a file system with room".into(),
+    };
     if !to.is_absolute() {
         return Err(refuse("not an absolute path".into()));
     }
@@ -719,7 +729,10 @@ pub fn rollback(dd: &DataDir, operation: Option<&str>, force: bool) -> Result<Ro
             let mut now = Vec::new();
             let _ = walk(Path::new(to), "", &mut now);
             let moved: std::collections::HashMap<&str, &str> = files.iter().map(|f| (f.rel.as_str(), f.sha256.as_str())).collect();
-            let changed = now.iter().filter(|(_, d)| !d).any(|(rel, _)| moved.get(rel.as_str()).is_none_or(|h| fs::read(Path::new(to).join(rel)).map(|b| sha(&b)).ok().as_deref() != Some(*h)))
+            let changed = now
+                .iter()
+                .filter(|(_, d)| !d)
+                .any(|(rel, _)| moved.get(rel.as_str()).is_none_or(|h| fs::read(Path::new(to).join(rel)).map(|b| sha(&b)).ok().as_deref() != Some(*h)))
                 || files.iter().any(|f| !Path::new(to).join(&f.rel).exists());
             if changed {
                 return Err(Error::Refused {

@@ -12,8 +12,14 @@ use crate::format::wal::{self, reader::MemorySource, WalGeometry, WalPageHeader,
 use crate::format::xact::{parse_segment_file_name, ClogGeometry, XactStatus};
 use crate::plan::{bytes, Plan};
 
+/// A fuzz target's body.
+pub type Target = fn(&[u8]);
+
+/// One seed input: (target, name, bytes).
+pub type Seed = (&'static str, String, Vec<u8>);
+
 /// The fuzz targets, by name: what `scripts/fuzz` runs and the regression test replays.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("control", control),
     ("wal_segment", wal_segment),
     ("wal_record", wal_record),
@@ -230,11 +236,11 @@ pub fn log(data: &[u8]) {
 /// pg_control, WAL, pg_xact and pages of every major; real plans made by `plan` on the demo
 /// cluster after damage of each kind; a real snapshot of a small data directory (its tar
 /// stream and manifest); server log lines of the incidents. `(target, name, bytes)`.
-pub fn seeds(repo: &std::path::Path) -> Result<Vec<(&'static str, String, Vec<u8>)>, String> {
+pub fn seeds(repo: &std::path::Path) -> Result<Vec<Seed>, String> {
     use std::fs;
     let fx = repo.join("fixtures");
     let read = |p: std::path::PathBuf| fs::read(&p).map_err(|e| format!("{}: {e}", p.display()));
-    let mut out: Vec<(&'static str, String, Vec<u8>)> = Vec::new();
+    let mut out: Vec<Seed> = Vec::new();
     for m in PgMajor::all() {
         let n = m.number();
         let dir = fx.join(format!("pg{n}"));
@@ -303,7 +309,7 @@ const LOG_SEEDS: &[&str] = &[
 
 /// Real plans: the demo cluster (PostgreSQL 15, tuple damage) as it is, then with a pg_xact
 /// segment gone, a page header scribbled, and pg_control destroyed.
-fn plan_seeds(repo: &std::path::Path, out: &mut Vec<(&'static str, String, Vec<u8>)>) -> Result<(), String> {
+fn plan_seeds(repo: &std::path::Path, out: &mut Vec<Seed>) -> Result<(), String> {
     use crate::plan::PlanOptions;
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let f = std::fs::File::open(repo.join("fixtures/demo/ziplog.tar.zst")).map_err(|e| e.to_string())?;
@@ -354,7 +360,7 @@ fn plan_seeds(repo: &std::path::Path, out: &mut Vec<(&'static str, String, Vec<u
 
 /// A real snapshot of a small data directory with a tablespace link: its tar stream and
 /// its manifest.
-fn snapshot_seeds(out: &mut Vec<(&'static str, String, Vec<u8>)>) -> Result<(), String> {
+fn snapshot_seeds(out: &mut Vec<Seed>) -> Result<(), String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let d = tmp.path().join("data");
     let ts = tmp.path().join("ts");

@@ -265,7 +265,12 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
         let _ = std::fs::remove_file(copy.join(f));
     }
     let cdd = DataDir::open(&copy)?;
-    let applied = apply::apply(&cdd, plan, plan_bytes, &apply::ApplyOptions { store_root: Some(work.path().join("store")), wal_dir_override: Some(work.path().join("relocated-wal")) });
+    let applied = apply::apply(
+        &cdd,
+        plan,
+        plan_bytes,
+        &apply::ApplyOptions { store_root: Some(work.path().join("store")), wal_dir_override: Some(work.path().join("relocated-wal")) },
+    );
     // A stale postmaster.pid copied along (the plan may already have moved it).
     let _ = std::fs::remove_file(copy.join("postmaster.pid"));
     let mut checks = vec![];

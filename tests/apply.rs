@@ -16,7 +16,10 @@ type Tree = BTreeMap<String, (String, u64, u32, i64, i64)>;
 /// The data directory's tree without pgsalvage's own history file: contents, sizes, modes
 /// and modification times of every file and directory (a symbolic link's own times left out).
 fn tree(d: &Path) -> Tree {
-    tree_state(d).into_iter().filter(|(k, _)| k != "pgsalvage.history").map(|(k, v)| match v.2 & 0o170000 {
+    tree_state(d)
+        .into_iter()
+        .filter(|(k, _)| k != "pgsalvage.history")
+        .map(|(k, v)| match v.2 & 0o170000 {
             0o120000 => (k, (v.0, 0, v.2, 0, 0)),
             0o040000 => (k, (v.0, 0, v.2, v.3, v.4)), // a directory's size depends on its history
             _ => (k, v),
@@ -358,7 +361,8 @@ fn relocate_wal_interrupted_then_rollback() {
         let d = work.path().join(format!("r{i}"));
         copy(&c.data, &d);
         let plan = plan_for(&work.path().join(format!("walr{i}")));
-        let mut child = apply(&d, &plan, &work.path().join(format!("storer{i}"))).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let mut child =
+            apply(&d, &plan, &work.path().join(format!("storer{i}"))).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
         std::thread::sleep(delay);
         let _ = child.kill();
         let _ = child.wait();

@@ -94,7 +94,8 @@ fn hostile_plans_are_refused_before_anything() {
         // apply refuses the same way, and changes nothing.
         let d = datadir();
         let before = common::tree_state(d.path());
-        let o = pgsalvage().args(["apply", "--yes", "--without-snapshot-i-may-lose-data", "--plan"]).arg(bad.join(file)).arg("-D").arg(d.path()).output().unwrap();
+        let o =
+            pgsalvage().args(["apply", "--yes", "--without-snapshot-i-may-lose-data", "--plan"]).arg(bad.join(file)).arg("-D").arg(d.path()).output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{file}: apply: {}", String::from_utf8_lossy(&o.stderr));
         assert!(String::from_utf8_lossy(&o.stderr).contains(words));
         assert_eq!(before, common::tree_state(d.path()), "{file}: apply changed the data directory");

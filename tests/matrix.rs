@@ -1,4 +1,4 @@
-//! The end-to-end matrix: for every major 10–18 and every kind of damage, the whole salvage
+//! The end-to-end matrix: for every major 10–18 and every kind of damage (nine), the whole salvage
 //! as a DBA runs it, through the CLI:
 //!   diagnose (the damage is named) → plan → rehearse (a real server on a copy says "safe
 //!   to apply") → apply → a real server starts on the result and every row of every table
@@ -23,7 +23,10 @@ const ROWS: u32 = 20000;
 /// and modification times of every file and directory (a symbolic link's own times left out:
 /// replacing a link changes them; its target is compared separately).
 fn tree(d: &Path) -> Tree {
-    tree_state(d).into_iter().filter(|(k, _)| k != "pgsalvage.history").map(|(k, v)| match v.2 & 0o170000 {
+    tree_state(d)
+        .into_iter()
+        .filter(|(k, _)| k != "pgsalvage.history")
+        .map(|(k, v)| match v.2 & 0o170000 {
             0o120000 => (k, (v.0, 0, v.2, 0, 0)),
             0o040000 => (k, (v.0, 0, v.2, v.3, v.4)), // a directory's size depends on its history
             _ => (k, v),
@@ -67,6 +70,9 @@ enum Damage {
     GarbageXid,
     /// A page header's pd_lower/pd_upper scribbled ("invalid page header in block 9").
     ScribbledHeader,
+    /// A line pointer scribbled to point past the end of its page (checksum made right:
+    /// the damage is in the page's contents).
+    BrokenLinePointer,
     /// One byte of tuple data flipped under data checksums (the checksum now fails).
     ChecksumFlip,
     /// A crash (kill -9) with 1,000 rows only in WAL, then the WAL segment holding the
@@ -80,11 +86,12 @@ enum Damage {
     DiskFull,
 }
 
-const ALL: [Damage; 8] = [
+const ALL: [Damage; 9] = [
     Damage::XactDeleted,
     Damage::XactTruncated,
     Damage::GarbageXid,
     Damage::ScribbledHeader,
+    Damage::BrokenLinePointer,
     Damage::ChecksumFlip,
     Damage::LostWal,
     Damage::ControlDestroyed,
@@ -136,6 +143,17 @@ impl Damage {
             Damage::ScribbledHeader => {
                 scribble(&file, 9 * 8192 + 12, &[0xFF, 0x7F]);
                 ("page-invalid", vec![], "rebuild-page-header", ROWS..=ROWS)
+            }
+            Damage::BrokenLinePointer => {
+                let mut b = std::fs::read(&file).unwrap();
+                let page = &mut b[7 * 8192..8 * 8192];
+                // Line pointer 5: offset 8100, normal, length 400 (past the page's end).
+                let raw: u32 = 8100 | (1 << 15) | (400 << 17);
+                page[24 + 4 * 4..24 + 4 * 5].copy_from_slice(&raw.to_le_bytes());
+                let sum = pgsalvage::format::checksum::page_checksum(page, 7);
+                page[8..10].copy_from_slice(&sum.to_le_bytes());
+                std::fs::write(&file, b).unwrap();
+                ("tuple-pointer-invalid", vec![], "kill-tuples", ROWS - 1..=ROWS - 1)
             }
             Damage::ChecksumFlip => {
                 // A byte in the middle of block 5's tuple data (tuples fill the page from its end).
@@ -216,7 +234,14 @@ fn read_everything(s: &Cluster) {
     for db in s.sql("select datname from pg_database where datallowconn order by 1").lines() {
         let gen = "select format('select %L, count(*), sum(length(t::text)) from %I.%I t', n.nspname || '.' || c.relname, n.nspname, c.relname) \
                    from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind in ('r', 'm') \\gexec";
-        let mut child = s.psql_cmd(db).args(["-v", "ON_ERROR_STOP=1", "-f", "-"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let mut child = s
+            .psql_cmd(db)
+            .args(["-v", "ON_ERROR_STOP=1", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
         std::io::Write::write_all(&mut child.stdin.take().unwrap(), gen.as_bytes()).unwrap();
         let o = child.wait_with_output().unwrap();
         assert!(o.status.success(), "PG{}: reading every table of {db}: {}", s.major(), String::from_utf8_lossy(&o.stderr));
@@ -234,7 +259,11 @@ fn salvage(major: u32, base: &Cluster, rel: &str, damage: Damage) {
     let (_, out, err) = cli(&["diagnose", "--json"], &c.data);
     let d: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{what}: diagnose --json: {e}: {out}{err}"));
     let codes: Vec<&str> = d["findings"].as_array().unwrap().iter().filter_map(|f| f["code"].as_str()).collect();
-    assert!(code.split('|').any(|k| codes.contains(&k)), "{what}: diagnose did not report {code}: {codes:?}\n{}", serde_json::to_string_pretty(&d["findings"]).unwrap());
+    assert!(
+        code.split('|').any(|k| codes.contains(&k)),
+        "{what}: diagnose did not report {code}: {codes:?}\n{}",
+        serde_json::to_string_pretty(&d["findings"]).unwrap()
+    );
     // plan answers it.
     let plan = work.path().join("plan.json");
     let mut args = vec!["plan", "-o", plan.to_str().unwrap()];

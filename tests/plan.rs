@@ -213,7 +213,9 @@ fn prepared_xacts_are_evidence(major: u32) {
     let a = xid(c.sql("begin; insert into t values (1); drop table doomed; select txid_current(); prepare transaction 'a'"));
     c.sql("commit prepared 'a'");
     // Rolled back, with a subtransaction and a dropped table.
-    let b = xid(c.sql("begin; insert into t values (2); savepoint s; insert into t values (3); drop table doomed2; select txid_current(); prepare transaction 'b'"));
+    let b = xid(
+        c.sql("begin; insert into t values (2); savepoint s; insert into t values (3); drop table doomed2; select txid_current(); prepare transaction 'b'")
+    );
     c.sql("rollback prepared 'b'");
     let plain = xid(c.sql("begin; insert into t values (4); select txid_current(); commit"));
     c.stop();

@@ -461,7 +461,7 @@ fn from_tuples(dd: &DataDir, c: &ControlFile, problems: &[TupleProblem], name_of
                 .repair("kill the tuple(s)", format!("{n} row(s)"), false),
             TupleProblemKind::PointerInvalid => Finding::new("tuple-pointer-invalid", format!("{n} line pointer(s) in block {block} of {what} point outside the page or at garbage"))
                 .explain("a line pointer gives the offset and length of a tuple; these do not fit the page, so reading them can crash the server or return garbage", "queries reading the page may crash the backend")
-                .repair("mark the broken line pointers unused", format!("{n} row(s)"), true)
+                .repair("mark the broken line pointers dead without storage, as heap_force_kill does", format!("{n} row(s)"), true)
                 .repair("replace the page with an empty one, keeping its bytes as a salvage file", rows.clone(), false),
             TupleProblemKind::HintContradiction => Finding::new("tuple-hint-contradiction", format!("{n} tuple(s) in block {block} of {what} have contradictory hint bits"))
                 .explain("the server never sets these hint bit combinations; the header bytes changed", "visibility of these rows may be wrong")

@@ -66,12 +66,19 @@ pub fn freeze_tuples(page: &[u8], offnums: &[u16], blkno: u32, checksums: bool) 
     Ok(p)
 }
 
-/// heap_force_kill (pg_surgery) offline: the line pointers become dead.
+/// heap_force_kill (pg_surgery) offline: the line pointers become dead. A line pointer
+/// that points outside the page (or at too little room for a tuple header) becomes dead
+/// without storage (offset and length 0), so nothing ever reads where it pointed; dead, not
+/// unused, because index entries may still point at it (VACUUM removes them first).
 pub fn kill_tuples(page: &[u8], offnums: &[u16], blkno: u32, checksums: bool) -> Result<Vec<u8>, String> {
     let mut p = page.to_vec();
+    let items = line_pointers(&p).map_err(|e| e.to_string())?;
     for &o in offnums {
-        let (_, it) = tuple_offset(&p, o)?;
-        let dead = ItemId { off: it.off, flags: LpFlags::Dead, len: it.len };
+        let dead = match tuple_offset(&p, o) {
+            Ok((_, it)) => ItemId { off: it.off, flags: LpFlags::Dead, len: it.len },
+            Err(_) if (o as usize).checked_sub(1).and_then(|i| items.get(i)).is_some() => ItemId { off: 0, flags: LpFlags::Dead, len: 0 },
+            Err(e) => return Err(e),
+        };
         put32(&mut p, SIZE_OF_PAGE_HEADER + 4 * (o as usize - 1), dead.raw());
     }
     clear_all_visible(&mut p);

@@ -216,11 +216,11 @@ impl Plan {
                 return Err(at("a page action needs a target block and a block precondition (and only page actions have them)".into()));
             }
             match &a.kind {
-                ActionKind::FreezeTuples { offnums } | ActionKind::KillTuples { offnums } => {
-                    // MaxHeapTuplesPerPage for the largest block size (32 kB) is 1,291.
-                    if offnums.is_empty() || offnums.len() > 2048 || offnums.iter().any(|&o| o == 0 || o > 2048) {
-                        return Err(at("tuple offsets must be 1..=2048, at least one and at most 2048 of them".into()));
-                    }
+                // MaxHeapTuplesPerPage for the largest block size (32 kB) is 1,291.
+                ActionKind::FreezeTuples { offnums } | ActionKind::KillTuples { offnums }
+                    if offnums.is_empty() || offnums.len() > 2048 || offnums.iter().any(|&o| o == 0 || o > 2048) =>
+                {
+                    return Err(at("tuple offsets must be 1..=2048, at least one and at most 2048 of them".into()));
                 }
                 ActionKind::SynthesizeXact { pages, first_xid, last_xid, committed, .. } => {
                     // At most one segment (32 pages) of the largest block size: 4 Mi xids.
@@ -232,10 +232,8 @@ impl Plan {
                         return Err(at("more than 1,048,576 committed ranges".into()));
                     }
                 }
-                ActionKind::RelocateWal { to } => {
-                    if !to.starts_with('/') || to.split('/').any(|c| c == ".." || c == ".") || to.contains('\0') {
-                        return Err(at(format!("new WAL location {to:?} is not an absolute plain path")));
-                    }
+                ActionKind::RelocateWal { to } if !to.starts_with('/') || to.split('/').any(|c| c == ".." || c == ".") || to.contains('\0') => {
+                    return Err(at(format!("new WAL location {to:?} is not an absolute plain path")));
                 }
                 ActionKind::ResetWal { wal_file, moves, overrides, .. } => {
                     check_wal_names(wal_file, moves).map_err(at)?;
@@ -283,6 +281,18 @@ fn block_bytes(dd: &DataDir, path: &str, block: u32, bs: usize, blocks_per_segme
     let b = dd.read(path).ok()?;
     let i = (block % blocks_per_segment) as usize;
     b.get(i * bs..(i + 1) * bs).map(|s| s.to_vec())
+}
+
+/// The visibility map block covering a heap block (file and block), when the map has it:
+/// a repair that changes tuples must not leave the page marked all-visible/all-frozen.
+fn vm_block(dd: &DataDir, heap_file: &str, block: u32, bs: usize, bps: u32) -> Option<(String, u32)> {
+    let vm = format!("{}_vm", heap_file.split('.').next().unwrap_or(heap_file));
+    let vblk = bytes::vm_block_of(block, bs);
+    block_bytes(dd, &vm, vblk, bs, bps).map(|_| (vm, vblk))
+}
+
+fn vm_effect(block: u32) -> String {
+    format!("heap block {block} no longer marked all-visible/all-frozen; the next VACUUM sets it again")
 }
 
 /// The precondition of an action as the data directory is now.
@@ -363,28 +373,35 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 }
                 let n = offnums.len();
                 ids.push(push(&mut actions, f.code, ActionKind::FreezeTuples { offnums }, target(file, Some(block)), "block", format!("{n} tuple(s) marked frozen (xmin frozen, xmax invalid): the server stops asking pg_xact about the damaged ids and the rows are visible"), format!("nothing is deleted; the {n} row(s) may hold damaged values: check them"), Risk::Medium));
-                // The visibility map must not claim the page all-visible/all-frozen any more.
-                let vm = format!("{}_vm{}", file.split('.').next().unwrap_or(file), "");
-                if dd.path(&vm).exists() {
-                    let vblk = bytes::vm_block_of(block, bs);
-                    if block_bytes(dd, &vm, vblk, bs, bps).is_some() {
-                        ids.push(push(
-                            &mut actions,
-                            f.code,
-                            ActionKind::ClearVisibilityMap { heap_block: block },
-                            target(&vm, Some(vblk)),
-                            "block",
-                            format!("heap block {block} no longer marked all-visible/all-frozen; the next VACUUM sets it again"),
-                            "nothing".into(),
-                            Risk::Low,
-                        ));
-                    }
+                if let Some((vm, vblk)) = vm_block(dd, file, block, bs, bps) {
+                    ids.push(push(&mut actions, f.code, ActionKind::ClearVisibilityMap { heap_block: block }, target(&vm, Some(vblk)), "block", vm_effect(block), "nothing".into(), Risk::Low));
                 }
             }
-            "tuple-pointer-invalid" => refuse(
-                "broken line pointers: emptying the page (page repair) is the only repair built so far; rerun plan after fixing the page header findings"
-                    .into(),
-            ),
+            "tuple-pointer-invalid" => {
+                let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
+                let offnums: Vec<u16> = by_page
+                    .get(&(file.clone(), block))
+                    .map(|v| v.iter().filter(|p| p.kind == tuples::TupleProblemKind::PointerInvalid).map(|p| p.offnum).collect())
+                    .unwrap_or_default();
+                if offnums.is_empty() {
+                    continue;
+                }
+                let n = offnums.len();
+                ids.push(push(
+                    &mut actions,
+                    f.code,
+                    ActionKind::KillTuples { offnums },
+                    target(file, Some(block)),
+                    "block",
+                    format!("{n} broken line pointer(s) marked dead without storage, as heap_force_kill does: nothing reads where they pointed; the next VACUUM removes their index entries"),
+                    format!("{n} row(s): whatever those pointers once found (they point at garbage now)"),
+                    Risk::Medium,
+                ));
+                // Index-only scans must not trust the page as all-visible any more.
+                if let Some((vm, vblk)) = vm_block(dd, file, block, bs, bps) {
+                    ids.push(push(&mut actions, f.code, ActionKind::ClearVisibilityMap { heap_block: block }, target(&vm, Some(vblk)), "block", vm_effect(block), "nothing".into(), Risk::Low));
+                }
+            }
             "page-invalid" => {
                 let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
                 let Some(page) = block_bytes(dd, file, block, bs, bps) else { continue };
