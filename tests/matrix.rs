@@ -1,4 +1,4 @@
-//! The end-to-end matrix: for every major 10–18 and every kind of damage (nine), the whole salvage
+//! The end-to-end matrix: for every major 10–18 and every kind of damage (ten), the whole salvage
 //! as a DBA runs it, through the CLI:
 //!   diagnose (the damage is named) → plan → rehearse (a real server on a copy says "safe
 //!   to apply") → apply → a real server starts on the result and every row of every table
@@ -80,13 +80,16 @@ enum Damage {
     LostWal,
     /// pg_control overwritten with zeros.
     ControlDestroyed,
+    /// One byte of pg_control's modification time flipped: its CRC fails and the server
+    /// refuses to start ("incorrect checksum in control file"); every value is still right.
+    ControlCrcFlip,
     /// The second incident: pg_wal on its own file system, a crash with the current
     /// segment past 75% (the end-of-recovery checkpoint must create the next one), and the
     /// file system full. Not corruption: nothing may be lost.
     DiskFull,
 }
 
-const ALL: [Damage; 9] = [
+const ALL: [Damage; 10] = [
     Damage::XactDeleted,
     Damage::XactTruncated,
     Damage::GarbageXid,
@@ -95,6 +98,7 @@ const ALL: [Damage; 9] = [
     Damage::ChecksumFlip,
     Damage::LostWal,
     Damage::ControlDestroyed,
+    Damage::ControlCrcFlip,
     Damage::DiskFull,
 ];
 
@@ -175,6 +179,12 @@ impl Damage {
             Damage::ControlDestroyed => {
                 std::fs::write(c.data.join("global/pg_control"), vec![0u8; 8192]).unwrap();
                 ("control-unreadable", vec!["--reset-wal".into()], "rebuild-control", ROWS..=ROWS)
+            }
+            Damage::ControlCrcFlip => {
+                let p = c.data.join("global/pg_control");
+                let b = std::fs::read(&p).unwrap()[24];
+                scribble(&p, 24, &[b ^ 0x01]);
+                ("control-crc-mismatch", vec![], "fix-control-crc", ROWS..=ROWS)
             }
             Damage::DiskFull => {
                 let mnt = c.scratch.path().join("walfs");

@@ -228,3 +228,39 @@ fn prepared_xacts_are_evidence(major: u32) {
 }
 
 per_major!(prepared_xacts_are_evidence: prepared_pg10 = 10, prepared_pg14 = 14, prepared_pg15 = 15, prepared_pg18 = 18);
+
+/// A pg_control whose CRC fails: when its checkpoint copy equals WAL's checkpoint record the
+/// plan stores the new CRC (4 bytes change); when a checked value is the damaged one, no
+/// automatic repair.
+#[test]
+fn control_crc_fixed_only_when_values_check_out() {
+    let mut c = Cluster::new(15, InitOpts::default());
+    c.start();
+    c.stop();
+    let work = Scratch::new("ctlcrc");
+    let ctl = |d: &Path| d.join("global/pg_control");
+    let variant = |name: &str, offset: u64| {
+        let d = work.path().join(name);
+        run_ok(std::process::Command::new("cp").arg("-a").arg(&c.data).arg(&d));
+        let b = std::fs::read(ctl(&d)).unwrap()[offset as usize];
+        scribble(&ctl(&d), offset, &[b ^ 0x01]);
+        d
+    };
+    // The time field: nothing any check covers, nothing that matters.
+    let d = variant("time", 24);
+    let before = std::fs::read(ctl(&d)).unwrap();
+    let p = make_plan(&d, &work.path().join("time.json"), &[]);
+    let a = p.actions.iter().find(|a| matches!(a.kind, ActionKind::FixControlCrc { .. })).unwrap_or_else(|| panic!("{p:?}"));
+    assert!(a.effect.contains("equals WAL's checkpoint record"), "{}", a.effect);
+    let cf = ControlFile::parse_lenient(&before).unwrap().0;
+    let new = plan::new_bytes(a, Some(&before), &cf).unwrap().unwrap();
+    let changed: Vec<usize> = (0..before.len()).filter(|&i| before[i] != new[i]).collect();
+    assert!(!changed.is_empty() && changed.iter().all(|&i| (pgsalvage::format::control::crc_offset(cf.major)..pgsalvage::format::control::crc_offset(cf.major) + 4).contains(&i)), "{changed:?}");
+    assert!(ControlFile::parse(&new).is_ok(), "the CRC checks out after the fix");
+    // The REDO location in the checkpoint copy: WAL disagrees, so no automatic repair.
+    let d = variant("redo", 41);
+    let p = make_plan(&d, &work.path().join("redo.json"), &[]);
+    assert!(!p.actions.iter().any(|a| matches!(a.kind, ActionKind::FixControlCrc { .. })), "{p:?}");
+    let n = p.not_repairable.iter().find(|n| n.code == "control-crc-mismatch").unwrap();
+    assert!(n.reason.contains("differs from WAL's checkpoint record"), "{}", n.reason);
+}

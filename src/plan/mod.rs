@@ -70,6 +70,9 @@ pub enum ActionKind {
     ZeroPage { rows: Option<u32> },
     /// Store the checksum of the page's current content (explicit opt-in).
     AcceptChecksum { checksum: u16 },
+    /// Store the CRC of pg_control's current content, after its values were checked against
+    /// WAL's checkpoint record and the data directory (only the 4 CRC bytes change).
+    FixControlCrc { crc: u32 },
     /// Write a pg_xact segment: existing bytes kept, missing pages added, statuses set.
     SynthesizeXact { pages: u32, first_xid: Xid, last_xid: Xid, committed: Vec<(Xid, Xid)>, sources: XactSources },
     /// Move pg_wal's contents to `to` and leave a symbolic link.
@@ -244,6 +247,9 @@ impl Plan {
                     }
                 }
                 ActionKind::RebuildControl { wal_file, moves, .. } => check_wal_names(wal_file, moves).map_err(at)?,
+                ActionKind::FixControlCrc { .. } if a.target.path != crate::datadir::CONTROL_PATH => {
+                    return Err(at(format!("fix-control-crc targets {:?}, not global/pg_control", a.target.path)));
+                }
                 _ => {}
             }
         }
@@ -281,6 +287,34 @@ fn block_bytes(dd: &DataDir, path: &str, block: u32, bs: usize, blocks_per_segme
     let b = dd.read(path).ok()?;
     let i = (block % blocks_per_segment) as usize;
     b.get(i * bs..(i + 1) * bs).map(|s| s.to_vec())
+}
+
+/// Before trusting the values of a pg_control whose CRC fails: the checkpoint copy equals
+/// the checkpoint record WAL holds at the checkpoint location (read with the stored system
+/// identifier, which every WAL page header must carry), and no value is out of range.
+/// Returns the CRC of the current content and what was checked.
+fn control_values_check(dd: &DataDir) -> std::result::Result<(u32, String), String> {
+    let b = dd.read(crate::datadir::CONTROL_PATH).map_err(|e| e.to_string())?;
+    let (c, crc) = crate::format::control::ControlFile::parse_lenient(&b).map_err(|e| e.to_string())?;
+    if let Some((field, expected, found)) = c.sanity_problems().into_iter().next() {
+        return Err(format!("{field} is {found}, expected {expected}"));
+    }
+    let (_, cp) = crate::datadir::read_checkpoint_record(dd, &c).map_err(|e| format!("the checkpoint record at {} cannot be read: {e}", c.checkpoint_lsn))?;
+    if cp != c.checkpoint {
+        return Err(format!("the checkpoint copy in pg_control differs from WAL's checkpoint record at {}", c.checkpoint_lsn));
+    }
+    Ok((
+        crc.computed,
+        format!(
+            "the checkpoint copy equals WAL's checkpoint record at {} (REDO {}, NextXID {}:{}, NextOID {}), WAL's page headers carry the stored system identifier {}, and every value is in range",
+            c.checkpoint_lsn,
+            cp.redo_lsn,
+            cp.next_xid.epoch(),
+            cp.next_xid.xid(),
+            cp.next_oid,
+            c.system_identifier
+        ),
+    ))
 }
 
 /// The visibility map block covering a heap block (file and block), when the map has it:
@@ -556,7 +590,22 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
             "wal-lost" | "wal-checkpoint-unreadable" => {
                 refuse("needs a WAL reset (--reset-wal); put the missing WAL back first if it exists anywhere: that loses nothing".into())
             }
-            "control-unreadable" | "control-crc-mismatch" => refuse("pg_control decodes but its CRC is wrong, so its values may be wrong: no automatic repair. Compare `pgsalvage inspect` with the WAL; to rebuild it from the directory instead, move it aside and plan --reset-wal (rehearse first)".into()),
+            "control-crc-mismatch" => match control_values_check(dd) {
+                Ok((crc, checked)) => ids.push(push(
+                    &mut actions,
+                    f.code,
+                    ActionKind::FixControlCrc { crc },
+                    target(crate::datadir::CONTROL_PATH, None),
+                    "file",
+                    format!("pg_control's CRC set to {crc:#010x}, that of its current content; every value kept. Checked first: {checked}"),
+                    "nothing if the values are right; a damaged value among those no check covers (the mock authentication nonce, max_connections and the other settings' copies) stays".into(),
+                    Risk::Medium,
+                )),
+                Err(why) => refuse(format!(
+                    "pg_control decodes but its values cannot all be confirmed ({why}): no automatic repair. Compare `pgsalvage inspect` with the WAL; to rebuild it from the directory instead, move it aside and plan --reset-wal (rehearse first)"
+                )),
+            },
+            "control-unreadable" => refuse("pg_control decodes but its CRC is wrong, so its values may be wrong: no automatic repair. Compare `pgsalvage inspect` with the WAL; to rebuild it from the directory instead, move it aside and plan --reset-wal (rehearse first)".into()),
             other => refuse(format!("no repair is built for {other} yet")),
         }
         if !ids.is_empty() {
@@ -669,6 +718,14 @@ pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::Con
             let mut p = page()?.to_vec();
             p[8..10].copy_from_slice(&checksum.to_le_bytes());
             p
+        }
+        ActionKind::FixControlCrc { .. } => {
+            let mut b = control()?.to_vec();
+            let major = crate::format::control::ControlFile::detect_major(&b).map_err(|e| e.to_string())?;
+            let off = crate::format::control::crc_offset(major);
+            let crc = crate::format::control::compute_crc(major, &b).ok_or("pg_control is too short for its CRC")?;
+            b.get_mut(off..off + 4).ok_or("pg_control is too short for its CRC")?.copy_from_slice(&crc.to_le_bytes());
+            b
         }
         ActionKind::SynthesizeXact { pages, first_xid, last_xid, committed, .. } => {
             let mut statuses = Vec::new();
