@@ -205,6 +205,13 @@ pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> 
     for a in &p.actions {
         if let ActionKind::RelocateWal { to } = &a.kind {
             check_relocation_target(opts.wal_dir_override.as_deref().unwrap_or(Path::new(to)))?;
+        } else {
+            plain_target(dd, &a.target.path)?;
+        }
+        if let ActionKind::ResetWal { moves, .. } | ActionKind::RebuildControl { moves, .. } = &a.kind {
+            for m in moves {
+                plain_target(dd, m)?;
+            }
         }
     }
     let (c, _, _) = dd.control().map_err(|_| ()).or_else(|_| {
@@ -271,7 +278,7 @@ pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> 
                 step += 1;
                 let path = dd.path(&a.target.path);
                 let offset = (block % c.blocks_per_segment) as u64 * bs;
-                let f = OpenOptions::new().read(true).write(true).open(&path).map_err(io("open", &path))?;
+                let f = OpenOptions::new().read(true).write(true).custom_flags(nix::libc::O_NOFOLLOW).open(&path).map_err(io("open", &path))?;
                 let mut old = vec![0u8; bs as usize];
                 f.read_exact_at(&mut old, offset).map_err(io("read", &path))?;
                 let saved = format!("orig/{step}-{}.bin", a.id);
@@ -419,6 +426,31 @@ fn move_into_store(dd: &DataDir, j: &mut Journal, step: u32, action: &str, rel: 
     fs::remove_file(&from).map_err(io("move", &from))?;
     fsync_path(from.parent().unwrap_or(Path::new(".")))?;
     j.append(&Record::Done { step, after_sha256: None })
+}
+
+/// A target must be reached without symbolic links but the ones PostgreSQL makes (pg_wal,
+/// pg_tblspc/<oid>) and be a regular file (or absent): a link planted in the data directory
+/// must not make apply (often root) write elsewhere.
+fn plain_target(dd: &DataDir, rel: &str) -> Result<()> {
+    let refuse = |why: String| Error::Refused {
+        message: format!("{rel}: {why}; apply writes only regular files inside the data directory"),
+        hint: "look at what the link points to; PostgreSQL itself makes links only for pg_wal and pg_tblspc/<oid>".into(),
+    };
+    let comps: Vec<&str> = rel.split('/').collect();
+    let mut p = dd.root().to_path_buf();
+    for (i, c) in comps.iter().enumerate() {
+        p.push(c);
+        let Ok(m) = fs::symlink_metadata(&p) else { return Ok(()) }; // absent from here on
+        let last = i + 1 == comps.len();
+        let allowed_link = (i == 0 && *c == crate::datadir::WAL_DIR) || (i == 1 && comps[0] == "pg_tblspc");
+        if m.file_type().is_symlink() && !(allowed_link && !last) {
+            return Err(refuse(format!("{} is a symbolic link", p.display())));
+        }
+        if last && !m.is_file() {
+            return Err(refuse(format!("{} is not a regular file", p.display())));
+        }
+    }
+    Ok(())
 }
 
 /// The new home of pg_wal must be an absolute path that is absent or an empty directory,
@@ -754,7 +786,7 @@ pub fn rollback(dd: &DataDir, operation: Option<&str>, force: bool) -> Result<Ro
         match (saved, offset, len) {
             (Some(s), Some(o), Some(_)) => {
                 let orig = fs::read(store.join(s)).map_err(io("read rollback store", &store))?;
-                let f = OpenOptions::new().write(true).open(&target).map_err(io("open", &target))?;
+                let f = OpenOptions::new().write(true).custom_flags(nix::libc::O_NOFOLLOW).open(&target).map_err(io("open", &target))?;
                 f.write_all_at(&orig, *o).and_then(|_| f.sync_all()).map_err(io("write", &target))?;
                 set_mtime(&target, *mtime)?;
             }

@@ -372,3 +372,25 @@ fn relocate_wal_interrupted_then_rollback() {
         check_back(&d, &format!("after a SIGKILL at {delay:?} and a rollback"));
     }
 }
+
+/// A relation file replaced by a symbolic link to a file outside the data directory (same
+/// bytes, so every precondition still holds): apply refuses before writing anything, and the
+/// outside file is untouched.
+#[test]
+fn planted_symlink_is_refused() {
+    let (c, rel) = damaged();
+    let work = Scratch::new("symlink");
+    let plan = work.path().join("plan.json");
+    make_plan(&c.data, &plan);
+    let outside = work.path().join("outside-copy");
+    std::fs::copy(c.data.join(&rel), &outside).unwrap();
+    std::fs::remove_file(c.data.join(&rel)).unwrap();
+    std::os::unix::fs::symlink(&outside, c.data.join(&rel)).unwrap();
+    let before = std::fs::read(&outside).unwrap();
+    let tree_before = tree(&c.data);
+    let (code, out, err) = cli(&["apply", "--yes", "--without-snapshot-i-may-lose-data", "--plan"], &[&plan, Path::new("-D"), &c.data]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("is a symbolic link"), "{err}");
+    assert_eq!(before, std::fs::read(&outside).unwrap(), "the file outside was written");
+    assert_same_tree(&tree_before, &tree(&c.data), "a refused apply changed the data directory");
+}

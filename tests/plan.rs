@@ -255,7 +255,11 @@ fn control_crc_fixed_only_when_values_check_out() {
     let cf = ControlFile::parse_lenient(&before).unwrap().0;
     let new = plan::new_bytes(a, Some(&before), &cf).unwrap().unwrap();
     let changed: Vec<usize> = (0..before.len()).filter(|&i| before[i] != new[i]).collect();
-    assert!(!changed.is_empty() && changed.iter().all(|&i| (pgsalvage::format::control::crc_offset(cf.major)..pgsalvage::format::control::crc_offset(cf.major) + 4).contains(&i)), "{changed:?}");
+    assert!(
+        !changed.is_empty()
+            && changed.iter().all(|&i| (pgsalvage::format::control::crc_offset(cf.major)..pgsalvage::format::control::crc_offset(cf.major) + 4).contains(&i)),
+        "{changed:?}"
+    );
     assert!(ControlFile::parse(&new).is_ok(), "the CRC checks out after the fix");
     // The REDO location in the checkpoint copy: WAL disagrees, so no automatic repair.
     let d = variant("redo", 41);
