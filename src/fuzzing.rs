@@ -188,7 +188,7 @@ pub fn plan(data: &[u8]) {
         use crate::plan::ActionKind as K;
         let old: Option<&[u8]> = match &a.kind {
             K::SynthesizeXact { .. } => Some(XACT_15),
-            K::ResetWal { .. } | K::RebuildControl { .. } => Some(CONTROL_15),
+            K::ResetWal { .. } | K::RebuildControl { .. } | K::FixControlCrc { .. } => Some(CONTROL_15),
             K::RelocateWal { .. } | K::MoveAside => None,
             _ => Some(&PAGES_15[..8192]),
         };
@@ -340,12 +340,24 @@ fn plan_seeds(repo: &std::path::Path, out: &mut Vec<Seed>) -> Result<(), String>
     if let Some((_, p)) = largest {
         let mut b = std::fs::read(&p).map_err(|e| e.to_string())?;
         b[12..16].copy_from_slice(&[0xff, 0x7f, 0x10, 0x00]);
+        // Block 1, line pointer 2: past the end of the page (the checksum made right).
+        if b.len() >= 2 * 8192 {
+            let page = &mut b[8192..2 * 8192];
+            page[28..32].copy_from_slice(&(8100u32 | (1 << 15) | (400 << 17)).to_le_bytes());
+            let sum = crate::format::checksum::page_checksum(page, 1);
+            page[8..10].copy_from_slice(&sum.to_le_bytes());
+        }
         std::fs::write(&p, b).map_err(|e| e.to_string())?;
         make("bad_header", PlanOptions::default())?;
         make("bad_header_no_zero", PlanOptions { zero_pages: false, accept_checksum_failures: true, ..Default::default() })?;
     }
     let ctl = root.join("global/pg_control");
     let good = std::fs::read(&ctl).map_err(|e| e.to_string())?;
+    // One byte of pg_control's time flipped: its CRC fails, its values check out.
+    let mut flipped = good.clone();
+    flipped[24] ^= 1;
+    std::fs::write(&ctl, &flipped).map_err(|e| e.to_string())?;
+    make("control_crc", PlanOptions::default())?;
     std::fs::write(&ctl, vec![0u8; 8192]).map_err(|e| e.to_string())?;
     make("rebuild_control", PlanOptions { reset_wal: true, ..Default::default() })?;
     std::fs::write(&ctl, good).map_err(|e| e.to_string())?;
