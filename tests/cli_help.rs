@@ -35,10 +35,41 @@ fn help_version_completions_man() {
 
 /// Every option in a help text says what it does (a line with only the flag is a gap).
 fn undocumented_options(sub: &str, text: &str) {
-    let re = regex::Regex::new(r"^\s+(-[a-zA-Z], )?--[a-z-]+( <[^>]+>)?\s*$").unwrap();
+    let re = regex::Regex::new(r"^\s+((-[a-zA-Z], )?--[a-z-]+( <[^>]+>)?|<[^>]+>)\s*$").unwrap();
     let lines: Vec<&str> = text.lines().collect();
     // clap puts a long description on the next line, further indented.
     let described_below = |i: usize| lines.get(i + 1).is_some_and(|n| n.starts_with("          ") && !n.trim_start().starts_with('-'));
     let bare: Vec<&str> = lines.iter().enumerate().filter(|(i, l)| re.is_match(l) && !described_below(*i)).map(|(_, l)| *l).collect();
     assert!(bare.is_empty(), "{sub} --help has options without a description: {bare:?}");
+}
+
+/// The user-visible contract: `--help` of every command pinned (tests/snapshots). A change to
+/// a help text shows as a diff here; accept it with `INSTA_UPDATE=always cargo test --test
+/// cli_help` (or cargo insta review) after reading it as a user would.
+#[test]
+fn help_texts_are_pinned() {
+    let commands: &[&[&str]] = &[
+        &[],
+        &["inspect"],
+        &["check"],
+        &["diagnose"],
+        &["plan"],
+        &["review"],
+        &["rehearse"],
+        &["apply"],
+        &["rollback"],
+        &["audit"],
+        &["snapshot"],
+        &["snapshot", "create"],
+        &["snapshot", "verify"],
+        &["snapshot", "list"],
+        &["snapshot", "restore"],
+        &["completions"],
+        &["man"],
+    ];
+    for c in commands {
+        let o = pgsalvage().args(*c).arg("--help").env("COLUMNS", "100").output().unwrap();
+        let name = if c.is_empty() { "pgsalvage".to_string() } else { format!("pgsalvage-{}", c.join("-")) };
+        insta::assert_snapshot!(name, String::from_utf8_lossy(&o.stdout));
+    }
 }

@@ -63,6 +63,7 @@ enum Command {
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         #[arg(value_enum)]
+        /// The shell to write the script for
         shell: clap_complete::Shell,
     },
     /// Print the man page (roff) generated from these definitions

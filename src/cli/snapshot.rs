@@ -12,7 +12,7 @@ pub enum SnapshotCommand {
         /// The data directory (defaults to PGDATA)
         #[arg(short = 'D', long = "pgdata", env = "PGDATA", value_name = "DATADIR")]
         pgdata: PathBuf,
-        /// The archive to write (must not exist); the manifest goes beside it as FILE.manifest.json
+        /// The archive to write (must not exist); the manifest goes beside it, with .manifest.json appended to the name
         #[arg(short = 'o', long = "output", value_name = "FILE.tar.zst")]
         output: PathBuf,
         /// zstd compression level (1-19)
@@ -30,6 +30,7 @@ pub enum SnapshotCommand {
     },
     /// Decompress an archive and check every file against its manifest
     Verify {
+        /// The snapshot archive (made by `pgsalvage snapshot create`)
         file: PathBuf,
         /// Print machine-readable JSON instead of text
         #[arg(long)]
@@ -37,6 +38,7 @@ pub enum SnapshotCommand {
     },
     /// Show an archive's manifest
     List {
+        /// The snapshot archive (made by `pgsalvage snapshot create`)
         file: PathBuf,
         /// Print machine-readable JSON instead of text
         #[arg(long)]
@@ -44,6 +46,7 @@ pub enum SnapshotCommand {
     },
     /// Restore an archive into an empty or new directory, checking every hash
     Restore {
+        /// The snapshot archive (made by `pgsalvage snapshot create`)
         file: PathBuf,
         /// The directory to restore into (absent or empty)
         #[arg(short = 'D', long = "pgdata", value_name = "NEWDIR")]
