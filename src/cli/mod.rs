@@ -23,7 +23,13 @@ pub const EXIT_REFUSED: i32 = 3;
 pub const EXIT_ERROR: i32 = 4;
 
 #[derive(Parser)]
-#[command(name = "pgsalvage", version, about = "Safe, explainable, reversible salvage for stopped PostgreSQL 10-18 data directories", long_about = None)]
+#[command(
+    name = "pgsalvage",
+    version,
+    about = "Safe, explainable, reversible salvage for stopped PostgreSQL 10-18 data directories",
+    long_about = None,
+    after_help = "The usual order: snapshot create, diagnose, plan, review, rehearse, apply (rollback undoes it).\n\nExit codes: 0 nothing wrong found, 1 damage found, 2 usage error, 3 refused for safety,\n4 could not run (I/O, permissions). Read-only commands never write to the data directory."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
