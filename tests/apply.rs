@@ -312,7 +312,7 @@ fn relocate_wal_interrupted_then_rollback() {
             finding: "not-corruption-wal-disk-full".into(),
             kind: ActionKind::RelocateWal { to: to.display().to_string() },
             target: Target { path: "pg_wal".into(), block: None, relation: None },
-            precondition: Precondition { scope: "file".into(), sha256: None },
+            precondition: pgsalvage::plan::current_precondition(&dd, &Target { path: "pg_wal".into(), block: None, relation: None }, "file", 8192, 131072),
             effect: "pg_wal moves".into(),
             data_loss: "nothing".into(),
             risk: Risk::Low,
@@ -331,6 +331,17 @@ fn relocate_wal_interrupted_then_rollback() {
         assert_same_tree(&original, &tree(d), what);
         assert_same_tree(&original_wal, &wal_tree(d), &format!("{what} (pg_wal)"));
     };
+    // The action is bound to pg_wal's listing: a segment that appears since is drift.
+    {
+        let d = work.path().join("drift");
+        copy(&c.data, &d);
+        let plan = plan_for(&work.path().join("wal-drift"));
+        std::fs::write(d.join("pg_wal/000000010000000000000099"), b"new").unwrap();
+        let o = apply(&d, &plan, &work.path().join("store-drift")).output().unwrap();
+        assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("changed since the plan"));
+        assert!(std::fs::symlink_metadata(d.join("pg_wal")).unwrap().is_dir());
+    }
     let mut k = 1;
     loop {
         let d = work.path().join(format!("k{k}"));

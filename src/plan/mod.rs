@@ -334,9 +334,31 @@ pub fn current_precondition(dd: &DataDir, t: &Target, scope: &str, bs: usize, bl
     let sha256 = match (scope, t.block) {
         ("block", Some(b)) => block_bytes(dd, &t.path, b, bs, blocks_per_segment).map(|x| sha256_hex(&x)),
         ("absent", _) => None,
+        _ if dd.path(&t.path).is_dir() => listing(&dd.path(&t.path)).map(|l| sha256_hex(l.as_bytes())),
         _ => dd.read(&t.path).ok().map(|x| sha256_hex(&x)),
     };
     Precondition { scope: scope.to_string(), sha256 }
+}
+
+/// A directory (pg_wal, for relocate-wal) as text: one "path<TAB>size" line per file below
+/// it, sorted; its sha256 binds the action to the files there were.
+fn listing(dir: &std::path::Path) -> Option<String> {
+    fn walk(d: &std::path::Path, rel: &str, out: &mut Vec<String>) -> Option<()> {
+        for e in std::fs::read_dir(d).ok()?.flatten() {
+            let name = format!("{rel}{}", e.file_name().to_string_lossy());
+            let m = e.metadata().ok()?;
+            if m.is_dir() {
+                walk(&e.path(), &format!("{name}/"), out)?;
+            } else {
+                out.push(format!("{name}\t{}\n", m.len()));
+            }
+        }
+        Some(())
+    }
+    let mut lines = Vec::new();
+    walk(dir, "", &mut lines)?;
+    lines.sort();
+    Some(lines.concat())
 }
 
 /// Build the plan for a stopped data directory.
