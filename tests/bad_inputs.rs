@@ -129,3 +129,49 @@ fn hostile_journal_is_refused() {
     assert_eq!(std::fs::read(&outside).unwrap(), b"precious");
     assert_eq!(before, common::tree_state(d.path()));
 }
+
+/// Hostile and damaged snapshot archives (fixtures/bad/archive.*, made by make-bad):
+/// `snapshot verify` exits 1 and `snapshot restore` exits 3 with the words below, removes what
+/// it wrote, and nothing appears outside its target (the paths they aim at are watched).
+#[test]
+fn bad_archives_are_refused_and_nothing_is_written_outside() {
+    let bad = repo_root().join("fixtures/bad");
+    let victim = Path::new("/tmp/pgsalvage-bad-archive-outside");
+    let _ = std::fs::remove_dir_all(victim);
+    std::fs::create_dir_all(victim).unwrap();
+    let cases: &[(&str, &str)] = &[
+        ("traversal", "has an empty, '.' or '..' component"),
+        ("absolute", "absolute path"),
+        ("symlink-write-through", "no pgsalvage-manifest.json"),
+        ("hardlink", "is a Link (only files, directories and symbolic links are allowed)"),
+        ("device", "is a Char"),
+        ("fifo", "is a Fifo"),
+        ("outside-data", "is outside data/ and links/"),
+        ("duplicate", "appears twice"),
+        ("truncated", "the compressed stream is corrupt or truncated"),
+        ("flipped-byte", "the compressed stream is corrupt"),
+        ("manifest-disagrees", "the manifest beside the archive disagrees with the one inside it"),
+    ];
+    let valid = bad.join("archive.valid.tar.zst");
+    assert_eq!(pgsalvage().args(["snapshot", "verify"]).arg(&valid).output().unwrap().status.code(), Some(0), "the valid archive verifies");
+    println!("| archive (fixtures/bad/) | verify | restore | response (excerpt) |\n|---|---|---|---|");
+    for (name, words) in cases {
+        let a = bad.join(format!("archive.{name}.tar.zst"));
+        let v = pgsalvage().args(["snapshot", "verify"]).arg(&a).output().unwrap();
+        let vout = format!("{}{}", String::from_utf8_lossy(&v.stdout), String::from_utf8_lossy(&v.stderr));
+        assert_eq!(v.status.code(), Some(1), "{name}: verify: {vout}");
+        assert!(vout.contains(words), "{name}: verify: expected {words:?} in {vout}");
+        // Two levels below /tmp, so that data/../../ aims at the watched directory.
+        let parent = tempfile::tempdir_in("/tmp").unwrap();
+        let target = parent.path().join("target");
+        let r = pgsalvage().args(["snapshot", "restore", "-D"]).arg(&target).arg(&a).output().unwrap();
+        let err = String::from_utf8_lossy(&r.stderr).into_owned();
+        assert_eq!(r.status.code(), Some(3), "{name}: restore: {err}");
+        assert!(err.contains(words), "{name}: restore: expected {words:?} in {err}");
+        assert!(!target.exists(), "{name}: the failed restore left its target");
+        assert_eq!(std::fs::read_dir(victim).unwrap().count(), 0, "{name}: something was written outside the target");
+        let line = err.lines().find(|l| l.contains(words)).unwrap_or("").trim().replace(&bad.display().to_string(), "fixtures/bad");
+        println!("| `archive.{name}.tar.zst` | 1 | 3 | {} |", line.replace('|', "\\|").chars().take(200).collect::<String>());
+    }
+    let _ = std::fs::remove_dir_all(victim);
+}
