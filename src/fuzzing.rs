@@ -284,6 +284,13 @@ pub fn seeds(repo: &std::path::Path) -> Result<Vec<Seed>, String> {
             out.push(("control", format!("bad_{name}"), b));
         } else if name.starts_with("page") {
             out.push(("page", format!("bad_{name}"), [&[0u8, 0, 0, 0, 2][..], &b].concat()));
+        } else if name.starts_with("archive.") && name.ends_with(".tar.zst") {
+            // The hostile archives' tar streams (the damaged ones do not decompress).
+            if let Ok(t) = zstd::decode_all(&b[..]) {
+                out.push(("tar", format!("bad_{name}"), t));
+            }
+        } else if name.starts_with("archive.") && name.ends_with(".manifest.json") {
+            out.push(("manifest", format!("bad_{name}"), b));
         } else if name.starts_with("plan.") {
             out.push(("plan", format!("bad_{name}"), b));
         } else if name.starts_with("pg_xact") {
