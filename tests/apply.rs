@@ -353,6 +353,8 @@ fn relocate_wal_interrupted_then_rollback() {
         if finished {
             assert_eq!(std::fs::read_link(d.join("pg_wal")).unwrap(), to);
             assert_same_tree(&original_wal, &tree(&to), "the relocated WAL");
+            let (_, out, _) = cli(&["audit", "-D"], &[&d]);
+            assert!(out.contains(&format!("A99 pg_wal -> {}", to.display())) && out.contains("files moved): as applied"), "{out}");
         }
         let (code, out, err) = cli(&["rollback", "-D"], &[&d]);
         // Stopped right after the journal's first record: nothing was written to the data
@@ -360,6 +362,8 @@ fn relocate_wal_interrupted_then_rollback() {
         assert!(code == 0 || (k == 1 && err.contains("no pgsalvage operation")), "k={k}: {out}{err}");
         check_back(&d, &format!("after an abort at journal record {k} and a rollback"));
         if finished {
+            let (_, out, _) = cli(&["audit", "-D"], &[&d]);
+            assert!(out.contains("files moved): as before the apply"), "{out}");
             assert!(k > 3, "the plan should have several journal records");
             break;
         }
