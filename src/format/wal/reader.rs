@@ -70,6 +70,11 @@ pub struct ReadRecord {
     pub next: Lsn,
 }
 
+/// No WAL position comes near 2^64 (16 EB of WAL); positions past this are damage, and
+/// refusing them keeps every sum below (a record of at most 4 GiB, its page headers, the
+/// next segment) from overflowing.
+const LSN_LIMIT: u64 = u64::MAX - (1 << 40);
+
 pub struct WalReader<S: WalSource> {
     pub source: S,
     pub major: PgMajor,
@@ -123,6 +128,9 @@ impl<S: WalSource> WalReader<S> {
     pub fn first_record_in_segment(&mut self, segno: SegNo) -> Result<Option<Lsn>, WalError> {
         let bs = self.geometry.block_size as u64;
         let seg_start = self.geometry.segment_start(segno);
+        if seg_start.0 > LSN_LIMIT {
+            return Err(WalError::InvalidRecord { lsn: seg_start, problem: format!("segment {segno} lies beyond any possible WAL position") });
+        }
         let seg_end = Lsn(seg_start.0 + self.geometry.seg_size as u64);
         let mut page = seg_start;
         let mut h = self.load_page(page)?;
@@ -149,6 +157,9 @@ impl<S: WalSource> WalReader<S> {
     /// Read the record starting at `start`. With `expected_prev`, the record's xl_prev
     /// must equal it (sequential reading); without, it must merely precede `start`.
     pub fn read_record(&mut self, start: Lsn, expected_prev: Option<Lsn>) -> Result<ReadRecord, WalError> {
+        if start.0 > LSN_LIMIT {
+            return Err(WalError::InvalidRecord { lsn: start, problem: "the position lies beyond any possible WAL position".into() });
+        }
         let bs = self.geometry.block_size as u64;
         let mut lsn = start;
         let mut page_start = Lsn(lsn.0 - lsn.0 % bs);
