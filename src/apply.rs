@@ -443,7 +443,7 @@ fn plain_target(dd: &DataDir, rel: &str) -> Result<()> {
         let Ok(m) = fs::symlink_metadata(&p) else { return Ok(()) }; // absent from here on
         let last = i + 1 == comps.len();
         let allowed_link = (i == 0 && *c == crate::datadir::WAL_DIR) || (i == 1 && comps[0] == "pg_tblspc");
-        if m.file_type().is_symlink() && !(allowed_link && !last) {
+        if m.file_type().is_symlink() && (!allowed_link || last) {
             return Err(refuse(format!("{} is a symbolic link", p.display())));
         }
         if last && !m.is_file() {

@@ -295,7 +295,7 @@ fn lost_wal_and_lost_clog_end_to_end() {
 /// time) each time; the finished relocation leaves pg_wal a link to verified copies.
 #[test]
 fn relocate_wal_interrupted_then_rollback() {
-    use pgsalvage::plan::{Action, ActionKind, Precondition, Risk, Target};
+    use pgsalvage::plan::{Action, ActionKind, Risk, Target};
     let mut c = Cluster::new(15, InitOpts { checksums: true, wal_segsize_mb: Some(1) });
     c.start();
     c.sql("create table t as select g, md5(g::text) from generate_series(1, 20000) g");
