@@ -19,19 +19,8 @@ type Tree = BTreeMap<String, (String, u64, u32, i64, i64)>;
 
 const ROWS: u32 = 20000;
 
-/// The data directory's tree without pgsalvage's own history file: contents, sizes, modes
-/// and modification times of every file and directory (a symbolic link's own times left out:
-/// replacing a link changes them; its target is compared separately).
 fn tree(d: &Path) -> Tree {
-    tree_state(d)
-        .into_iter()
-        .filter(|(k, _)| k != "pgsalvage.history")
-        .map(|(k, v)| match v.2 & 0o170000 {
-            0o120000 => (k, (v.0, 0, v.2, 0, 0)),
-            0o040000 => (k, (v.0, 0, v.2, v.3, v.4)), // a directory's size depends on its history
-            _ => (k, v),
-        })
-        .collect()
+    rollback_tree(d)
 }
 
 fn cli(args: &[&str], data: &Path) -> (i32, String, String) {

@@ -515,3 +515,19 @@ pub fn lost_wal_segment() -> Cluster {
     std::fs::remove_file(c.data.join("pg_wal").join(g.file_name(1, segno + 1))).unwrap();
     c
 }
+
+/// A data directory's tree as rollback must give it back: without pgsalvage's own history
+/// file; contents, sizes, modes and modification times of every file and directory (a
+/// directory's size and a symbolic link's own times left out: they depend on history; a
+/// link's target is compared separately).
+pub fn rollback_tree(d: &Path) -> BTreeMap<String, (String, u64, u32, i64, i64)> {
+    tree_state(d)
+        .into_iter()
+        .filter(|(k, _)| k != "pgsalvage.history")
+        .map(|(k, v)| match v.2 & 0o170000 {
+            0o120000 => (k, (v.0, 0, v.2, 0, 0)),
+            0o040000 => (k, (v.0, 0, v.2, v.3, v.4)),
+            _ => (k, v),
+        })
+        .collect()
+}
