@@ -96,12 +96,7 @@ fn end_to_end_and_refusals() {
     s.start();
     assert_eq!(s.sql("select count(*) from ziplog"), "20000");
     s.sql("vacuum (freeze) ziplog");
-    let d = Command::new(PgBin::system_tool("pg_dumpall"))
-        .arg("-h")
-        .arg(&s.sockdir)
-        .args(["-p", &s.port.to_string(), "-U", "postgres", "--no-sync", "-f", "/dev/null"])
-        .output()
-        .unwrap();
+    let d = s.pg_dumpall();
     assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
     s.stop();
     // Rollback: byte-identical to before; twice is harmless; audit shows both.

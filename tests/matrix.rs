@@ -274,12 +274,7 @@ fn server_sees_damage(major: u32, c: &Cluster, damage: Damage, work: &Path) {
 /// installed client (15) can dump the server, and a full read of each table besides.
 fn read_everything(s: &Cluster) {
     if s.major() <= 15 {
-        let d = Command::new(PgBin::system_tool("pg_dumpall"))
-            .arg("-h")
-            .arg(&s.sockdir)
-            .args(["-p", &s.port.to_string(), "-U", "postgres", "--no-sync", "-f", "/dev/null"])
-            .output()
-            .unwrap();
+        let d = s.pg_dumpall();
         assert!(d.status.success(), "PG{}: pg_dumpall: {}", s.major(), String::from_utf8_lossy(&d.stderr));
     }
     for db in s.sql("select datname from pg_database where datallowconn order by 1").lines() {

@@ -192,12 +192,7 @@ fn every_major(major: u32) {
         assert!(out.status.success(), "PG{major} {t}: {}", String::from_utf8_lossy(&out.stderr));
     }
     if major <= 15 {
-        let out = Command::new(PgBin::system_tool("pg_dumpall"))
-            .arg("-h")
-            .arg(&c.sockdir)
-            .args(["-p", &c.port.to_string(), "-U", "postgres", "--no-sync", "-f", "/dev/null"])
-            .output()
-            .unwrap();
+        let out = c.pg_dumpall();
         assert!(out.status.success(), "PG{major}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }

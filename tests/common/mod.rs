@@ -531,3 +531,15 @@ pub fn rollback_tree(d: &Path) -> BTreeMap<String, (String, u64, u32, i64, i64)>
         })
         .collect()
 }
+
+impl Cluster {
+    /// pg_dumpall 15 of every database to /dev/null (it dumps servers 10-15).
+    pub fn pg_dumpall(&self) -> Output {
+        Command::new(PgBin::system_tool("pg_dumpall"))
+            .arg("-h")
+            .arg(&self.sockdir)
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "--no-sync", "-f", "/dev/null"])
+            .output()
+            .expect("pg_dumpall")
+    }
+}
