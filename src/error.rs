@@ -17,6 +17,10 @@ pub enum Error {
     Refused { message: String, hint: String },
     #[error("{0}")]
     Usage(String),
+    /// An apply or a rollback stopped after its first change: the data directory is neither
+    /// as it was nor as planned until `rollback` runs (again).
+    #[error("{message}\npartly changed: run `pgsalvage rollback -D {datadir}` to put every changed byte back{also}")]
+    Partial { message: String, datadir: String, also: String },
 }
 
 impl Error {

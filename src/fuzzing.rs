@@ -170,7 +170,7 @@ pub fn page(data: &[u8]) {
         for r in [bytes::freeze_tuples(p, &offnums, blk, checksums), bytes::kill_tuples(p, &offnums, blk, checksums)].into_iter().flatten() {
             assert_eq!(r.len(), p.len());
         }
-        if let Some(h) = bytes::derive_header(p) {
+        if let Some(h) = bytes::derive_header(p, 0) {
             let rebuilt = bytes::rebuild_header(p, &h, blk, checksums);
             assert_eq!(rebuilt.len(), p.len());
         }

@@ -20,7 +20,9 @@ pub mod fsx;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod inspect;
+pub mod journal;
 pub mod plan;
 pub mod rehearse;
+pub mod rollback;
 pub mod snapshot;
 pub mod units;

@@ -18,6 +18,8 @@ pub struct RehearseOptions {
     pub pg_bin: Option<PathBuf>,
     pub workdir: Option<PathBuf>,
     pub keep: bool,
+    /// Called with each stage as it starts (the CLI prints them on a terminal).
+    pub progress: Option<fn(&str)>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -106,7 +108,7 @@ struct Server {
     child: Child,
     sock: PathBuf,
     port: u16,
-    data: PathBuf,
+    role: String,
 }
 
 impl Server {
@@ -115,8 +117,9 @@ impl Server {
             .arg("-X")
             .args(["-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.sock)
-            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db, "-c", sql])
+            .args(["-p", &self.port.to_string(), "-U", &self.role, "-d", db, "-c", sql])
             .env_remove("PGDATA")
+            .env("PGCONNECT_TIMEOUT", "60")
             .stdin(Stdio::null())
             .output()
             .map_err(|e| e.to_string())?;
@@ -126,19 +129,22 @@ impl Server {
             Err(String::from_utf8_lossy(&o.stderr).trim().to_string())
         }
     }
-    fn stop(&mut self, mode: nix::sys::signal::Signal) -> bool {
+
+    /// Send `mode` and wait for the postmaster to exit: its exit status, or None when it had
+    /// to be killed after `wait`.
+    fn stop(&mut self, mode: nix::sys::signal::Signal, wait: Duration) -> Option<std::process::ExitStatus> {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, mode);
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + wait;
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return true;
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        false
+        None
     }
 }
 
@@ -148,7 +154,6 @@ impl Drop for Server {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        let _ = &self.data;
     }
 }
 
@@ -157,26 +162,64 @@ fn owner_for_server(dd: &DataDir) -> Option<(u32, u32)> {
         return None;
     }
     use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(dd.path("PG_VERSION")).ok()?;
+    let m = std::fs::metadata(dd.root()).ok()?;
     if m.uid() != 0 {
         return Some((m.uid(), m.gid()));
     }
     nix::unistd::User::from_name("postgres").ok().flatten().map(|u| (u.uid.as_raw(), u.gid.as_raw()))
 }
 
-fn start(bin: &Path, data: &Path, sock: &Path, port: u16, log: &Path, major: u32, owner: Option<(u32, u32)>) -> std::result::Result<Server, String> {
+/// Where the rehearsal's own server settings live (beside the copy, not in it).
+struct Settings {
+    hba: PathBuf,
+    ident: PathBuf,
+    /// An empty postgresql.conf, when the copy has none (Debian keeps it in /etc).
+    config: Option<PathBuf>,
+}
+
+fn start(
+    bin: &Path,
+    data: &Path,
+    sock: &Path,
+    port: u16,
+    log: &Path,
+    major: u32,
+    owner: Option<(u32, u32)>,
+    set: &Settings,
+) -> std::result::Result<Child, String> {
     use std::os::unix::process::CommandExt;
     let logf = std::fs::File::create(log).map_err(|e| e.to_string())?;
+    if let Some((u, g)) = owner {
+        let _ = std::os::unix::fs::chown(log, Some(u), Some(g));
+    }
     let mut cmd = Command::new(bin.join("postgres"));
-    cmd.arg("-D")
-        .arg(data)
-        .args(["-c", "listen_addresses="])
-        .arg("-c")
-        .arg(format!("unix_socket_directories={}", sock.display()))
-        .args(["-p", &port.to_string()]);
-    cmd.args(["-c", "archive_mode=off", "-c", "max_wal_senders=0", "-c", "wal_level=minimal"]);
+    cmd.arg("-D").arg(data).arg("-c").arg(format!("unix_socket_directories={}", sock.display())).args(["-p", &port.to_string()]);
+    let mut c = |k: &str, v: &str| {
+        cmd.arg("-c").arg(format!("{k}={v}"));
+    };
+    // Alone: no TCP, no archiving, no replication, no restore.
+    c("listen_addresses", "");
+    c("archive_mode", "off");
+    c("max_wal_senders", "0");
+    c("wal_level", "minimal");
+    c("ssl", "off");
+    // Every message in the log file the verdict reads, in English: whatever the cluster's
+    // own configuration says (a logging_collector would hide the FATAL the verdict must see).
+    c("logging_collector", "off");
+    c("log_destination", "stderr");
+    c("lc_messages", "C");
+    c("log_min_messages", "warning");
+    // Libraries the cluster preloads may not exist for the rehearsal's binaries.
+    c("shared_preload_libraries", "");
+    c("statement_timeout", "0");
+    c("hba_file", &set.hba.display().to_string());
+    c("ident_file", &set.ident.display().to_string());
+    if let Some(conf) = &set.config {
+        c("config_file", &conf.display().to_string());
+    }
     if major >= 12 {
-        cmd.args(["-c", "restore_command=", "-c", "primary_conninfo="]);
+        c("restore_command", "");
+        c("primary_conninfo", "");
     }
     cmd.stdin(Stdio::null()).stdout(logf.try_clone().map_err(|e| e.to_string())?).stderr(logf).env_remove("PGDATA").env("LC_ALL", "C");
     if let Some((u, g)) = owner {
@@ -190,20 +233,22 @@ fn start(bin: &Path, data: &Path, sock: &Path, port: u16, log: &Path, major: u32
     unsafe {
         cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGQUIT).map_err(std::io::Error::from));
     }
-    let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", bin.join("postgres").display()))?;
-    let mut s = Server { child, sock: sock.to_path_buf(), port, data: data.to_path_buf() };
-    let deadline = Instant::now() + Duration::from_secs(120);
+    cmd.spawn().map_err(|e| format!("cannot start {}: {e}", bin.join("postgres").display()))
+}
+
+/// Wait until the postmaster says "ready" in postmaster.pid, or exits.
+fn wait_ready(child: &mut Child, data: &Path, wait: Duration) -> std::result::Result<(), String> {
+    let deadline = Instant::now() + wait;
     loop {
-        if let Ok(Some(st)) = s.child.try_wait() {
+        if let Ok(Some(st)) = child.try_wait() {
             return Err(format!("the server exited ({st}) before it was ready"));
         }
         let ready = std::fs::read_to_string(data.join("postmaster.pid")).ok().is_some_and(|t| t.lines().nth(7).is_some_and(|l| l.trim() == "ready"));
         if ready {
-            return Ok(s);
+            return Ok(());
         }
         if Instant::now() > deadline {
-            s.stop(nix::sys::signal::Signal::SIGQUIT);
-            return Err("the server did not become ready within 120 s".into());
+            return Err(format!("the server did not become ready within {} s", wait.as_secs()));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -215,11 +260,118 @@ fn chown_tree(p: &Path, owner: Option<(u32, u32)>) {
     }
 }
 
+/// Log lines that say something failed: ERROR, FATAL, PANIC.
+fn is_failure_line(l: &str) -> bool {
+    ["ERROR:", "FATAL:", "PANIC:"].iter().any(|k| l.contains(k))
+}
+
+/// Failure lines a healthy server writes on its own: processes ended by the fast shutdown
+/// the rehearsal asks for.
+fn is_benign(l: &str) -> bool {
+    l.contains("FATAL:")
+        && l.contains("due to administrator command")
+        && (l.contains("autovacuum") || l.contains("background worker") || l.contains("terminating connection"))
+}
+
+/// Lines saying that a start had to recover: the stop before it was not clean.
+fn needed_recovery(log: &str) -> Option<String> {
+    log.lines()
+        .find(|l| {
+            ["was not properly shut down", "automatic recovery in progress", "shutdown was interrupted", "redo starts at", "was interrupted; last known up at"]
+                .iter()
+                .any(|k| l.contains(k))
+        })
+        .map(str::to_string)
+}
+
+/// Bytes below `p` (following the links PostgreSQL makes at the top: pg_wal, tablespaces).
+fn tree_size(p: &Path) -> u64 {
+    fn walk(p: &Path, follow: bool) -> u64 {
+        let md = if follow { std::fs::metadata(p) } else { std::fs::symlink_metadata(p) };
+        match md {
+            Ok(m) if m.is_dir() => std::fs::read_dir(p).map(|rd| rd.flatten().map(|e| walk(&e.path(), false)).sum()).unwrap_or(0),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        }
+    }
+    let mut n = walk(p, true);
+    n += walk(&p.join("pg_wal"), true).saturating_sub(walk(&p.join("pg_wal"), false));
+    if let Ok(rd) = std::fs::read_dir(p.join("pg_tblspc")) {
+        n += rd.flatten().map(|e| walk(&e.path(), true)).sum::<u64>();
+    }
+    n
+}
+
+fn free_bytes(p: &Path) -> Option<u64> {
+    nix::sys::statvfs::statvfs(p).ok().map(|s| s.blocks_available() as u64 * s.fragment_size() as u64)
+}
+
+/// `cp -a SRC DEST`, failing with what cp said.
+fn cp(src: &Path, dest: &Path) -> Result<()> {
+    let o = Command::new("cp").args(["-a", "--reflink=auto"]).arg(src).arg(dest).stdin(Stdio::null()).output().map_err(|e| Error::io("copy", src, e))?;
+    if !o.status.success() {
+        return Err(Error::Refused {
+            message: format!("copying {} to {} failed: {}", src.display(), dest.display(), String::from_utf8_lossy(&o.stderr).trim()),
+            hint: "check the space and permissions of --workdir".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The copy's links (pg_wal, pg_tblspc/<oid>, absolute or relative) made to point at copies
+/// of their own, the targets resolved from the original's links.
+fn relink_copy(dd: &DataDir, copy: &Path, work: &Path) -> Result<()> {
+    let mut links: Vec<(PathBuf, PathBuf, String)> = Vec::new();
+    if std::fs::read_link(dd.path(crate::datadir::WAL_DIR)).is_ok() {
+        links.push((dd.path(crate::datadir::WAL_DIR), copy.join(crate::datadir::WAL_DIR), "wal".into()));
+    }
+    if let Ok(rd) = std::fs::read_dir(dd.path("pg_tblspc")) {
+        for e in rd.flatten() {
+            if std::fs::read_link(e.path()).is_ok() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                links.push((e.path(), copy.join("pg_tblspc").join(&name), format!("tblspc-{name}")));
+            }
+        }
+    }
+    for (orig, in_copy, own_name) in links {
+        let target = std::fs::canonicalize(&orig).map_err(|e| Error::io("resolve the link", &orig, e))?;
+        let own = work.join(own_name);
+        cp(&target, &own)?;
+        std::fs::remove_file(&in_copy).map_err(|e| Error::io("remove the copied link", &in_copy, e))?;
+        std::os::unix::fs::symlink(&own, &in_copy).map_err(|e| Error::io("link", &in_copy, e))?;
+    }
+    Ok(())
+}
+
 /// Rehearse `plan` on a copy of `dd`.
 pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOptions) -> Result<Report> {
     let t0 = Instant::now();
     let mut timeline = vec![];
-    let ev = |timeline: &mut Vec<(f64, String)>, e: String| timeline.push((t0.elapsed().as_secs_f64(), e));
+    let progress = opts.progress;
+    let ev = |timeline: &mut Vec<(f64, String)>, e: String| {
+        if let Some(p) = progress {
+            p(&e);
+        }
+        timeline.push((t0.elapsed().as_secs_f64(), e));
+    };
+    // Refusals come before anything is copied.
+    if let crate::datadir::Postmaster::Alive { pid } = dd.postmaster() {
+        return Err(Error::Refused {
+            message: format!("a postmaster (pid {pid}) is running on {}: a copy of a running cluster proves nothing", dd.root().display()),
+            hint: "stop the server first (pg_ctl stop -m fast), or rehearse --from-snapshot".into(),
+        });
+    }
+    let (same_control, drift) = crate::plan::drift(dd, plan)?;
+    if opts.from_snapshot.is_none() && (!drift.is_empty() || !same_control) {
+        return Err(Error::Refused {
+            message: format!(
+                "the data directory changed since the plan was made: {} action(s) stale{}",
+                drift.len(),
+                if same_control { "" } else { ", pg_control differs" }
+            ),
+            hint: "run `pgsalvage review PLAN -D DATADIR` to see which, then make a new plan".into(),
+        });
+    }
     let major = plan.cluster.major;
     let bin = find_pg_bin(major, opts.pg_bin.as_deref()).ok_or_else(|| Error::Refused {
         message: format!("no PostgreSQL {major} server binary found (--pg-bin, PATH, pg_config, /usr/lib/postgresql/{major}/bin, /usr/pgsql-{major}/bin, the pgsalvage cache)"),
@@ -227,37 +379,39 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
     })?;
     let psql = find_psql().ok_or_else(|| Error::Refused { message: "no psql client found".into(), hint: "install a PostgreSQL client (psql)".into() })?;
     let base = opts.workdir.clone().unwrap_or_else(std::env::temp_dir);
+    let need = match &opts.from_snapshot {
+        Some(s) => std::fs::metadata(s).map(|m| m.len().saturating_mul(4)).unwrap_or(0),
+        None => tree_size(dd.root()),
+    };
+    // Room for the copy, and for the WAL and rollback store the rehearsal writes (64 MB).
+    let need = need + need / 10 + (64 << 20);
+    if let Some(free) = free_bytes(&base) {
+        if free < need {
+            return Err(Error::Refused {
+                message: format!(
+                    "the rehearsal needs about {} free in {} for its copy, and there are {}",
+                    crate::units::human_size(need),
+                    base.display(),
+                    crate::units::human_size(free)
+                ),
+                hint: "pass --workdir DIR on a file system with room (a reflink-capable one needs less)".into(),
+            });
+        }
+    }
     let work = tempfile::Builder::new().prefix("pgsalvage-rehearse-").tempdir_in(&base).map_err(|e| Error::io("create work directory", &base, e))?;
     let owner = owner_for_server(dd);
     let copy = work.path().join("data");
     match &opts.from_snapshot {
         Some(s) => {
+            ev(&mut timeline, format!("restoring {} into the scratch copy", s.display()));
             crate::snapshot::restore::restore(s, &copy, &Default::default(), &crate::check::Quiet)?;
             ev(&mut timeline, format!("restored {} into the scratch copy", s.display()));
         }
         None => {
-            let st = Command::new("cp").args(["-a", "--reflink=auto"]).arg(dd.root()).arg(&copy).status().map_err(|e| Error::io("copy", dd.root(), e))?;
-            if !st.success() {
-                return Err(Error::Refused { message: format!("copying {} failed", dd.root().display()), hint: "check the space in --workdir".into() });
-            }
-            // Tablespace links point at the original: the copy gets its own copies of them.
-            if let Ok(rd) = std::fs::read_dir(copy.join("pg_tblspc")) {
-                for e in rd.flatten() {
-                    if let Ok(target) = std::fs::read_link(e.path()) {
-                        let own = work.path().join(format!("tblspc-{}", e.file_name().to_string_lossy()));
-                        let _ = Command::new("cp").args(["-a", "--reflink=auto"]).arg(&target).arg(&own).status();
-                        let _ = std::fs::remove_file(e.path());
-                        let _ = std::os::unix::fs::symlink(&own, e.path());
-                    }
-                }
-            }
-            if let Ok(target) = std::fs::read_link(copy.join("pg_wal")) {
-                let own = work.path().join("wal");
-                let _ = Command::new("cp").args(["-a", "--reflink=auto"]).arg(&target).arg(&own).status();
-                let _ = std::fs::remove_file(copy.join("pg_wal"));
-                let _ = std::os::unix::fs::symlink(&own, copy.join("pg_wal"));
-            }
-            ev(&mut timeline, "copied the data directory (reflink where the file system supports it)".into());
+            ev(&mut timeline, format!("copying {} ({})", dd.root().display(), crate::units::human_size(need.saturating_sub(64 << 20) * 10 / 11)));
+            cp(dd.root(), &copy)?;
+            relink_copy(dd, &copy, work.path())?;
+            ev(&mut timeline, "copied the data directory, its tablespaces and pg_wal (reflink where the file system supports it)".into());
         }
     }
     // Never replicate or restore from anywhere.
@@ -274,7 +428,6 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
     // A stale postmaster.pid copied along (the plan may already have moved it).
     let _ = std::fs::remove_file(copy.join("postmaster.pid"));
     let mut checks = vec![];
-    let mut log = vec![];
     let mut not_fixed: Vec<String> = plan.not_repairable.iter().map(|n| format!("[{}] {}: {}", n.code, n.title, n.reason)).collect();
     match &applied {
         Ok(a) => {
@@ -286,106 +439,51 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
             checks.push(Check { what: "plan applied on the copy".into(), ok: false, detail: e.to_string() });
         }
     }
+    // The rehearsal's own access rules and, when the copy has none, an empty configuration.
+    let set = Settings {
+        hba: work.path().join("pg_hba.conf"),
+        ident: work.path().join("pg_ident.conf"),
+        config: (!copy.join("postgresql.conf").exists()).then(|| work.path().join("postgresql.conf")),
+    };
+    let _ = std::fs::write(&set.hba, "local all all trust\n");
+    let _ = std::fs::write(&set.ident, "");
+    if let Some(c) = &set.config {
+        let _ = std::fs::write(c, "");
+    }
     chown_tree(work.path(), owner);
     let sock = work.path().join("sock");
     let _ = std::fs::create_dir(&sock);
     chown_tree(&sock, owner);
     let port = 40000 + (std::process::id() % 20000) as u16;
-    let logpath = work.path().join("server.log");
+    let logs = [work.path().join("server.log"), work.path().join("server.2.log")];
     let mut started = false;
     if applied.is_ok() {
-        match start(&bin, &copy, &sock, port, &logpath, major, owner) {
-            Ok(mut s) => {
-                started = true;
-                ev(&mut timeline, format!("server {} ready on the copy", bin.display()));
-                checks.push(Check { what: "server reaches ready".into(), ok: true, detail: String::new() });
-                let dbs = s.psql(&psql, "postgres", "select datname from pg_database where datallowconn order by 1").unwrap_or_default();
-                for db in dbs.lines() {
-                    let conn = s.psql(&psql, db, "select 1");
-                    checks.push(Check { what: format!("database {db} accepts a connection"), ok: conn.is_ok(), detail: conn.err().unwrap_or_default() });
-                    // Read every row of every table (pg_dump of newer servers needs a newer client).
-                    let tables = s.psql(&psql, db, "select format('%I.%I', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind in ('r','m') order by 1").unwrap_or_default();
-                    let mut bad = vec![];
-                    let mut n = 0;
-                    for t in tables.lines() {
-                        n += 1;
-                        if let Err(e) = s.psql(&psql, db, &format!("select count(*) from (select * from {t}) x")) {
-                            bad.push(format!("{t}: {e}"));
-                        }
-                    }
-                    checks.push(Check { what: format!("every row of the {n} tables in {db} can be read"), ok: bad.is_empty(), detail: bad.join("; ") });
-                    // pg_dump to a null sink, with a client at least as new as the server.
-                    if let Some(dump) = find_client("pg_dump", major) {
-                        let o = Command::new(&dump)
-                            .arg("-h")
-                            .arg(&s.sock)
-                            .args(["-p", &s.port.to_string(), "-U", "postgres", "-f", "/dev/null", "--no-sync", db])
-                            .stdin(Stdio::null())
-                            .output();
-                        let (ok, detail) = match o {
-                            Ok(o) => (o.status.success(), String::from_utf8_lossy(&o.stderr).trim().lines().take(3).collect::<Vec<_>>().join("; ")),
-                            Err(e) => (false, e.to_string()),
-                        };
-                        checks.push(Check { what: format!("pg_dump of {db}"), ok, detail });
-                    }
-                }
-                for a in &plan.actions {
-                    if let Some(r) = &a.target.relation {
-                        if let (Some(rest), true) = (r.strip_prefix("table "), a.target.block.is_some()) {
-                            if let Some((name, db)) = rest.split_once(" in database ") {
-                                let res = s.psql(&psql, db, &format!("select count(*) from {name}"));
-                                checks.push(Check {
-                                    what: format!("rows of {name} in {db} (touched by {})", a.id),
-                                    ok: res.is_ok(),
-                                    detail: res.unwrap_or_else(|e| e),
-                                });
-                            }
-                        }
-                    }
-                }
-                // pg_amcheck (heap and B-tree checks) when a client of this major is at hand.
-                let amcheck = [bin.join("pg_amcheck"), PathBuf::from(format!("/usr/lib/postgresql/{major}/bin/pg_amcheck"))].into_iter().find(|p| p.exists());
-                if let (Some(am), true) = (amcheck, major >= 14) {
-                    let o = Command::new(&am)
-                        .arg("-h")
-                        .arg(&s.sock)
-                        .args(["-p", &s.port.to_string(), "-U", "postgres", "--all", "--install-missing"])
-                        .stdin(Stdio::null())
-                        .output();
-                    match o {
-                        Ok(o) => checks.push(Check {
-                            what: "pg_amcheck --all".into(),
-                            ok: o.status.success(),
-                            detail: String::from_utf8_lossy(&o.stdout).lines().take(5).collect::<Vec<_>>().join("; "),
-                        }),
-                        Err(e) => checks.push(Check { what: "pg_amcheck --all".into(), ok: false, detail: e.to_string() }),
-                    }
-                    ev(&mut timeline, "pg_amcheck ran".into());
-                }
-                let clean = s.stop(nix::sys::signal::Signal::SIGINT);
-                checks.push(Check { what: "clean shutdown".into(), ok: clean, detail: String::new() });
-                ev(&mut timeline, "server stopped (fast shutdown)".into());
-                match start(&bin, &copy, &sock, port, &logpath.with_extension("2.log"), major, owner) {
-                    Ok(mut s2) => {
-                        checks.push(Check { what: "second start".into(), ok: true, detail: String::new() });
-                        s2.stop(nix::sys::signal::Signal::SIGINT);
-                        ev(&mut timeline, "second start and stop".into());
-                    }
-                    Err(e) => checks.push(Check { what: "second start".into(), ok: false, detail: e }),
-                }
+        started =
+            run_checks(&RunCtx { bin: &bin, psql: &psql, copy: &copy, sock: &sock, port, major, owner, set: &set, plan, logs: &logs }, &mut checks, &mut |e| {
+                ev(&mut timeline, e)
+            });
+    }
+    // Every ERROR, FATAL and PANIC the server logged during the rehearsal, unless the plan
+    // predicts it or a healthy fast shutdown writes it.
+    let predicted: Vec<&str> = plan.actions.iter().flat_map(|a| a.expected_log.iter().map(String::as_str)).collect();
+    let mut log = vec![];
+    let mut unexplained = vec![];
+    for p in &logs {
+        for l in std::fs::read_to_string(p).unwrap_or_default().lines() {
+            if is_failure_line(l) || l.contains("WARNING:") {
+                log.push(l.to_string());
             }
-            Err(e) => {
-                ev(&mut timeline, format!("server failed to start: {e}"));
-                checks.push(Check { what: "server reaches ready".into(), ok: false, detail: e });
+            if is_failure_line(l) && !is_benign(l) && !predicted.iter().any(|w| l.contains(w)) {
+                unexplained.push(l.to_string());
             }
         }
     }
-    for p in [logpath.clone(), logpath.with_extension("2.log")] {
-        for l in std::fs::read_to_string(&p).unwrap_or_default().lines() {
-            if ["ERROR:", "FATAL:", "PANIC:", "WARNING:"].iter().any(|k| l.contains(k)) {
-                log.push(l.to_string());
-            }
-        }
+    if started {
+        checks.push(Check {
+            what: "no ERROR, FATAL or PANIC in the server log".into(),
+            ok: unexplained.is_empty(),
+            detail: unexplained.iter().take(3).cloned().collect::<Vec<_>>().join("; "),
+        });
     }
     let failed: Vec<String> = checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.what, c.detail)).collect();
     not_fixed.extend(failed.iter().cloned());
@@ -433,6 +531,208 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
         not_fixed,
         log,
     })
+}
+
+struct RunCtx<'a> {
+    bin: &'a Path,
+    psql: &'a Path,
+    copy: &'a Path,
+    sock: &'a Path,
+    port: u16,
+    major: u32,
+    owner: Option<(u32, u32)>,
+    set: &'a Settings,
+    plan: &'a Plan,
+    logs: &'a [PathBuf; 2],
+}
+
+/// The first failure line of a log (FATAL or PANIC first), for a check's detail.
+fn first_failure(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .iter()
+        .find(|l| (l.contains("PANIC:") || l.contains("FATAL:")) && !is_benign(l))
+        .or_else(|| lines.iter().find(|l| is_failure_line(l) && !is_benign(l)))
+        .map(|l| l.to_string())
+}
+
+/// Start, question, checkpoint, stop and start again a server on the copy; every step a
+/// check. Returns whether the server started at all.
+fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -> bool {
+    let wait = Duration::from_secs(600);
+    let mut child = match start(r.bin, r.copy, r.sock, r.port, &r.logs[0], r.major, r.owner, r.set) {
+        Ok(c) => c,
+        Err(e) => {
+            checks.push(Check { what: "server starts".into(), ok: false, detail: e });
+            return false;
+        }
+    };
+    ev(format!("server {} starting on the copy (crash recovery, if any, runs now)", r.bin.display()));
+    if let Err(e) = wait_ready(&mut child, r.copy, wait) {
+        let _ = child.kill();
+        let _ = child.wait();
+        let detail = first_failure(&r.logs[0]).map(|l| format!("{e}: {l}")).unwrap_or(e);
+        ev(format!("server failed to start: {detail}"));
+        checks.push(Check { what: "server starts without FATAL or PANIC".into(), ok: false, detail });
+        return false;
+    }
+    let early = first_failure(&r.logs[0]).filter(|l| l.contains("FATAL:") || l.contains("PANIC:"));
+    checks.push(Check { what: "server starts without FATAL or PANIC".into(), ok: early.is_none(), detail: early.unwrap_or_default() });
+    ev("server ready on the copy".into());
+    let mut s = Server { child, sock: r.sock.to_path_buf(), port: r.port, role: "postgres".into() };
+    // The bootstrap superuser is "postgres" unless initdb was told otherwise: then the data
+    // directory owner's name is the usual one.
+    if s.psql(r.psql, "postgres", "select 1").is_err_and(|e| e.contains("role \"postgres\" does not exist")) {
+        if let Some(u) = r
+            .owner
+            .and_then(|(u, _)| nix::unistd::User::from_uid(u.into()).ok().flatten())
+            .or_else(|| nix::unistd::User::from_uid(nix::unistd::geteuid()).ok().flatten())
+        {
+            s.role = u.name;
+        }
+    }
+    let dbs = s
+        .psql(r.psql, "postgres", "select datname from pg_database where datallowconn order by 1")
+        .or_else(|_| s.psql(r.psql, "template1", "select datname from pg_database where datallowconn order by 1"));
+    let dbs = match dbs {
+        Ok(d) => d,
+        Err(e) => {
+            checks.push(Check { what: "the list of databases can be read".into(), ok: false, detail: e });
+            String::new()
+        }
+    };
+    // The files the plan touched, to check their relations' indexes against the heap.
+    let touched: std::collections::BTreeSet<String> = r
+        .plan
+        .actions
+        .iter()
+        .filter(|a| a.target.block.is_some())
+        .map(|a| a.target.path.split('.').next().unwrap_or(&a.target.path).trim_end_matches("_vm").to_string())
+        .collect();
+    for db in dbs.lines() {
+        let conn = s.psql(r.psql, db, "select 1");
+        checks.push(Check { what: format!("database {db} accepts a connection"), ok: conn.is_ok(), detail: conn.err().unwrap_or_default() });
+        // Read every row of every table (pg_dump of newer servers needs a newer client).
+        let tables = s
+            .psql(r.psql, db, "select format('%I.%I', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind in ('r','m') and c.relpersistence <> 't' order by 1")
+            .unwrap_or_default();
+        let mut bad = vec![];
+        let mut n = 0;
+        for t in tables.lines() {
+            n += 1;
+            if let Err(e) = s.psql(r.psql, db, &format!("select count(*) from (select * from {t}) x")) {
+                bad.push(format!("{t}: {e}"));
+            }
+        }
+        checks.push(Check { what: format!("every row of the {n} tables in {db} can be read"), ok: bad.is_empty(), detail: bad.join("; ") });
+        // pg_dump to a null sink, with a client at least as new as the server.
+        if let Some(dump) = find_client("pg_dump", r.major) {
+            let o = Command::new(&dump)
+                .arg("-h")
+                .arg(&s.sock)
+                .args(["-p", &s.port.to_string(), "-U", &s.role, "-f", "/dev/null", "--no-sync", db])
+                .stdin(Stdio::null())
+                .output();
+            let (ok, detail) = match o {
+                Ok(o) => (o.status.success(), String::from_utf8_lossy(&o.stderr).trim().lines().take(3).collect::<Vec<_>>().join("; ")),
+                Err(e) => (false, e.to_string()),
+            };
+            checks.push(Check { what: format!("pg_dump of {db}"), ok, detail });
+        }
+        checks.push(amcheck(&s, r.psql, db, r.major, &touched));
+    }
+    ev(format!("read every table of {} database(s), amcheck ran", dbs.lines().count()));
+    for a in &r.plan.actions {
+        if let Some(rel) = &a.target.relation {
+            if let (Some(rest), true) = (rel.strip_prefix("table "), a.target.block.is_some()) {
+                if let Some((name, db)) = rest.split_once(" in database ") {
+                    let res = s.psql(r.psql, db, &format!("select count(*) from {name}"));
+                    checks.push(Check { what: format!("rows of {name} in {db} (touched by {})", a.id), ok: res.is_ok(), detail: res.unwrap_or_else(|e| e) });
+                }
+            }
+        }
+    }
+    // Every dirty page is written and WAL flushed up to each page's LSN.
+    let cp = s.psql(r.psql, "postgres", "checkpoint").or_else(|_| s.psql(r.psql, "template1", "checkpoint"));
+    checks.push(Check { what: "CHECKPOINT".into(), ok: cp.is_ok(), detail: cp.err().unwrap_or_default() });
+    ev("checkpoint".into());
+    let st = s.stop(nix::sys::signal::Signal::SIGINT, wait);
+    let state = DataDir::open(r.copy).ok().and_then(|d| d.control().ok()).map(|(c, _, _)| c.state);
+    let clean = st.is_some_and(|s| s.success()) && state == Some(crate::format::control::DbState::ShutDown);
+    checks.push(Check {
+        what: "fast shutdown exits 0 and pg_control says \"shut down\"".into(),
+        ok: clean,
+        detail: if clean {
+            String::new()
+        } else {
+            format!(
+                "exit {}, pg_control state {}{}",
+                st.map(|s| s.to_string()).unwrap_or_else(|| "none (killed after waiting)".into()),
+                state.map(|s| s.text().to_string()).unwrap_or_else(|| "unreadable".into()),
+                first_failure(&r.logs[0]).map(|l| format!(": {l}")).unwrap_or_default()
+            )
+        },
+    });
+    ev("server stopped (fast shutdown)".into());
+    // A second start must find a clean shutdown: no recovery.
+    match start(r.bin, r.copy, r.sock, r.port, &r.logs[1], r.major, r.owner, r.set) {
+        Ok(mut child) => {
+            let ready = wait_ready(&mut child, r.copy, wait);
+            let mut s2 = Server { child, sock: r.sock.to_path_buf(), port: r.port, role: s.role.clone() };
+            let log2 = std::fs::read_to_string(&r.logs[1]).unwrap_or_default();
+            let recovery = needed_recovery(&log2);
+            let ok = ready.is_ok() && recovery.is_none();
+            let detail = match (&ready, &recovery) {
+                (Err(e), _) => first_failure(&r.logs[1]).map(|l| format!("{e}: {l}")).unwrap_or(e.clone()),
+                (_, Some(l)) => format!("it needed recovery: {l}"),
+                _ => String::new(),
+            };
+            checks.push(Check { what: "second start needs no recovery".into(), ok, detail });
+            let st2 = s2.stop(nix::sys::signal::Signal::SIGINT, wait);
+            if ready.is_ok() {
+                let clean2 = st2.is_some_and(|s| s.success());
+                checks.push(Check { what: "second fast shutdown exits 0".into(), ok: clean2, detail: if clean2 { String::new() } else { format!("{st2:?}") } });
+            }
+            ev("second start and stop".into());
+        }
+        Err(e) => checks.push(Check { what: "second start needs no recovery".into(), ok: false, detail: e }),
+    }
+    true
+}
+
+/// amcheck in one database: verify_heapam on every table, materialized view and TOAST table
+/// (14+), and bt_index_check on every valid B-tree index, with heapallindexed for the indexes
+/// of the relations the plan touched (11+). The extension is created in the copy.
+fn amcheck(s: &Server, psql: &Path, db: &str, major: u32, touched: &std::collections::BTreeSet<String>) -> Check {
+    let what = format!("amcheck of {db}");
+    if let Err(e) = s.psql(psql, db, "create extension if not exists amcheck") {
+        return Check { what, ok: false, detail: format!("the amcheck extension cannot be created (install the server's contrib modules): {e}") };
+    }
+    let list = |v: &std::collections::BTreeSet<String>| v.iter().map(|p| format!("'{}'", p.replace('\'', "''"))).collect::<Vec<_>>().join(",");
+    let in_touched = if touched.is_empty() { "false".to_string() } else { format!("pg_relation_filepath(i.indrelid) in ({})", list(touched)) };
+    let idx = if major >= 11 { format!("bt_index_check(c.oid, {in_touched})") } else { "bt_index_check(c.oid)".to_string() };
+    let mut problems = vec![];
+    let btree = format!(
+        "select count(*) from (select {idx} from pg_class c join pg_index i on i.indexrelid = c.oid join pg_am a on a.oid = c.relam \
+         where a.amname = 'btree' and c.relkind = 'i' and c.relpersistence <> 't' and i.indisvalid and i.indisready) x"
+    );
+    if let Err(e) = s.psql(psql, db, &btree) {
+        problems.push(e);
+    }
+    if major >= 14 {
+        let heap = "select c.oid::regclass || ' block ' || coalesce(v.blkno::text, '?') || ' offset ' || coalesce(v.offnum::text, '?') || ': ' || v.msg \
+                    from pg_class c, verify_heapam(c.oid) v where c.relkind in ('r', 'm', 't') and c.relpersistence <> 't'";
+        match s.psql(psql, db, heap) {
+            Ok(out) => problems.extend(out.lines().take(5).map(str::to_string)),
+            Err(e) => problems.push(e),
+        }
+    }
+    Check {
+        what: if major >= 14 { format!("{what} (verify_heapam, bt_index_check)") } else { format!("{what} (bt_index_check)") },
+        ok: problems.is_empty(),
+        detail: problems.join("; "),
+    }
 }
 
 /// The report as one self-contained HTML page: verdict, a map of repaired blocks per

@@ -86,7 +86,7 @@ fn end_to_end_and_refusals() {
     for e in std::fs::read_dir(&store).unwrap() {
         let p = e.unwrap().path();
         assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o700, "{}", p.display());
-        assert_eq!(std::fs::metadata(p.join("journal.jsonl")).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(p.join("journal.log")).unwrap().permissions().mode() & 0o777, 0o600);
     }
     assert!(!c.data.join("postmaster.pid").exists());
     // The real server on a copy of the result: every row, VACUUM (FREEZE), pg_dumpall.
@@ -301,6 +301,7 @@ fn relocate_wal_interrupted_then_rollback() {
             effect: "pg_wal moves".into(),
             data_loss: "nothing".into(),
             risk: Risk::Low,
+            expected_log: vec![],
         });
         let f = work.path().join(format!("plan-{}.json", to.file_name().unwrap().to_string_lossy()));
         std::fs::write(&f, serde_json::to_vec(&p).unwrap()).unwrap();
@@ -339,7 +340,7 @@ fn relocate_wal_interrupted_then_rollback() {
             assert_eq!(std::fs::read_link(d.join("pg_wal")).unwrap(), to);
             assert_same_tree(&original_wal, &tree(&to), "the relocated WAL");
             let (_, out, _) = cli(&["audit", "-D"], &[&d]);
-            assert!(out.contains(&format!("A99 pg_wal -> {}", to.display())) && out.contains("files moved): as applied"), "{out}");
+            assert!(out.contains(&format!("A99 pg_wal (moved to {}): as applied", to.display())), "{out}");
         }
         let (code, out, err) = cli(&["rollback", "-D"], &[&d]);
         // Stopped right after the journal's first record: nothing was written to the data
@@ -348,7 +349,7 @@ fn relocate_wal_interrupted_then_rollback() {
         check_back(&d, &format!("after an abort at journal record {k} and a rollback"));
         if finished {
             let (_, out, _) = cli(&["audit", "-D"], &[&d]);
-            assert!(out.contains("files moved): as before the apply"), "{out}");
+            assert!(out.contains("A99 pg_wal (moved to") && out.contains("): as before the apply"), "{out}");
             assert!(k > 3, "the plan should have several journal records");
             break;
         }

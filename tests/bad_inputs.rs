@@ -113,12 +113,30 @@ fn hostile_journal_is_refused() {
     std::fs::write(&outside, b"precious").unwrap();
     std::fs::create_dir(store.path().join("orig")).unwrap();
     std::fs::write(store.path().join("orig/1.bin"), b"evil").unwrap();
+    use pgsalvage::journal::{frame, step::Change, Record};
     let journal = [
-        serde_json::json!({"record": "begin", "operation": "op1", "plan_sha256": "0", "data_directory": d.path(), "time": "now"}),
-        serde_json::json!({"record": "saved", "step": 1, "action": "A1", "path": "../../../../../../../..".to_string() + &outside.display().to_string(), "offset": null, "len": null, "saved": "orig/1.bin", "before_sha256": null, "mode": 420}),
+        Record::Begin {
+            operation: "op1".into(),
+            plan_sha256: "0".into(),
+            data_directory: d.path().display().to_string(),
+            time: "now".into(),
+            dir_mtimes: vec![],
+        },
+        Record::Prepared {
+            step: 1,
+            action: "A1".into(),
+            change: Change::File {
+                path: "../../../../../../../..".to_string() + &outside.display().to_string(),
+                saved: Some("orig/1.bin".into()),
+                before_sha256: Some(pgsalvage::plan::sha256_hex(b"evil")),
+                after_sha256: "0".into(),
+                mode: 0o644,
+                mtime: None,
+            },
+        },
     ];
-    let text: String = journal.iter().map(|r| format!("{r}\n")).collect();
-    std::fs::write(store.path().join("journal.jsonl"), text).unwrap();
+    let text: Vec<u8> = journal.iter().flat_map(frame).collect();
+    std::fs::write(store.path().join("journal.log"), text).unwrap();
     let hist = serde_json::json!({"event": "apply", "operation": "op1", "time": "now", "user": "x", "host": "x", "tool": "x", "plan_sha256": "0", "store": store.path()});
     std::fs::write(d.path().join("pgsalvage.history"), format!("{hist}\n")).unwrap();
     let before = common::tree_state(d.path());

@@ -1,5 +1,5 @@
 use super::{json, out, EXIT_OK};
-use pgsalvage::apply::{self, Record};
+use pgsalvage::apply;
 use pgsalvage::datadir::DataDir;
 use pgsalvage::error::Error;
 use pgsalvage::plan::Plan;
@@ -126,7 +126,7 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
 
 pub fn run_rollback(a: &RollbackArgs) -> anyhow::Result<i32> {
     let dd = DataDir::open(&a.pgdata)?;
-    let r = apply::rollback(&dd, a.operation.as_deref(), a.force)?;
+    let r = pgsalvage::rollback::rollback(&dd, a.operation.as_deref(), a.force)?;
     if r.already {
         out(&format!("operation {} was already rolled back; nothing to do\n", r.operation))?;
     } else {
@@ -137,67 +137,47 @@ pub fn run_rollback(a: &RollbackArgs) -> anyhow::Result<i32> {
 
 pub fn run_audit(a: &AuditArgs) -> anyhow::Result<i32> {
     let dd = DataDir::open(&a.pgdata)?;
-    let hist = apply::read_history(&dd);
-    let mut ops: Vec<serde_json::Value> = Vec::new();
-    let mut text = String::new();
-    let mut seen = Vec::new();
-    for h in &hist {
-        let _ = writeln!(
-            text,
-            "{} {} operation {} by {}@{} ({}), plan sha256 {}",
-            h.time,
-            h.event,
-            h.operation,
-            h.user,
-            h.host,
-            h.tool,
-            &h.plan_sha256[..16.min(h.plan_sha256.len())]
-        );
-        if seen.contains(&h.operation) {
-            continue;
-        }
-        seen.push(h.operation.clone());
-        let records = apply::read_journal(std::path::Path::new(&h.store)).unwrap_or_default();
-        let rolled = records.iter().any(|r| matches!(r, Record::RolledBack { .. }));
-        let done: std::collections::HashMap<u32, Option<String>> =
-            records.iter().filter_map(|r| if let Record::Done { step, after_sha256 } = r { Some((*step, after_sha256.clone())) } else { None }).collect();
-        let mut files_out = Vec::new();
-        for r in &records {
-            if let Record::Relocated { step, action, to, files, .. } = r {
-                let links_to_new = std::fs::read_link(dd.path("pg_wal")).ok().as_deref() == Some(std::path::Path::new(to));
-                let state = match (rolled, links_to_new) {
-                    (false, true) => "as applied",
-                    (true, false) => "as before the apply",
-                    _ => "CHANGED since",
-                };
-                let _ = writeln!(text, "    step {step} {action} pg_wal -> {to} ({} files moved): {state}", files.len());
-                files_out.push(serde_json::json!({"step": step, "action": action, "path": "pg_wal", "offset": null, "state": state}));
-                continue;
-            }
-            if let Record::Saved { step, action, path, offset, len, before_sha256, .. } = r {
-                let now = apply::target_sha(&dd, path, *offset, *len);
-                let expected = if rolled { before_sha256.clone() } else { done.get(step).cloned().flatten() };
-                let state = match (&now, &expected) {
-                    (None, None) => "absent, as expected",
-                    (a, b) if a == b => {
-                        if rolled {
-                            "as before the apply"
-                        } else {
-                            "as applied"
-                        }
-                    }
-                    _ => "CHANGED since",
-                };
-                let _ = writeln!(text, "    step {step} {action} {path}{}: {state}", offset.map(|o| format!(" @{o}")).unwrap_or_default());
-                files_out.push(serde_json::json!({"step": step, "action": action, "path": path, "offset": offset, "state": state}));
-            }
-        }
-        ops.push(serde_json::json!({"operation": h.operation, "store": h.store, "rolled_back": rolled, "files": files_out}));
-    }
+    let (hist, ops) = pgsalvage::rollback::audit(&dd);
+    let changed = ops.iter().any(|o| o.journal_error.is_some() || o.steps.iter().any(|s| s.changed_since));
     if a.json {
         json(&serde_json::json!({"history": hist, "operations": ops}))?;
     } else {
+        let mut text = String::new();
+        for h in &hist {
+            let _ = writeln!(
+                text,
+                "{} {} operation {} by {}@{} ({}), plan sha256 {}",
+                h.time,
+                h.event,
+                h.operation,
+                h.user,
+                h.host,
+                h.tool,
+                &h.plan_sha256[..16.min(h.plan_sha256.len())]
+            );
+        }
+        for o in &ops {
+            let _ = writeln!(
+                text,
+                "operation {} ({}; store {}):",
+                o.operation,
+                if o.rolled_back {
+                    "rolled back"
+                } else if o.committed {
+                    "applied"
+                } else {
+                    "apply stopped part-way: run pgsalvage rollback"
+                },
+                o.store
+            );
+            if let Some(e) = &o.journal_error {
+                let _ = writeln!(text, "    the journal cannot be read: {e}");
+            }
+            for s in &o.steps {
+                let _ = writeln!(text, "    step {} {} {}: {}", s.step, s.action, s.what, s.state);
+            }
+        }
         out(if text.is_empty() { "no pgsalvage operation recorded\n" } else { &text })?;
     }
-    Ok(EXIT_OK)
+    Ok(if changed { super::EXIT_FINDINGS } else { EXIT_OK })
 }

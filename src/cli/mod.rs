@@ -2,7 +2,8 @@
 //!
 //! Exit codes (docs/exit-codes.md):
 //! 0 success, nothing wrong found; 1 damage or problems found; 2 usage error;
-//! 3 refused for safety; 4 operational error (cannot read, not a data directory).
+//! 3 refused for safety; 4 operational error (cannot read, not a data directory);
+//! 5 an apply or rollback stopped part-way (run `rollback`).
 
 mod apply;
 mod check;
@@ -21,6 +22,8 @@ pub const EXIT_FINDINGS: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_REFUSED: i32 = 3;
 pub const EXIT_ERROR: i32 = 4;
+/// An apply or rollback stopped after its first change: run `rollback` (again).
+pub const EXIT_PARTIAL: i32 = 5;
 
 #[derive(Parser)]
 #[command(
@@ -28,7 +31,7 @@ pub const EXIT_ERROR: i32 = 4;
     version,
     about = "Safe, explainable, reversible salvage for stopped PostgreSQL 10-18 data directories",
     long_about = None,
-    after_help = "The usual order: snapshot create, diagnose, plan, review, rehearse, apply (rollback undoes it).\n\nExit codes: 0 nothing wrong found, 1 damage found, 2 usage error, 3 refused for safety,\n4 could not run (I/O, permissions). Read-only commands never write to the data directory."
+    after_help = "The usual order: snapshot create, diagnose, plan, review, rehearse, apply (rollback undoes it).\n\nExit codes: 0 nothing wrong found, 1 damage found, 2 usage error, 3 refused for safety,\n4 could not run (I/O, permissions), 5 apply or rollback stopped part-way (run rollback). Read-only commands never write to the data directory."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -118,6 +121,7 @@ pub fn run() -> i32 {
             let code = match e.downcast_ref::<pgsalvage::error::Error>() {
                 Some(pgsalvage::error::Error::Refused { .. }) => EXIT_REFUSED,
                 Some(pgsalvage::error::Error::Usage(_)) => EXIT_USAGE,
+                Some(pgsalvage::error::Error::Partial { .. }) => EXIT_PARTIAL,
                 _ => EXIT_ERROR,
             };
             eprintln!("pgsalvage: error: {e}");

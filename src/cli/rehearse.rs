@@ -66,6 +66,11 @@ pub fn text(r: &Report) -> String {
     s
 }
 
+/// A stage of the rehearsal on standard error (a terminal only).
+fn progress(stage: &str) {
+    eprintln!("pgsalvage: {stage}");
+}
+
 pub fn run(a: &RehearseArgs) -> anyhow::Result<i32> {
     let dd = DataDir::open(&a.pgdata)?;
     let bytes = std::fs::read(&a.plan).map_err(|e| Error::io("read plan", &a.plan, e))?;
@@ -74,7 +79,13 @@ pub fn run(a: &RehearseArgs) -> anyhow::Result<i32> {
         &dd,
         &p,
         &bytes,
-        &RehearseOptions { from_snapshot: a.from_snapshot.clone(), pg_bin: a.pg_bin.clone(), workdir: a.workdir.clone(), keep: a.keep },
+        &RehearseOptions {
+            from_snapshot: a.from_snapshot.clone(),
+            pg_bin: a.pg_bin.clone(),
+            workdir: a.workdir.clone(),
+            keep: a.keep,
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()).then_some(progress as fn(&str)),
+        },
     )?;
     if let Some(prefix) = &a.report {
         let with = |ext: &str| PathBuf::from(format!("{}.{ext}", prefix.display()));

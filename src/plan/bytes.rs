@@ -3,11 +3,13 @@
 
 use crate::format::checksum::page_checksum;
 use crate::format::page::heap::{infomask, infomask2, SIZEOF_HEAP_TUPLE_HEADER};
-use crate::format::page::{line_pointers, ItemId, LpFlags, PageHeader, PD_VALID_FLAG_BITS, SIZE_OF_PAGE_HEADER};
+use crate::format::page::{line_pointers, ItemId, LpFlags, PD_VALID_FLAG_BITS, SIZE_OF_PAGE_HEADER};
 use crate::format::types::FROZEN_XID;
 use crate::format::xact::{ClogGeometry, XactStatus};
 
-/// PD_ALL_VISIBLE.
+/// pd_flags bits (bufpage.h).
+const PD_HAS_FREE_LINES: u16 = 0x0001;
+const PD_PAGE_FULL: u16 = 0x0002;
 const PD_ALL_VISIBLE: u16 = 0x0004;
 /// HEAP_XACT_MASK: every visibility bit of t_infomask.
 const HEAP_XACT_MASK: u16 = 0xFFF0;
@@ -99,12 +101,31 @@ pub struct HeaderRebuild {
     pub special: u16,
     pub flags: u16,
     pub rows: u32,
+    /// The pd_lsn written: the REDO location of pg_control's latest checkpoint (see
+    /// [`derive_header`]).
+    #[serde(default)]
+    pub lsn: u64,
 }
 
-/// Derive pd_lower/pd_upper/pd_special/flags from the line pointer array and the tuples,
-/// when they are consistent: every pointer plausible, tuples inside the page, after the
-/// array, not overlapping. None when they are not (then only emptying the page is left).
-pub fn derive_header(page: &[u8]) -> Option<HeaderRebuild> {
+/// Derive a whole page header from the line pointer array and the tuples, when they are
+/// consistent: every pointer plausible, tuples inside the page, after the array, not
+/// overlapping. None when they are not (then only emptying the page is left).
+///
+/// Nothing of the damaged header is kept:
+/// - pd_lower, pd_upper, pd_special from the line pointers and tuples;
+/// - pd_flags recomputed: PD_HAS_FREE_LINES when a pointer is unused, PD_PAGE_FULL and
+///   PD_ALL_VISIBLE off (the planner clears the page's visibility map bits with it);
+/// - pd_prune_xid 0 (no prune hint: the next prune decides for itself);
+/// - pd_lsn = `redo_lsn`, the REDO location of pg_control's latest checkpoint. The buffer
+///   manager flushes WAL up to a dirty page's pd_lsn before writing it, so a pd_lsn past the
+///   end of WAL makes every checkpoint fail ("xlog flush request ... is not satisfied"). The
+///   REDO location is at or before the end of WAL at any start (the checkpoint record the
+///   server starts from lies after it). Lowering a page's LSN to it is safe: with
+///   full_page_writes on, the first record that touches the page after REDO carries a full
+///   image of it, which replay restores whole instead of comparing LSNs, and the next
+///   change after the repair logs a full image again because the LSN is not past REDO;
+/// - pd_pagesize_version from the page size and layout version 4; pd_checksum recomputed.
+pub fn derive_header(page: &[u8], redo_lsn: u64) -> Option<HeaderRebuild> {
     let bs = page.len();
     let mut items: Vec<ItemId> = Vec::new();
     loop {
@@ -150,14 +171,20 @@ pub fn derive_header(page: &[u8]) -> Option<HeaderRebuild> {
         }
     }
     let upper = spans.first().map(|s| s.0).unwrap_or(bs);
-    let flags = PageHeader::parse(page).map(|h| h.flags & PD_VALID_FLAG_BITS & !PD_ALL_VISIBLE).unwrap_or(0);
+    let flags = if items.iter().any(|i| i.flags == LpFlags::Unused) { PD_HAS_FREE_LINES } else { 0 };
     let rows = items.iter().filter(|i| i.flags == LpFlags::Normal).count() as u32;
-    Some(HeaderRebuild { lower: lower as u16, upper: upper as u16, special: bs as u16, flags, rows })
+    Some(HeaderRebuild { lower: lower as u16, upper: upper as u16, special: bs as u16, flags, rows, lsn: redo_lsn })
 }
 
+/// The page with the header of [`derive_header`] written over bytes 0..24.
 pub fn rebuild_header(page: &[u8], h: &HeaderRebuild, blkno: u32, checksums: bool) -> Vec<u8> {
     let mut p = page.to_vec();
-    put16(&mut p, 10, h.flags);
+    // pd_lsn: xlogid (high half) then xrecoff, each in native (little-endian) order.
+    put32(&mut p, 0, (h.lsn >> 32) as u32);
+    put32(&mut p, 4, h.lsn as u32);
+    put16(&mut p, 8, 0);
+    put16(&mut p, 10, h.flags & PD_VALID_FLAG_BITS & !(PD_ALL_VISIBLE | PD_PAGE_FULL));
+    put32(&mut p, 20, 0);
     put16(&mut p, 12, h.lower);
     put16(&mut p, 14, h.upper);
     put16(&mut p, 16, h.special);
@@ -229,12 +256,18 @@ mod tests {
         put16(&mut bad, 12, 0x7FFF);
         put16(&mut bad, 16, 3);
         assert!(!verify_page(&bad, 0, false).unwrap().is_ok());
-        let h = derive_header(&bad).unwrap();
+        // The whole header scribbled (the sweep's shape): pd_lsn, flags, prune xid too.
+        bad[0..12].copy_from_slice(&[0xCD; 12]);
+        bad[20..24].copy_from_slice(&[0xEE; 4]);
+        let h = derive_header(&bad, 0x0100_0028).unwrap();
         assert_eq!(h.rows, 5);
         let fixed = rebuild_header(&bad, &h, 0, true);
         assert_eq!(verify_page(&fixed, 0, true).unwrap(), PageVerdict::Valid);
         assert_eq!(&fixed[12..18], &good[12..18]);
-        assert!(derive_header(&[0u8; 8192]).is_none());
+        let ph = crate::format::page::PageHeader::parse(&fixed).unwrap();
+        assert_eq!((ph.lsn.0, ph.flags, ph.prune_xid), (0x0100_0028, 0, 0));
+        assert_eq!(&fixed[24..], &bad[24..], "only the header changes");
+        assert!(derive_header(&[0u8; 8192], 0).is_none());
     }
 
     #[test]

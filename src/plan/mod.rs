@@ -127,6 +127,10 @@ pub struct Action {
     pub effect: String,
     pub data_loss: String,
     pub risk: Risk,
+    /// Server log lines (substrings) this action makes the server write on purpose: the
+    /// rehearsal does not count them as failures. Empty for every action planned today.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expected_log: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -333,15 +337,19 @@ fn vm_effect(block: u32) -> String {
 pub fn current_precondition(dd: &DataDir, t: &Target, scope: &str, bs: usize, blocks_per_segment: u32) -> Precondition {
     let sha256 = match (scope, t.block) {
         ("block", Some(b)) => block_bytes(dd, &t.path, b, bs, blocks_per_segment).map(|x| sha256_hex(&x)),
-        ("absent", _) => None,
+        // "absent" holds while the file does not exist: a file that appeared since is drift.
+        ("absent", _) => {
+            std::fs::symlink_metadata(dd.path(&t.path)).ok().map(|_| dd.read(&t.path).map(|x| sha256_hex(&x)).unwrap_or_else(|_| "present".into()))
+        }
         _ if dd.path(&t.path).is_dir() => listing(&dd.path(&t.path)).map(|l| sha256_hex(l.as_bytes())),
         _ => dd.read(&t.path).ok().map(|x| sha256_hex(&x)),
     };
     Precondition { scope: scope.to_string(), sha256 }
 }
 
-/// A directory (pg_wal, for relocate-wal) as text: one "path<TAB>size" line per file below
-/// it, sorted; its sha256 binds the action to the files there were.
+/// A directory (pg_wal, for relocate-wal) as text: one "path<TAB>size<TAB>sha256" line per
+/// file below it, sorted; its sha256 binds the action to what it moves (names, sizes and
+/// contents), wherever the directory is (a copy of it binds the same).
 fn listing(dir: &std::path::Path) -> Option<String> {
     fn walk(d: &std::path::Path, rel: &str, out: &mut Vec<String>) -> Option<()> {
         for e in std::fs::read_dir(d).ok()?.flatten() {
@@ -350,7 +358,8 @@ fn listing(dir: &std::path::Path) -> Option<String> {
             if m.is_dir() {
                 walk(&e.path(), &format!("{name}/"), out)?;
             } else {
-                out.push(format!("{name}\t{}\n", m.len()));
+                let digest = std::fs::read(e.path()).ok().map(|b| sha256_hex(&b))?;
+                out.push(format!("{name}\t{}\t{digest}\n", m.len()));
             }
         }
         Some(())
@@ -391,7 +400,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
     let push = |actions: &mut Vec<Action>, finding: &str, kind: ActionKind, target: Target, scope: &str, effect: String, loss: String, risk: Risk| -> String {
         let id = format!("A{}", actions.len() + 1);
         let precondition = current_precondition(dd, &target, scope, bs, bps);
-        actions.push(Action { id: id.clone(), finding: finding.to_string(), kind, target, precondition, effect, data_loss: loss, risk });
+        actions.push(Action { id: id.clone(), finding: finding.to_string(), kind, target, precondition, effect, data_loss: loss, risk, expected_log: vec![] });
         id
     };
     for f in &d.findings {
@@ -461,7 +470,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
             "page-invalid" => {
                 let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
                 let Some(page) = block_bytes(dd, file, block, bs, bps) else { continue };
-                if let Some(h) = bytes::derive_header(&page) {
+                if let Some(h) = bytes::derive_header(&page, c.checkpoint.redo_lsn.0) {
                     ids.push(push(
                         &mut actions,
                         f.code,
@@ -469,12 +478,19 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                         target(file, Some(block)),
                         "block",
                         format!(
-                            "page header rewritten from the line pointers and tuples (pd_lower {}, pd_upper {}, pd_special {}); the page is readable again",
-                            h.lower, h.upper, h.special
+                            "page header rewritten from the line pointers and tuples (pd_lower {}, pd_upper {}, pd_special {}, pd_lsn {} = the latest checkpoint's REDO location, no prune hint, flags recomputed); the page is readable again",
+                            h.lower,
+                            h.upper,
+                            h.special,
+                            crate::format::types::Lsn(h.lsn)
                         ),
                         format!("nothing: all {} rows kept", h.rows),
                         Risk::Medium,
                     ));
+                    // The rebuilt page is not marked all-visible: neither may its map bit be.
+                    if let Some((vm, vblk)) = vm_block(dd, file, block, bs, bps) {
+                        ids.push(push(&mut actions, f.code, ActionKind::ClearVisibilityMap { heap_block: block }, target(&vm, Some(vblk)), "block", vm_effect(block), "nothing".into(), Risk::Low));
+                    }
                 } else if opts.zero_pages {
                     let rows = tuples::rows_on_page(&page).map(|r| r as u32);
                     ids.push(push(
@@ -863,6 +879,7 @@ fn plan_rebuild(dd: &DataDir, opts: &PlanOptions, now: i64) -> Result<Plan> {
         effect: format!("GUESSED VALUES: pg_control rebuilt from what the directory shows (see sources), then WAL reset to {}", r.segment_name),
         data_loss: "every transaction that only WAL held; settings in pg_control (wal_level, max_connections, ...) return to defaults; the guesses may be wrong: rehearse first".into(),
         risk: Risk::High,
+        expected_log: vec![],
     };
     Ok(Plan {
         format: FORMAT_VERSION,
