@@ -212,6 +212,10 @@ struct Runner<'a> {
 impl Runner<'_> {
     fn run(&mut self, action: &str, pending: Pending) -> Result<()> {
         self.step += 1;
+        // Fault injection for the tests: an I/O error before step k (no process death).
+        if std::env::var("PGSALVAGE_TEST_FAIL_BEFORE_STEP").ok().and_then(|k| k.parse::<u32>().ok()) == Some(self.step) {
+            return Err(Error::io("write", self.ctx.dd.root(), std::io::Error::other("injected failure (PGSALVAGE_TEST_FAIL_BEFORE_STEP)")));
+        }
         let change = pending.prepare(self.ctx, self.step)?;
         if let Some(prev) = self.last_after.get(&change.key()) {
             if *prev != change.before() {

@@ -135,8 +135,7 @@ fn decide(dd: &DataDir, op: &Operation, force: bool, operation: &str) -> Result<
     let mut out = Vec::new();
     for (i, s) in op.steps.iter().enumerate().rev() {
         if s.undone {
-            out.push((i, Plan::Skip));
-            continue;
+            continue; // a rollback before this one finished it
         }
         let key = s.change.key();
         let cur = sim.entry(key.clone()).or_insert_with(|| s.change.state(dd)).clone();
@@ -245,6 +244,9 @@ pub fn rollback(dd: &DataDir, operation: Option<&str>, force: bool) -> Result<Ro
     for (i, p) in &plan {
         let s = &op.steps[*i];
         if *p == Plan::Skip {
+            // Journaled too: a resumed rollback must not judge this step again against a
+            // target that the undos after it have since moved back past its before-state.
+            j.append(&Record::Undone { step: s.step }).map_err(partial)?;
             continue;
         }
         j.append(&Record::Undoing { step: s.step }).map_err(partial)?;
