@@ -643,6 +643,9 @@ fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -
         checks.push(amcheck(&s, r.psql, db, r.major, &touched));
     }
     ev(format!("read every table of {} database(s), amcheck ran", dbs.lines().count()));
+    if let Some(c) = written_pages_check(&s, r.psql, r.plan) {
+        checks.push(c);
+    }
     for a in &r.plan.actions {
         if let Some(rel) = &a.target.relation {
             if let (Some(rest), true) = (rel.strip_prefix("table "), a.target.block.is_some()) {
@@ -699,6 +702,72 @@ fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -
         Err(e) => checks.push(Check { what: "second start needs no recovery".into(), ok: false, detail: e }),
     }
     true
+}
+
+/// The pages the plan wrote, as the server sees them (pageinspect): none may carry a pd_lsn
+/// past the server's WAL insert location. Such a page reads fine and may even survive a
+/// CHECKPOINT when nothing dirties it, but the first write of it makes every checkpoint
+/// fail ("xlog flush request ... is not satisfied") and the shutdown abnormal.
+fn written_pages_check(s: &Server, psql: &Path, plan: &Plan) -> Option<Check> {
+    // (database oid, relation file path without segment and fork, fork, block)
+    let mut pages: Vec<(String, String, &'static str, u32)> = Vec::new();
+    for a in &plan.actions {
+        let Some(block) = a.target.block else { continue };
+        let comps: Vec<&str> = a.target.path.split('/').collect();
+        let db = match comps.as_slice() {
+            ["base", db, _] | ["pg_tblspc", _, _, db, _] => db.to_string(),
+            _ => continue,
+        };
+        let file = comps.last().copied().unwrap_or_default();
+        let file = file.split('.').next().unwrap_or(file);
+        let (node, fork) = match file.rsplit_once('_') {
+            Some((n, "vm")) => (n, "vm"),
+            Some((n, "fsm")) => (n, "fsm"),
+            Some((n, "init")) => (n, "init"),
+            _ => (file, "main"),
+        };
+        let dir = &a.target.path[..a.target.path.rfind('/').unwrap_or(0)];
+        pages.push((db, format!("{dir}/{node}"), fork, block));
+    }
+    if pages.is_empty() {
+        return None;
+    }
+    let what = format!("pd_lsn of the {} page(s) the plan wrote is not past the server's WAL (pageinspect)", pages.len());
+    let mut bad = Vec::new();
+    let mut unchecked = 0;
+    let mut by_db: std::collections::BTreeMap<&str, Vec<&(String, String, &str, u32)>> = Default::default();
+    for p in &pages {
+        by_db.entry(p.0.as_str()).or_default().push(p);
+    }
+    for (oid, pages) in by_db {
+        let db = match s.psql(psql, "template1", &format!("select datname from pg_database where oid = {} and datallowconn", oid.parse::<u32>().unwrap_or(0))) {
+            Ok(d) if !d.is_empty() => d,
+            _ => {
+                unchecked += pages.len();
+                continue;
+            }
+        };
+        if let Err(e) = s.psql(psql, &db, "create extension if not exists pageinspect") {
+            return Some(Check { what, ok: false, detail: format!("pageinspect cannot be created in {db} (install the server's contrib modules): {e}") });
+        }
+        for (_, path, fork, block) in pages {
+            let sql = format!(
+                "select coalesce((select h.lsn::text || ' ' || (h.lsn <= pg_current_wal_insert_lsn())::text from pg_class c,                  page_header(get_raw_page(c.oid::regclass::text, '{fork}', {block})) h where pg_relation_filepath(c.oid) = '{}'), 'none')",
+                path.replace('\'', "''")
+            );
+            match s.psql(psql, &db, &sql) {
+                Ok(o) if o.ends_with(" true") => {}
+                Ok(o) if o == "none" => unchecked += 1,
+                Ok(o) => bad.push(format!("{path} {fork} block {block}: pd_lsn {} is past the end of WAL", o.split(' ').next().unwrap_or(""))),
+                Err(e) => bad.push(format!("{path} {fork} block {block}: {e}")),
+            }
+        }
+    }
+    let mut detail = bad.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
+    if unchecked > 0 {
+        detail = format!("{detail}{}{unchecked} page(s) not checked (no connectable database or relation)", if detail.is_empty() { "" } else { "; " });
+    }
+    Some(Check { what, ok: bad.is_empty(), detail })
 }
 
 /// amcheck in one database: verify_heapam on every table, materialized view and TOAST table

@@ -243,9 +243,11 @@ fn owner_and_pg_basebackup() {
     let mut s = Cluster::at(15, &c.data);
     s.start();
     let backup = s.scratch.path().join("backup");
-    let o = as_postgres(Command::new(PgBin::system_tool("pg_basebackup")).arg("-h").arg(&s.sockdir).args(["-p", &s.port.to_string(), "-U", "postgres", "-D"]).arg(&backup))
-        .output()
-        .unwrap();
+    let o = as_postgres(
+        Command::new(PgBin::system_tool("pg_basebackup")).arg("-h").arg(&s.sockdir).args(["-p", &s.port.to_string(), "-U", "postgres", "-D"]).arg(&backup),
+    )
+    .output()
+    .unwrap();
     assert!(o.status.success(), "pg_basebackup of the repaired cluster: {}", String::from_utf8_lossy(&o.stderr));
     assert!(backup.join("pgsalvage.history").exists());
     s.stop();
