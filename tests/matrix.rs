@@ -182,7 +182,13 @@ impl Damage {
                 assert!(st.success(), "mounting a tmpfs needs root");
                 run_ok(Command::new("cp").arg("-a").arg(c.data.join("pg_wal")).arg(mnt.join("pg_wal")));
                 std::fs::remove_dir_all(c.data.join("pg_wal")).unwrap();
-                std::os::unix::fs::symlink(mnt.join("pg_wal"), c.data.join("pg_wal")).unwrap();
+                // Odd majors get a relative link (`pg_wal -> ../walfs/pg_wal`), even ones an
+                // absolute one: the rehearsal must copy either from the original's place.
+                if c.major() % 2 == 1 {
+                    std::os::unix::fs::symlink("../walfs/pg_wal", c.data.join("pg_wal")).unwrap();
+                } else {
+                    std::os::unix::fs::symlink(mnt.join("pg_wal"), c.data.join("pg_wal")).unwrap();
+                }
                 chown_postgres(&mnt);
                 c.start();
                 let seg = 16u64 << 20;
