@@ -262,7 +262,7 @@ fn damage(kind: Kind, c: &mut Cluster, rng: &mut Rng) -> (String, Option<BTreeMa
 
 /// The oracle: start (pg_ctl), CHECKPOINT, every table against the truth, amcheck, a fast
 /// stop that leaves "shut down", a second start without recovery. Nothing from src/rehearse.
-fn oracle(c: &Cluster, truth: &BTreeMap<String, String>, truth_after: &BTreeMap<String, String>) -> (bool, String, bool) {
+fn oracle(c: &Cluster, before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> (bool, String, bool) {
     let mut s = Cluster::at(c.major(), &c.data);
     let (up, log) = s.try_start();
     if !up {
@@ -271,7 +271,7 @@ fn oracle(c: &Cluster, truth: &BTreeMap<String, String>, truth_after: &BTreeMap<
     }
     let mut why = Vec::new();
     let now = truth(&s);
-    let rows_equal = now == *truth || now == *truth_after;
+    let rows_equal = now == *before || now == *after;
     for (t, v) in &now {
         if v.starts_with("ERROR") {
             why.push(format!("{t}: {v}"));
@@ -398,8 +398,10 @@ fn sweep() {
             }
         }
     }
-    // kind -> (cases, safe & ok, not safe & not ok, false safe, false does-not-fix, rows equal truth)
-    let mut table: BTreeMap<(u32, Kind), [u32; 6]> = BTreeMap::new();
+    // kind -> (cases, safe & ok, not safe & not ok, false safe, false does-not-fix, rows equal
+    // truth, "loses nothing" said while rows differ from the truth)
+    let mut table: BTreeMap<(u32, Kind), [u32; 7]> = BTreeMap::new();
+    let mut unseen_loss = Vec::new();
     let mut disagreements = Vec::new();
     for (major, kind, seed) in runs {
         let o = one_case(major, kind, seed);
@@ -415,6 +417,10 @@ fn sweep() {
         row[3] += false_safe as u32;
         row[4] += false_no_fix as u32;
         row[5] += o.rows_equal as u32;
+        if o.rehearse_verdict.contains("loses nothing") && !o.rows_equal {
+            row[6] += 1;
+            unseen_loss.push(format!("PG{major} {kind:?} seed {seed}: {}", o.note));
+        }
         eprintln!(
             "PG{major} {kind:?} seed {seed}: rehearse {} | oracle {} | rows {} | {}",
             o.rehearse_verdict.chars().take(140).collect::<String>(),
@@ -426,10 +432,15 @@ fn sweep() {
             disagreements.push(format!("({major}, Kind::{kind:?}, {seed}): {} vs oracle {}: {}", o.rehearse_verdict, o.oracle_why, o.note));
         }
     }
-    println!("| major | damage | cases | safe, oracle ok | not safe, oracle fails | false safe | false \"does not fix\" | rows = truth |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| major | damage | cases | safe, oracle ok | not safe, oracle fails | false safe | false \"does not fix\" | rows = truth | \"loses nothing\", rows differ |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for ((m, k), r) in &table {
-        println!("| {m} | {k:?} | {} | {} | {} | {} | {} | {} |", r[0], r[1], r[2], r[3], r[4], r[5]);
+        println!("| {m} | {k:?} | {} | {} | {} | {} | {} | {} | {} |", r[0], r[1], r[2], r[3], r[4], r[5], r[6]);
+    }
+    // Not (yet) an assertion: a loss nothing in the data directory shows (the last WAL that
+    // held the rows removed) cannot be seen by any tool; the rest are named gaps (docs/SWEEP.md).
+    for u in &unseen_loss {
+        println!("said \"loses nothing\", rows differ: {u}");
     }
     assert!(disagreements.is_empty(), "rehearse and the oracle disagree (add these to REGRESSIONS once fixed):\n{}", disagreements.join("\n"));
 }
