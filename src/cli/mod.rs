@@ -31,7 +31,7 @@ pub const EXIT_PARTIAL: i32 = 5;
     version,
     about = "Safe, explainable, reversible salvage for stopped PostgreSQL 10-18 data directories",
     long_about = None,
-    after_help = "The usual order: snapshot create, diagnose, plan, review, rehearse, apply (rollback undoes it).\n\nExit codes: 0 nothing wrong found, 1 damage found, 2 usage error, 3 refused for safety,\n4 could not run (I/O, permissions), 5 apply or rollback stopped part-way (run rollback). Read-only commands never write to the data directory."
+    after_help = "The usual order: snapshot create, diagnose, plan, review, rehearse, apply (rollback undoes it).\n\nExit codes: 0 nothing wrong found, 1 damage found, 2 usage error, 3 refused for safety,\n4 could not run (I/O, permissions), 5 apply or rollback stopped part-way (run rollback).\nRead-only commands never write to the data directory."
 )]
 struct Cli {
     #[command(subcommand)]
