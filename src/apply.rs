@@ -115,17 +115,7 @@ pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> 
             ),
         });
     }
-    let (same_control, drift) = plan::drift(dd, p)?;
-    if !drift.is_empty() || !same_control {
-        return Err(Error::Refused {
-            message: format!(
-                "the data directory changed since the plan was made: {} action(s) stale{}",
-                drift.len(),
-                if same_control { "" } else { ", pg_control differs" }
-            ),
-            hint: "run `pgsalvage review PLAN -D DATADIR` to see which, then make a new plan".into(),
-        });
-    }
+    plan::ensure_fresh(dd, p)?;
     for a in &p.actions {
         if let ActionKind::RelocateWal { to } = &a.kind {
             check_relocation_target(opts.wal_dir_override.as_deref().unwrap_or(Path::new(to)))?;

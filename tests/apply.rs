@@ -36,23 +36,9 @@ fn damaged() -> (Cluster, String) {
     (c, rel)
 }
 
-fn cli(args: &[&str], paths: &[&Path]) -> (i32, String, String) {
-    let mut cmd = pgsalvage();
-    cmd.args(args);
-    for p in paths {
-        cmd.arg(p);
-    }
-    let o = cmd.stdin(std::process::Stdio::null()).output().unwrap();
-    (o.status.code().unwrap_or(-9), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
-}
-
 fn make_plan(data: &Path, plan: &Path) {
     let (code, out, err) = cli(&["plan", "-o"], &[plan, Path::new("-D"), data]);
     assert_eq!(code, 0, "{out}{err}");
-}
-
-fn copy(from: &Path, to: &Path) {
-    run_ok(Command::new("cp").arg("-a").arg(from).arg(to));
 }
 
 #[test]
@@ -91,7 +77,7 @@ fn end_to_end_and_refusals() {
     assert!(!c.data.join("postmaster.pid").exists());
     // The real server on a copy of the result: every row, VACUUM (FREEZE), pg_dumpall.
     let trial = work.path().join("trial");
-    copy(&c.data, &trial);
+    copy_tree(&c.data, &trial);
     let mut s = Cluster::at(15, &trial);
     s.start();
     assert_eq!(s.sql("select count(*) from ziplog"), "20000");
@@ -137,7 +123,7 @@ fn abort_at_every_journal_step_then_rollback() {
     let mut k = 1;
     loop {
         let d = work.path().join(format!("k{k}"));
-        copy(&c.data, &d);
+        copy_tree(&c.data, &d);
         let store = work.path().join(format!("store{k}"));
         let o = pgsalvage()
             .args(["apply", "--yes", "--without-snapshot-i-may-lose-data", "--plan"])
@@ -181,7 +167,7 @@ fn sigkill_at_random_moments_then_rollback() {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let delay = std::time::Duration::from_micros((seed >> 33) % 40_000);
         let d: PathBuf = work.path().join(format!("r{i}"));
-        copy(&c.data, &d);
+        copy_tree(&c.data, &d);
         let mut child = pgsalvage()
             .args(["apply", "--yes", "--without-snapshot-i-may-lose-data", "--plan"])
             .arg(&plan)
@@ -250,7 +236,7 @@ fn round(c: &Cluster, plan_args: &[&str], check: &str, want: &str) {
     );
     assert_eq!(code, 0, "{out}{err}");
     let trial = work.path().join("trial");
-    copy(&c.data, &trial);
+    copy_tree(&c.data, &trial);
     let mut s = Cluster::at(c.major(), &trial);
     s.start();
     assert_eq!(s.sql(check), want);
@@ -320,7 +306,7 @@ fn relocate_wal_interrupted_then_rollback() {
     // The action is bound to pg_wal's listing: a segment that appears since is drift.
     {
         let d = work.path().join("drift");
-        copy(&c.data, &d);
+        copy_tree(&c.data, &d);
         let plan = plan_for(&work.path().join("wal-drift"));
         std::fs::write(d.join("pg_wal/000000010000000000000099"), b"new").unwrap();
         let o = apply(&d, &plan, &work.path().join("store-drift")).output().unwrap();
@@ -331,7 +317,7 @@ fn relocate_wal_interrupted_then_rollback() {
     let mut k = 1;
     loop {
         let d = work.path().join(format!("k{k}"));
-        copy(&c.data, &d);
+        copy_tree(&c.data, &d);
         let to = work.path().join(format!("wal{k}"));
         let plan = plan_for(&to);
         let o = apply(&d, &plan, &work.path().join(format!("store{k}"))).env("PGSALVAGE_TEST_ABORT_AFTER_RECORD", k.to_string()).output().unwrap();
@@ -360,7 +346,7 @@ fn relocate_wal_interrupted_then_rollback() {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let delay = std::time::Duration::from_micros((seed >> 33) % 30_000);
         let d = work.path().join(format!("r{i}"));
-        copy(&c.data, &d);
+        copy_tree(&c.data, &d);
         let plan = plan_for(&work.path().join(format!("walr{i}")));
         let mut child =
             apply(&d, &plan, &work.path().join(format!("storer{i}"))).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();

@@ -19,20 +19,6 @@ fn tree(d: &Path) -> Tree {
     rollback_tree(d)
 }
 
-fn cli(args: &[&str], paths: &[&Path]) -> (i32, String, String) {
-    let mut cmd = pgsalvage();
-    cmd.args(args);
-    for p in paths {
-        cmd.arg(p);
-    }
-    let o = cmd.stdin(std::process::Stdio::null()).output().unwrap();
-    (o.status.code().unwrap_or(-9), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
-}
-
-fn copy(from: &Path, to: &Path) {
-    run_ok(Command::new("cp").arg("-a").arg(from).arg(to));
-}
-
 fn apply_cmd(d: &Path, plan: &Path, store: &Path) -> Command {
     let mut cmd = pgsalvage();
     cmd.args(["apply", "--yes", "--without-snapshot-i-may-lose-data", "--plan"]).arg(plan).arg("--rollback-dir").arg(store).arg("-D").arg(d);
@@ -53,13 +39,7 @@ fn composed() -> (Cluster, String) {
     c.stop();
     let file = c.data.join(&rel);
     garble_xmin(&file, 3, 4294692688, true);
-    let mut b = std::fs::read(&file).unwrap();
-    let page = &mut b[3 * 8192..4 * 8192];
-    let raw: u32 = 8100 | (1 << 15) | (400 << 17);
-    page[24 + 4 * 4..24 + 4 * 5].copy_from_slice(&raw.to_le_bytes());
-    let sum = pgsalvage::format::checksum::page_checksum(page, 3);
-    page[8..10].copy_from_slice(&sum.to_le_bytes());
-    std::fs::write(&file, b).unwrap();
+    break_line_pointer(&file, 3, 5);
     (c, rel)
 }
 
@@ -82,7 +62,7 @@ fn kill_at_every_record_of_apply_and_of_rollback() {
     let mut apply_records = 0;
     for k in 1.. {
         let d = work.path().join(format!("a{k}"));
-        copy(&c.data, &d);
+        copy_tree(&c.data, &d);
         let o = apply_cmd(&d, &plan, &work.path().join(format!("sa{k}"))).env("PGSALVAGE_TEST_ABORT_AFTER_RECORD", k.to_string()).output().unwrap();
         let finished = o.status.success();
         if !finished {
@@ -103,7 +83,7 @@ fn kill_at_every_record_of_apply_and_of_rollback() {
     let mut rollback_records = 0;
     for k in 1.. {
         let d = work.path().join(format!("r{k}"));
-        copy(&c.data, &d);
+        copy_tree(&c.data, &d);
         let o = apply_cmd(&d, &plan, &work.path().join(format!("sr{k}"))).output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let o = pgsalvage().args(["rollback", "-D"]).arg(&d).env("PGSALVAGE_TEST_ABORT_AFTER_RECORD", k.to_string()).output().unwrap();
@@ -173,7 +153,7 @@ fn preconditions_hold() {
     let plan = work.path().join("plan.json");
     let p = plan_of(&c.data, &plan);
     assert!(p["actions"].as_array().unwrap().iter().any(|a| a["precondition"]["scope"] == "absent"), "{p}");
-    copy(&genuine, &c.data.join("pg_xact/0000"));
+    copy_tree(&genuine, &c.data.join("pg_xact/0000"));
     let before = tree(&c.data);
     let o = apply_cmd(&c.data, &plan, &work.path().join("s1")).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);

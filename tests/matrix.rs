@@ -138,14 +138,8 @@ impl Damage {
                 ("page-invalid", vec![], "rebuild-page-header", ROWS..=ROWS)
             }
             Damage::BrokenLinePointer => {
-                let mut b = std::fs::read(&file).unwrap();
-                let page = &mut b[7 * 8192..8 * 8192];
                 // Line pointer 5: offset 8100, normal, length 400 (past the page's end).
-                let raw: u32 = 8100 | (1 << 15) | (400 << 17);
-                page[24 + 4 * 4..24 + 4 * 5].copy_from_slice(&raw.to_le_bytes());
-                let sum = pgsalvage::format::checksum::page_checksum(page, 7);
-                page[8..10].copy_from_slice(&sum.to_le_bytes());
-                std::fs::write(&file, b).unwrap();
+                break_line_pointer(&file, 7, 5);
                 ("tuple-pointer-invalid", vec![], "kill-tuples", ROWS - 1..=ROWS - 1)
             }
             Damage::ChecksumFlip => {

@@ -5,18 +5,9 @@
 
 #[macro_use]
 mod common;
+use common::cli as run;
 use common::*;
 use std::path::{Path, PathBuf};
-
-fn run(args: &[&str], paths: &[&Path]) -> (i32, String, String) {
-    let mut c = pgsalvage();
-    c.args(args);
-    for p in paths {
-        c.arg(p);
-    }
-    let o = c.stdin(std::process::Stdio::null()).output().unwrap();
-    (o.status.code().unwrap_or(-9), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
-}
 
 fn rehearse_kinds(major: u32) {
     let mut c = Cluster::new(major, InitOpts::default());

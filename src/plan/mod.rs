@@ -713,6 +713,22 @@ pub fn drift(dd: &DataDir, p: &Plan) -> Result<(bool, Vec<Drift>)> {
     Ok((same_control, out))
 }
 
+/// Refuse a plan for another cluster, or one whose preconditions no longer hold.
+pub fn ensure_fresh(dd: &DataDir, p: &Plan) -> Result<()> {
+    let (same_control, drift) = drift(dd, p)?;
+    if !drift.is_empty() || !same_control {
+        return Err(Error::Refused {
+            message: format!(
+                "the data directory changed since the plan was made: {} action(s) stale{}",
+                drift.len(),
+                if same_control { "" } else { ", pg_control differs" }
+            ),
+            hint: "run `pgsalvage review PLAN -D DATADIR` to see which, then make a new plan".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Refuse planning while a server runs.
 pub fn ensure_stopped(dd: &DataDir) -> Result<()> {
     if let Postmaster::Alive { pid } = dd.postmaster() {

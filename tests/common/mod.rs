@@ -543,3 +543,32 @@ impl Cluster {
             .expect("pg_dumpall")
     }
 }
+
+/// Run pgsalvage with `args` then `paths`, no standard input: (exit code, or -9 when killed
+/// by a signal; stdout; stderr).
+pub fn cli(args: &[&str], paths: &[&Path]) -> (i32, String, String) {
+    let mut cmd = pgsalvage();
+    cmd.args(args);
+    for p in paths {
+        cmd.arg(p);
+    }
+    let o = cmd.stdin(Stdio::null()).output().unwrap();
+    (o.status.code().unwrap_or(-9), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// `cp -a FROM TO`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    run_ok(Command::new("cp").arg("-a").arg(from).arg(to));
+}
+
+/// Line pointer `item` (1-based) of `block` made to point past the end of its page (offset
+/// 8100, length 400, normal), the page checksum made right: the damage is in the structure.
+pub fn break_line_pointer(file: &Path, block: usize, item: usize) {
+    let mut b = std::fs::read(file).unwrap();
+    let page = &mut b[block * 8192..(block + 1) * 8192];
+    let raw: u32 = 8100 | (1 << 15) | (400 << 17);
+    page[24 + 4 * (item - 1)..24 + 4 * item].copy_from_slice(&raw.to_le_bytes());
+    let sum = pgsalvage::format::checksum::page_checksum(page, block as u32);
+    page[8..10].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(file, b).unwrap();
+}
