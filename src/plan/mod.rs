@@ -403,6 +403,12 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
         actions.push(Action { id: id.clone(), finding: finding.to_string(), kind, target, precondition, effect, data_loss: loss, risk, expected_log: vec![] });
         id
     };
+    // Pages whose checksum fails: any rewrite of them stores a new checksum, which accepts
+    // whatever else changed in the page, so it needs the same opt-in as accepting it.
+    let checksum_failed: std::collections::BTreeSet<(String, u32)> =
+        d.findings.iter().filter(|f| f.code == "page-checksum-failure").filter_map(|f| Some((f.file.clone()?, f.block?))).collect();
+    let hides_checksum_failure = |file: &str, block: u32| !opts.accept_checksum_failures && checksum_failed.contains(&(file.to_string(), block));
+    const CHECKSUM_TOO: &str = "the page also fails its data checksum: rewriting it stores a new checksum, which accepts whatever else changed in it. Read its rows first (SET ignore_checksum_failure = on), then plan with --accept-checksum-failures";
     for f in &d.findings {
         if !wanted(f.code) || f.severity == crate::finding::Severity::Info && f.code != "postmaster-pid-stale" {
             continue;
@@ -429,6 +435,10 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
         match f.code {
             "tuple-xid-never-assigned" | "tuple-xid-before-horizon" | "tuple-multixact-out-of-range" => {
                 let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
+                if hides_checksum_failure(file, block) {
+                    refuse(CHECKSUM_TOO.into());
+                    continue;
+                }
                 let offnums: Vec<u16> = by_page
                     .get(&(file.clone(), block))
                     .map(|v| v.iter().filter(|p| p.kind != tuples::TupleProblemKind::PointerInvalid).map(|p| p.offnum).collect())
@@ -444,6 +454,10 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
             }
             "tuple-pointer-invalid" => {
                 let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
+                if hides_checksum_failure(file, block) {
+                    refuse(CHECKSUM_TOO.into());
+                    continue;
+                }
                 let offnums: Vec<u16> = by_page
                     .get(&(file.clone(), block))
                     .map(|v| v.iter().filter(|p| p.kind == tuples::TupleProblemKind::PointerInvalid).map(|p| p.offnum).collect())
@@ -469,6 +483,10 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
             }
             "page-invalid" => {
                 let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
+                if hides_checksum_failure(file, block) {
+                    refuse(CHECKSUM_TOO.into());
+                    continue;
+                }
                 let Some(page) = block_bytes(dd, file, block, bs, bps) else { continue };
                 if let Some(h) = bytes::derive_header(&page, c.checkpoint.redo_lsn.0) {
                     ids.push(push(
@@ -768,9 +786,12 @@ pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::Con
         ActionKind::ClearVisibilityMap { heap_block } => bytes::clear_vm_bits(page()?, *heap_block, blk, checksums),
         ActionKind::RebuildPageHeader { header } => bytes::rebuild_header(page()?, header, blk, checksums),
         ActionKind::ZeroPage { .. } => vec![0u8; c.database_block_size as usize],
-        ActionKind::AcceptChecksum { checksum } => {
+        // The checksum of the page as it is when the step runs: `checksum` is the value at
+        // planning time, and an earlier action of the plan may have changed the page since.
+        ActionKind::AcceptChecksum { .. } => {
             let mut p = page()?.to_vec();
-            p[8..10].copy_from_slice(&checksum.to_le_bytes());
+            let sum = crate::format::checksum::page_checksum(&p, blk);
+            p[8..10].copy_from_slice(&sum.to_le_bytes());
             p
         }
         ActionKind::FixControlCrc { .. } => {
