@@ -453,11 +453,14 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
     let port = 40000 + (std::process::id() % 20000) as u16;
     let logs = [work.path().join("server.log"), work.path().join("server.2.log")];
     let mut started = false;
+    // The bootstrap superuser ("postgres" unless initdb was given -U), read from the copy.
+    let role = cdd.control().ok().and_then(|(c, _, _)| crate::catalog::bootstrap_superuser(&cdd, &c)).unwrap_or_else(|| "postgres".into());
     if applied.is_ok() {
-        started =
-            run_checks(&RunCtx { bin: &bin, psql: &psql, copy: &copy, sock: &sock, port, major, owner, set: &set, plan, logs: &logs }, &mut checks, &mut |e| {
-                ev(&mut timeline, e)
-            });
+        started = run_checks(
+            &RunCtx { bin: &bin, psql: &psql, copy: &copy, sock: &sock, port, major, owner, set: &set, plan, logs: &logs, role: &role },
+            &mut checks,
+            &mut |e| ev(&mut timeline, e),
+        );
     }
     // Every ERROR, FATAL and PANIC the server logged during the rehearsal, unless the plan
     // predicts it or a healthy fast shutdown writes it.
@@ -540,6 +543,8 @@ struct RunCtx<'a> {
     set: &'a Settings,
     plan: &'a Plan,
     logs: &'a [PathBuf; 2],
+    /// The role to connect as: the bootstrap superuser.
+    role: &'a str,
 }
 
 /// The first failure line of a log (FATAL or PANIC first), for a check's detail.
@@ -576,18 +581,7 @@ fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -
     let early = first_failure(&r.logs[0]).filter(|l| l.contains("FATAL:") || l.contains("PANIC:"));
     checks.push(Check { what: "server starts without FATAL or PANIC".into(), ok: early.is_none(), detail: early.unwrap_or_default() });
     ev("server ready on the copy".into());
-    let mut s = Server { child, sock: r.sock.to_path_buf(), port: r.port, role: "postgres".into() };
-    // The bootstrap superuser is "postgres" unless initdb was told otherwise: then the data
-    // directory owner's name is the usual one.
-    if s.psql(r.psql, "postgres", "select 1").is_err_and(|e| e.contains("role \"postgres\" does not exist")) {
-        if let Some(u) = r
-            .owner
-            .and_then(|(u, _)| nix::unistd::User::from_uid(u.into()).ok().flatten())
-            .or_else(|| nix::unistd::User::from_uid(nix::unistd::geteuid()).ok().flatten())
-        {
-            s.role = u.name;
-        }
-    }
+    let mut s = Server { child, sock: r.sock.to_path_buf(), port: r.port, role: r.role.to_string() };
     let dbs = s
         .psql(r.psql, "postgres", "select datname from pg_database where datallowconn order by 1")
         .or_else(|_| s.psql(r.psql, "template1", "select datname from pg_database where datallowconn order by 1"));

@@ -293,3 +293,30 @@ fn checksum_failed_page_is_not_rewritten_without_the_opt_in() {
     c.start();
     assert_eq!(c.sql("select count(*) from ziplog"), "20000");
 }
+
+/// The first half of a page zeroed (a torn write that lost its first sector): the header
+/// and line pointers are gone, the tuples in the second half are not. diagnose and plan
+/// must not say "0 rows" (found walking the README as a new DBA): how many rows the page
+/// held is unknown, and emptying the page loses every one of them.
+#[test]
+fn torn_page_does_not_claim_zero_rows() {
+    let mut c = Cluster::new(15, InitOpts::default());
+    c.start();
+    c.sql("create table orders as select g as id, md5(g::text) as v from generate_series(1, 20000) g");
+    c.sql("checkpoint");
+    let rel = c.relpath("orders");
+    c.stop();
+    scribble(&c.data.join(&rel), 10 * 8192, &[0u8; 4096]);
+    let o = pgsalvage().args(["diagnose", "-D"]).arg(&c.data).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("count unknown") && !out.contains("loses: 0 rows") && !out.contains("holds 0 rows"), "{out}");
+    let work = Scratch::new("torn");
+    let pl = make_plan(&c.data, &work.path().join("plan.json"), &[]);
+    let a = pl.actions.iter().find(|a| matches!(a.kind, ActionKind::ZeroPage { .. })).unwrap_or_else(|| panic!("{pl:?}"));
+    assert!(a.data_loss.contains("how many is unknown"), "{}", a.data_loss);
+    assert!(
+        pl.findings.iter().all(|f| f.alternatives.iter().all(|alt| !alt.action.starts_with("replace the page"))),
+        "the chosen repair is not listed as not chosen: {:?}",
+        pl.findings
+    );
+}

@@ -324,3 +324,33 @@ fn rehearse_every_layout() {
     let o = pgsalvage().current_dir(&outer).args(["rehearse", "--plan"]).arg(&plan).args(["-D", "data"]).output().unwrap();
     assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
 }
+
+/// A cluster whose bootstrap superuser is not `postgres` (initdb -U admin, or a rename):
+/// the rehearsal finds the name in pg_authid offline and connects as it (found walking the
+/// README as a new DBA: every check failed with `role "postgres" does not exist`).
+#[test]
+fn rehearse_with_another_superuser_name() {
+    let mut c = Cluster::new(15, InitOpts::default());
+    c.start();
+    c.sql("create table ziplog as select g as id, md5(g::text) as v from generate_series(1, 20000) g");
+    c.sql("create role tmp superuser login");
+    let o = c.psql_cmd("postgres").args(["-U", "tmp", "-c", "alter role postgres rename to admin"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rel = c.psql_cmd("postgres").args(["-U", "tmp", "-c", "select pg_relation_filepath('ziplog')"]).output().unwrap();
+    let rel = String::from_utf8_lossy(&rel.stdout).trim().to_string();
+    let o = c.psql_cmd("postgres").args(["-U", "tmp", "-c", "drop role tmp"]).output().unwrap();
+    assert!(!o.status.success(), "a role cannot drop itself; it stays, harmless");
+    let stop = as_postgres(Command::new(c.bin.tool("pg_ctl")).arg("-D").arg(&c.data).args(["-w", "-m", "fast", "stop"])).output().unwrap();
+    assert!(stop.status.success());
+    let dd = pgsalvage::datadir::DataDir::open(&c.data).unwrap();
+    let (ctl, _, _) = dd.control().unwrap();
+    assert_eq!(pgsalvage::catalog::bootstrap_superuser(&dd, &ctl).as_deref(), Some("admin"));
+    garble_xmin(&c.data.join(&rel), 3, 4294692688, true);
+    let work = Scratch::new("superuser");
+    let plan = work.path().join("plan.json");
+    let (code, _, err) = run(&["plan", "-o"], &[&plan, Path::new("-D"), &c.data]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(&["rehearse", "--plan"], &[&plan, Path::new("-D"), &c.data]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("verdict: safe to apply") && out.contains("rows of public.ziplog in postgres (touched by A1): 20000"), "{out}");
+}

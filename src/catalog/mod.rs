@@ -19,6 +19,9 @@ pub const PG_DATABASE: u32 = 1262;
 pub const PG_CLASS: u32 = 1259;
 pub const PG_NAMESPACE: u32 = 2615;
 pub const PG_INDEX: u32 = 2610;
+pub const PG_AUTHID: u32 = 1260;
+/// The bootstrap superuser's oid (BOOTSTRAP_SUPERUSERID).
+pub const BOOTSTRAP_SUPERUSERID: u32 = 10;
 /// Default tablespace oids.
 pub const DEFAULTTABLESPACE: u32 = 1663;
 pub const GLOBALTABLESPACE: u32 = 1664;
@@ -249,6 +252,21 @@ fn live_rows(dd: &DataDir, rel: &str, major: PgMajor, c: &ControlFile, clog: &mu
         }
     }
     out.into_iter().zip(keep).filter(|(_, k)| *k).map(|((o, _, d), _)| (o, d)).collect()
+}
+
+/// The name of the bootstrap superuser (the role initdb made, oid 10: `postgres` unless
+/// initdb was given -U), read from pg_authid offline. Its first column is rolname.
+pub fn bootstrap_superuser(dd: &DataDir, c: &ControlFile) -> Option<String> {
+    let major = c.major;
+    let shared = relmap::parse(major, &dd.read("global/pg_filenode.map").ok()?).ok()?;
+    let &(_, node) = shared.iter().find(|(o, _)| *o == PG_AUTHID)?;
+    let mut clog = Clog::new(dd, c.database_block_size, c.checkpoint.next_xid.xid());
+    let mut problems = Vec::new();
+    live_rows(dd, &format!("global/{node}"), major, c, &mut clog, &mut problems)
+        .into_iter()
+        .find(|(oid, _)| *oid == BOOTSTRAP_SUPERUSERID)
+        .and_then(|(_, data)| name_at(&data, layout::first(major)))
+        .filter(|n| !n.is_empty())
 }
 
 impl Catalog {

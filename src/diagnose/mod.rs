@@ -335,11 +335,15 @@ fn disk_full(dd: &DataDir, c: &ControlFile, r: &CheckReport, logs: &[LogLine]) -
 }
 
 fn rows_on(dd: &DataDir, file: &str, block: u32, c: &ControlFile) -> Option<usize> {
+    tuples::rows_on_page(&page_on(dd, file, block, c)?)
+}
+
+/// The bytes of one block of a relation file.
+fn page_on(dd: &DataDir, file: &str, block: u32, c: &ControlFile) -> Option<Vec<u8>> {
     let bs = c.database_block_size as u64;
     let in_seg = block as u64 % c.blocks_per_segment as u64;
     let bytes = dd.read(file).ok()?;
-    let p = bytes.get((in_seg * bs) as usize..((in_seg + 1) * bs) as usize)?;
-    tuples::rows_on_page(p)
+    bytes.get((in_seg * bs) as usize..((in_seg + 1) * bs) as usize).map(<[u8]>::to_vec)
 }
 
 fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::TupleScan, name_of: &dyn Fn(&str) -> Option<String>) -> Vec<Finding> {
@@ -362,13 +366,28 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
                         .repair("accept the content as it is and rewrite the checksum (explicit opt-in: the content may be wrong)", "nothing, but wrong values may stay", false)
                         .repair("replace the page with an empty one, keeping the original bytes as a salvage file", rows_txt.clone(), false)
                 } else {
-                    Finding::new("page-invalid", format!("invalid page header in block {blk} of {what}"))
-                        .explain(
-                            format!("the 24-byte page header fails the checks the server makes before it uses a page (pd_lower <= pd_upper <= pd_special <= block size, valid flags), so the server refuses the whole block. The page holds {rows_txt}."),
-                            format!("every query that reads block {blk} fails with \"invalid page in block {blk} of relation {}\"; pg_dump of this table fails; VACUUM fails", f.file.as_deref().map(|p| p.split('.').next().unwrap_or(p)).unwrap_or("")),
+                    // The repair offered first is the one `plan` makes: a header rebuild only
+                    // when the line pointers and tuples are consistent enough to derive it.
+                    let rebuildable =
+                        f.file.as_deref().and_then(|p| page_on(dd, p, blk, c)).is_some_and(|pg| crate::plan::bytes::derive_header(&pg, 0).is_some());
+                    let finding = Finding::new("page-invalid", format!("invalid page header in block {blk} of {what}")).explain(
+                        format!(
+                            "the 24-byte page header fails the checks the server makes before it uses a page (pd_lower <= pd_upper <= pd_special <= block size, valid flags), so the server refuses the whole block. The page holds {rows_txt}.{}",
+                            if rebuildable { "" } else { " Its line pointers are not consistent enough to rebuild the header from them." }
+                        ),
+                        format!("every query that reads block {blk} fails with \"invalid page in block {blk} of relation {}\"; pg_dump of this table fails; VACUUM fails", f.file.as_deref().map(|p| p.split('.').next().unwrap_or(p)).unwrap_or("")),
+                    );
+                    let finding = if rebuildable {
+                        finding.repair("rebuild the header from the line pointers and tuples", "nothing: every row stays", true)
+                    } else {
+                        finding
+                    };
+                    finding
+                        .repair(
+                            "replace the page with an empty one (as zero_damaged_pages does, but on disk), keeping the original bytes as a salvage file",
+                            rows_txt.clone(),
+                            !rebuildable,
                         )
-                        .repair("rebuild the header from the line pointers and tuples, when they are consistent", "nothing: every row stays", true)
-                        .repair("replace the page with an empty one (as zero_damaged_pages does, but on disk), keeping the original bytes as a salvage file", rows_txt.clone(), false)
                         .repair("restore the table from a backup", "changes since that backup", false)
                 }
             }

@@ -175,6 +175,16 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
 /// array, pointing at something at least a tuple header long) — what a header rebuild would
 /// keep.
 pub fn rows_on_page(page: &[u8]) -> Option<usize> {
+    let n = rows_by_line_pointers(page)?;
+    // No row by the line pointers, yet bytes past them: the pointers are lost (a torn or
+    // zeroed first half, say), not the rows. Their number is unknown.
+    if n == 0 && page.get(crate::format::page::SIZE_OF_PAGE_HEADER..).is_some_and(|b| b.iter().any(|&x| x != 0)) {
+        return None;
+    }
+    Some(n)
+}
+
+fn rows_by_line_pointers(page: &[u8]) -> Option<usize> {
     use crate::format::page::{ItemId, LpFlags};
     if let Ok(v) = crate::format::page::line_pointers(page) {
         return Some(v.iter().filter(|i| i.flags == LpFlags::Normal).count());

@@ -517,8 +517,11 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                         ActionKind::ZeroPage { rows },
                         target(file, Some(block)),
                         "block",
-                        "the page is replaced by an empty one (the server accepts all-zero pages); its bytes are kept as a salvage file".into(),
-                        format!("{} rows on the page", rows.map(|r| r.to_string()).unwrap_or_else(|| "all".into())),
+                        "the page is replaced by an empty one (the server accepts all-zero pages); its original bytes stay in the rollback store".into(),
+                        match rows {
+                            Some(r) => format!("{r} rows on the page"),
+                            None => "every row on the page (how many is unknown: its line pointers are lost)".into(),
+                        },
                         Risk::High,
                     ));
                 } else {
