@@ -636,12 +636,20 @@ fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -
     if let Some(c) = written_pages_check(&s, r.psql, r.plan) {
         checks.push(c);
     }
+    let mut vacuumed = std::collections::BTreeSet::new();
     for a in &r.plan.actions {
         if let Some(rel) = &a.target.relation {
             if let (Some(rest), true) = (rel.strip_prefix("table "), a.target.block.is_some()) {
                 if let Some((name, db)) = rest.split_once(" in database ") {
                     let res = s.psql(r.psql, db, &format!("select count(*) from {name}"));
                     checks.push(Check { what: format!("rows of {name} in {db} (touched by {})", a.id), ok: res.is_ok(), detail: res.unwrap_or_else(|e| e) });
+                    // VACUUM prunes and rewrites the pages the plan changed: what reads
+                    // well but breaks the next write of a page ("corrupted line pointer")
+                    // shows here.
+                    if vacuumed.insert((name.to_string(), db.to_string())) {
+                        let res = s.psql(r.psql, db, &format!("vacuum {name}"));
+                        checks.push(Check { what: format!("VACUUM {name} in {db}"), ok: res.is_ok(), detail: res.err().unwrap_or_default() });
+                    }
                 }
             }
         }

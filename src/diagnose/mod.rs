@@ -25,6 +25,7 @@ pub const CODES: &[(&str, Severity)] = &[
     ("tuple-xid-before-horizon", Severity::Error),
     ("tuple-multixact-out-of-range", Severity::Error),
     ("tuple-pointer-invalid", Severity::Error),
+    ("tuple-pointer-hides-row", Severity::Error),
     ("tuple-hint-contradiction", Severity::Warning),
     ("xact-status-lost", Severity::Error),
     ("page-invalid", Severity::Error),
@@ -490,6 +491,10 @@ fn from_tuples(dd: &DataDir, c: &ControlFile, problems: &[TupleProblem], name_of
                 .explain("a line pointer gives the offset and length of a tuple; these do not fit the page, so reading them can crash the server or return garbage", "queries reading the page may crash the backend")
                 .repair("mark the broken line pointers dead without storage, as heap_force_kill does", format!("{n} row(s)"), true)
                 .repair("replace the page with an empty one, keeping its bytes as a salvage file", rows.clone(), false),
+            TupleProblemKind::PointerHidesRow => Finding::new("tuple-pointer-hides-row", format!("{n} row(s) in block {block} of {what} are hidden: their line pointers say unused or dead, yet the tuples are intact"))
+                .explain("PostgreSQL zeroes the offset and length of every line pointer it makes unused or dead on a heap page; these still point at whole tuples, so their flag bits were damaged. No query, pg_dump or amcheck sees the rows", "the rows are silently missing; the next VACUUM or pruning of the page discards them for good")
+                .repair("restore the line pointers to normal: the tuples are visible again under the usual visibility rules", "nothing", true)
+                .repair("mark them dead without storage", format!("{n} row(s)"), false),
             TupleProblemKind::HintContradiction => Finding::new("tuple-hint-contradiction", format!("{n} tuple(s) in block {block} of {what} have contradictory hint bits"))
                 .explain("the server never sets these hint bit combinations; the header bytes changed", "visibility of these rows may be wrong")
                 .repair("clear the hint bits so the server looks the status up again", "nothing", true),

@@ -33,6 +33,8 @@ pub enum TupleProblemKind {
     XidBeforeHorizon,
     MultiOutOfRange,
     PointerInvalid,
+    /// An unused or dead line pointer still pointing at an intact tuple: a hidden row.
+    PointerHidesRow,
     HintContradiction,
 }
 
@@ -85,6 +87,21 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
                         |kind, xid, detail: String| s.problems.push(TupleProblem { file: rel.clone(), block: blk, offnum: t.offnum, kind, xid, detail });
                     if let Some(p) = &t.problem {
                         push(TupleProblemKind::PointerInvalid, None, p.clone());
+                        continue;
+                    }
+                    if let Some(hid) = &t.hidden {
+                        push(
+                            TupleProblemKind::PointerHidesRow,
+                            None,
+                            format!(
+                                "line pointer {}: {} but still points at an intact tuple (offset {}, length {}, xmin {})",
+                                t.offnum,
+                                if t.item.flags == crate::format::page::LpFlags::Unused { "unused" } else { "dead" },
+                                t.item.off,
+                                t.item.len,
+                                hid.xmin
+                            ),
+                        );
                         continue;
                     }
                     let Some(h) = t.header else { continue };

@@ -88,6 +88,28 @@ pub fn kill_tuples(page: &[u8], offnums: &[u16], blkno: u32, checksums: bool) ->
     Ok(p)
 }
 
+/// Unused or dead line pointers made normal again with the offset and length they kept
+/// (`items`: item, offset, length). Each must still be unused or dead with exactly that
+/// offset and length, or the page is not the one planned.
+pub fn restore_pointers(page: &[u8], items: &[(u16, u16, u16)], blkno: u32, checksums: bool) -> Result<Vec<u8>, String> {
+    let mut p = page.to_vec();
+    let lps = line_pointers(&p).map_err(|e| e.to_string())?;
+    for &(o, off, len) in items {
+        let it = (o as usize).checked_sub(1).and_then(|i| lps.get(i)).ok_or_else(|| format!("no line pointer {o}"))?;
+        if !matches!(it.flags, LpFlags::Unused | LpFlags::Dead) || it.off != off || it.len != len {
+            return Err(format!("line pointer {o} is not the unused or dead pointer with offset {off} and length {len} it was planned for"));
+        }
+        if off as usize + len as usize > p.len() {
+            return Err(format!("line pointer {o}: offset {off} and length {len} run past the page"));
+        }
+        let normal = ItemId { off, flags: LpFlags::Normal, len };
+        put32(&mut p, SIZE_OF_PAGE_HEADER + 4 * (o as usize - 1), normal.raw());
+    }
+    clear_all_visible(&mut p);
+    set_checksum(&mut p, blkno, checksums);
+    Ok(p)
+}
+
 fn clear_all_visible(p: &mut [u8]) {
     let flags = u16::from_le_bytes([p[10], p[11]]) & !PD_ALL_VISIBLE;
     put16(p, 10, flags);
@@ -241,6 +263,7 @@ mod tests {
             p[upper..upper + 4].copy_from_slice(&(1000 + i as u32).to_le_bytes());
             p[upper + 22] = 24;
             p[upper + 18] = 2;
+            p[upper + 16] = (i + 1) as u8; // t_ctid: itself
         }
         put16(&mut p, 12, (24 + 4 * n) as u16);
         put16(&mut p, 14, upper as u16);
@@ -282,6 +305,30 @@ mod tests {
         let k = kill_tuples(&p, &[1], 7, false).unwrap();
         assert_eq!(heap::tuples(&k).unwrap()[0].item.flags, LpFlags::Dead);
         assert!(freeze_tuples(&p, &[9], 7, false).is_err());
+    }
+
+    #[test]
+    fn hidden_rows_are_found_and_restored() {
+        let p = page_with_tuples(4);
+        let mut hid = p.clone();
+        // Item 2 turned unused and item 3 dead, their offsets and lengths kept (flag bits
+        // flipped); item 4's pointer replaced by junk (unused, pointing past the page).
+        for (i, flags) in [(1usize, 0u32), (2, 3)] {
+            let raw = u32::from_le_bytes(hid[24 + 4 * i..28 + 4 * i].try_into().unwrap());
+            let v = (raw & !(3 << 15)) | (flags << 15);
+            hid[24 + 4 * i..28 + 4 * i].copy_from_slice(&v.to_le_bytes());
+        }
+        hid[36..40].copy_from_slice(&(8100u32 | (400 << 17)).to_le_bytes());
+        let t = heap::tuples(&hid).unwrap();
+        assert!(t[0].hidden.is_none() && t[0].problem.is_none());
+        assert!(t[1].hidden.is_some() && t[2].hidden.is_some());
+        assert!(t[3].hidden.is_none() && t[3].problem.as_deref().unwrap_or("").contains("the row it held is lost"));
+        let items = vec![(2, t[1].item.off, t[1].item.len), (3, t[2].item.off, t[2].item.len)];
+        let fixed = restore_pointers(&hid, &items, 0, true).unwrap();
+        assert_eq!(&fixed[24..36], &p[24..36]);
+        assert_eq!(verify_page(&fixed, 0, true).unwrap(), PageVerdict::Valid);
+        // Planned for other bytes: refused.
+        assert!(restore_pointers(&p, &items, 0, true).is_err());
     }
 
     #[test]

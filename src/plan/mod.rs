@@ -62,6 +62,9 @@ pub enum ActionKind {
     FreezeTuples { offnums: Vec<u16> },
     /// Mark tuples dead (heap_force_kill): rows dropped.
     KillTuples { offnums: Vec<u16> },
+    /// Make unused or dead line pointers that still point at intact tuples normal again:
+    /// (item, offset, length) each, as found: the hidden rows come back.
+    RestorePointers { items: Vec<(u16, u16, u16)> },
     /// Clear a heap block's all-visible/all-frozen bits in the visibility map.
     ClearVisibilityMap { heap_block: u32 },
     /// Rewrite the page header from the page's contents: rows kept.
@@ -214,6 +217,7 @@ impl Plan {
                 a.kind,
                 ActionKind::FreezeTuples { .. }
                     | ActionKind::KillTuples { .. }
+                    | ActionKind::RestorePointers { .. }
                     | ActionKind::ClearVisibilityMap { .. }
                     | ActionKind::RebuildPageHeader { .. }
                     | ActionKind::ZeroPage { .. }
@@ -228,6 +232,11 @@ impl Plan {
                     if offnums.is_empty() || offnums.len() > 2048 || offnums.iter().any(|&o| o == 0 || o > 2048) =>
                 {
                     return Err(at("tuple offsets must be 1..=2048, at least one and at most 2048 of them".into()));
+                }
+                ActionKind::RestorePointers { items }
+                    if items.is_empty() || items.len() > 2048 || items.iter().any(|&(o, off, len)| o == 0 || o > 2048 || off as u32 + len as u32 > 32768) =>
+                {
+                    return Err(at("restored pointers must be items 1..=2048 with offset and length inside a 32 kB page".into()));
                 }
                 ActionKind::SynthesizeXact { pages, first_xid, last_xid, committed, .. } => {
                     // At most one segment (32 pages) of the largest block size: 4 Mi xids.
@@ -448,6 +457,33 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 }
                 let n = offnums.len();
                 ids.push(push(&mut actions, f.code, ActionKind::FreezeTuples { offnums }, target(file, Some(block)), "block", format!("{n} tuple(s) marked frozen (xmin frozen, xmax invalid): the server stops asking pg_xact about the damaged ids and the rows are visible"), format!("nothing is deleted; the {n} row(s) may hold damaged values: check them"), Risk::Medium));
+                if let Some((vm, vblk)) = vm_block(dd, file, block, bs, bps) {
+                    ids.push(push(&mut actions, f.code, ActionKind::ClearVisibilityMap { heap_block: block }, target(&vm, Some(vblk)), "block", vm_effect(block), "nothing".into(), Risk::Low));
+                }
+            }
+            "tuple-pointer-hides-row" => {
+                let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
+                if hides_checksum_failure(file, block) {
+                    refuse(CHECKSUM_TOO.into());
+                    continue;
+                }
+                let Some(page) = block_bytes(dd, file, block, bs, bps) else { continue };
+                let Ok(slots) = crate::format::page::heap::tuples(&page) else { continue };
+                let items: Vec<(u16, u16, u16)> = slots.iter().filter(|t| t.hidden.is_some()).map(|t| (t.offnum, t.item.off, t.item.len)).collect();
+                if items.is_empty() {
+                    continue;
+                }
+                let n = items.len();
+                ids.push(push(
+                    &mut actions,
+                    f.code,
+                    ActionKind::RestorePointers { items },
+                    target(file, Some(block)),
+                    "block",
+                    format!("{n} line pointer(s) made normal again, with the offset and length they kept: the hidden rows are read again, under the usual visibility rules"),
+                    "nothing".into(),
+                    Risk::Medium,
+                ));
                 if let Some((vm, vblk)) = vm_block(dd, file, block, bs, bps) {
                     ids.push(push(&mut actions, f.code, ActionKind::ClearVisibilityMap { heap_block: block }, target(&vm, Some(vblk)), "block", vm_effect(block), "nothing".into(), Risk::Low));
                 }
@@ -786,6 +822,7 @@ pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::Con
     Ok(Some(match &a.kind {
         ActionKind::FreezeTuples { offnums } => bytes::freeze_tuples(page()?, offnums, blk, checksums)?,
         ActionKind::KillTuples { offnums } => bytes::kill_tuples(page()?, offnums, blk, checksums)?,
+        ActionKind::RestorePointers { items } => bytes::restore_pointers(page()?, items, blk, checksums)?,
         ActionKind::ClearVisibilityMap { heap_block } => bytes::clear_vm_bits(page()?, *heap_block, blk, checksums),
         ActionKind::RebuildPageHeader { header } => bytes::rebuild_header(page()?, header, blk, checksums),
         ActionKind::ZeroPage { .. } => vec![0u8; c.database_block_size as usize],

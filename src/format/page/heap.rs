@@ -105,6 +105,11 @@ pub struct TupleSlot {
     /// Why the tuple could not be read, when it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// An unused or dead line pointer that still points at an intact tuple (PostgreSQL
+    /// zeroes the offset and length of every pointer it makes unused or dead on a heap
+    /// page): the row is there but hidden from every query.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<HeapTupleHeader>,
 }
 
 /// Walk the line pointers of a heap page and decode each normal tuple whose pointer is in
@@ -114,9 +119,9 @@ pub fn tuples(page: &[u8]) -> Result<Vec<TupleSlot>, FormatError> {
     let h = PageHeader::parse(page)?;
     let items = line_pointers(page)?;
     let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
+    for (i, &item) in items.iter().enumerate() {
         let offnum = (i + 1) as u16;
-        let mut slot = TupleSlot { offnum, item, header: None, problem: None };
+        let mut slot = TupleSlot { offnum, item, header: None, problem: None, hidden: None };
         if item.flags == LpFlags::Normal {
             let (off, len) = (item.off as usize, item.len as usize);
             slot.problem = if off + len > page.len() {
@@ -140,11 +145,46 @@ pub fn tuples(page: &[u8]) -> Result<Vec<TupleSlot>, FormatError> {
             };
         } else if item.flags == LpFlags::Redirect && (item.off as usize == 0 || item.off as usize > items_len_hint(page)) {
             slot.problem = Some(format!("line pointer {offnum}: redirect to {} outside the line pointer array", item.off));
+        } else if matches!(item.flags, LpFlags::Unused | LpFlags::Dead) && (item.off != 0 || item.len != 0) {
+            let (what, off, len) = (if item.flags == LpFlags::Unused { "unused" } else { "dead" }, item.off, item.len);
+            match hidden_tuple(page, &h, &items, i) {
+                Some(t) => slot.hidden = Some(t),
+                // PageRepairFragmentation (VACUUM, pruning) errors on a used pointer with
+                // storage outside [pd_upper, pd_special): "corrupted line pointer".
+                None => {
+                    slot.problem = Some(format!(
+                        "line pointer {offnum}: {what} but keeps offset {off} and length {len}, where no tuple is: the row it held is lost{}",
+                        if item.flags == LpFlags::Dead { "; VACUUM fails on it with \"corrupted line pointer\"" } else { "" }
+                    ))
+                }
+            }
         }
         out.push(slot);
     }
     Ok(out)
 }
+
+/// The intact tuple an unused or dead pointer (index `i`) still points at, when there is
+/// one: MAXALIGNed, between pd_upper and pd_special, at least a header long, with a sane
+/// t_hoff and item pointer, and overlapping no normal tuple's storage.
+fn hidden_tuple(page: &[u8], h: &PageHeader, items: &[ItemId], i: usize) -> Option<HeapTupleHeader> {
+    let it = items[i];
+    let (off, len) = (it.off as usize, it.len as usize);
+    if off % 8 != 0 || off < h.upper as usize || off + len > (h.special as usize).min(page.len()) || len < SIZEOF_HEAP_TUPLE_HEADER {
+        return None;
+    }
+    let t = HeapTupleHeader::parse(&page[off..off + len]).ok()?;
+    let hoff = t.hoff as usize;
+    if hoff < SIZEOF_HEAP_TUPLE_HEADER || hoff % 8 != 0 || hoff > len || t.ctid_offset == 0 || t.ctid_offset as usize > MAX_ITEMS {
+        return None;
+    }
+    let overlaps =
+        items.iter().enumerate().any(|(j, o)| j != i && o.flags == LpFlags::Normal && (o.off as usize) < off + len && off < o.off as usize + o.len as usize);
+    (!overlaps).then_some(t)
+}
+
+/// MaxHeapTuplesPerPage for the largest block size (32 kB).
+const MAX_ITEMS: usize = 2048;
 
 fn items_len_hint(page: &[u8]) -> usize {
     PageHeader::parse(page).map(|h| h.item_count()).unwrap_or(0)
