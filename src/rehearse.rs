@@ -636,6 +636,12 @@ fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -
     if let Some(c) = written_pages_check(&s, r.psql, r.plan) {
         checks.push(c);
     }
+    // Every dirty page is written and WAL flushed up to each page's LSN.
+    let cp = s.psql(r.psql, "postgres", "checkpoint").or_else(|_| s.psql(r.psql, "template1", "checkpoint"));
+    checks.push(Check { what: "CHECKPOINT".into(), ok: cp.is_ok(), detail: cp.err().unwrap_or_default() });
+    ev("checkpoint".into());
+    // After the CHECKPOINT (so that VACUUM, which logs the pages it changes, cannot hide a
+    // page the server fails to flush); the shutdown checkpoint then writes what it changed.
     let mut vacuumed = std::collections::BTreeSet::new();
     for a in &r.plan.actions {
         if let Some(rel) = &a.target.relation {
@@ -654,10 +660,6 @@ fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -
             }
         }
     }
-    // Every dirty page is written and WAL flushed up to each page's LSN.
-    let cp = s.psql(r.psql, "postgres", "checkpoint").or_else(|_| s.psql(r.psql, "template1", "checkpoint"));
-    checks.push(Check { what: "CHECKPOINT".into(), ok: cp.is_ok(), detail: cp.err().unwrap_or_default() });
-    ev("checkpoint".into());
     let st = s.stop(nix::sys::signal::Signal::SIGINT, wait);
     let state = DataDir::open(r.copy).ok().and_then(|d| d.control().ok()).map(|(c, _, _)| c.state);
     let clean = st.is_some_and(|s| s.success()) && state == Some(crate::format::control::DbState::ShutDown);
