@@ -33,6 +33,7 @@ pub const CODES: &[(&str, Severity, &str)] = &[
     ("page-invalid-header", Severity::Error, "a page header fails the server's checks (invalid page in block N)"),
     ("page-checksum-failure", Severity::Error, "a page's data checksum does not match its contents"),
     ("page-new-not-zero", Severity::Error, "a page with pd_upper 0 holds non-zero bytes (the server rejects it)"),
+    ("page-lsn-past-wal", Severity::Error, "a page's pd_lsn lies past the end of valid WAL (its next write makes every checkpoint fail)"),
     ("relation-partial-block", Severity::Error, "a relation file's size is not a multiple of the block size"),
     ("relation-segment-gap", Severity::Error, "a relation segment file is missing between others"),
     ("relation-segment-short", Severity::Error, "a relation segment that is not the last is shorter than a full segment"),

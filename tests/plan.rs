@@ -371,3 +371,48 @@ fn hidden_rows_come_back(major: u32) {
 }
 
 per_major!(hidden_rows_come_back: hidden_pg10 = 10, hidden_pg15 = 15, hidden_pg18 = 18);
+
+/// A page whose pd_lsn is past the end of WAL (what the old header rebuild left behind, or a
+/// lost WAL tail): the server reads it, then fails every checkpoint once it writes the page.
+/// check names it; the plan sets pd_lsn to the REDO location; the server then checkpoints.
+#[test]
+fn page_lsn_past_wal_is_found_and_set_back() {
+    let mut c = Cluster::new(15, InitOpts::default());
+    c.start();
+    c.sql("create table ziplog (id int primary key, v text); insert into ziplog select g, md5(g::text) from generate_series(1, 20000) g");
+    c.sql("checkpoint");
+    let rel = c.relpath("ziplog");
+    c.stop();
+    let file = c.data.join(&rel);
+    let mut b = std::fs::read(&file).unwrap();
+    let page = &mut b[5 * 8192..6 * 8192];
+    page[0..8].copy_from_slice(&[0x00, 0x60, 0x8F, 0x18, 0xCA, 0x7E, 0xD1, 0x0C]);
+    let sum = pgsalvage::format::checksum::page_checksum(page, 5);
+    page[8..10].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&file, b).unwrap();
+    // The server's own verdict on the damage, on a copy: reads fine, cannot checkpoint.
+    let work = Scratch::new("lsn");
+    let copy = work.path().join("copy");
+    run_ok(std::process::Command::new("cp").arg("-a").arg(&c.data).arg(&copy));
+    let mut s = Cluster::at(15, &copy);
+    s.start();
+    // The first read sets hint bits: the page is dirty, with its LSN as it is.
+    assert_eq!(s.sql("select count(*) from ziplog"), "20000");
+    let (ok, _, err) = s.try_sql("checkpoint");
+    let log = std::fs::read_to_string(&s.log).unwrap();
+    assert!(!ok && err.contains("checkpoint request failed") && log.contains("xlog flush request"), "the damage is real: {err}\n{log}");
+    s.crash();
+    let o = pgsalvage().args(["check", "--json", "-D"]).arg(&c.data).output().unwrap();
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f: Vec<&Value> = j["findings"].as_array().unwrap().iter().filter(|f| f["code"] == "page-lsn-past-wal").collect();
+    assert_eq!(f.len(), 1, "{j}");
+    assert_eq!((f[0]["file"].as_str(), f[0]["block"].as_u64()), (Some(rel.as_str()), Some(5)));
+    let pl = make_plan(&c.data, &work.path().join("plan.json"), &[]);
+    let a = pl.actions.iter().find(|a| matches!(a.kind, ActionKind::SetPageLsn { .. })).unwrap_or_else(|| panic!("{pl:?}"));
+    assert_eq!(a.target.block, Some(5));
+    apply_bytes(&c.data, &pl);
+    c.start();
+    c.sql("update ziplog set v = v || 'x'");
+    c.sql("checkpoint");
+    assert_eq!(c.sql("select count(*) from ziplog where v like '%x'"), "20000");
+}

@@ -90,6 +90,10 @@ pub fn check(dd: &DataDir, opts: &CheckOptions, progress: &dyn Progress) -> Resu
     let pages = pages.transpose()?;
     let xact = xact.transpose()?;
     let wal = wal.transpose()?;
+    let mut wal = wal;
+    if let (Some((p, _)), Some((w, wf))) = (pages.as_ref(), wal.as_mut()) {
+        findings.extend(pages_past_wal(p, w, wf));
+    }
     for part in [pages.as_ref().map(|p| &p.1), xact.as_ref().map(|x| &x.1), wal.as_ref().map(|w| &w.1)].into_iter().flatten() {
         findings.extend(part.iter().cloned());
     }
@@ -103,6 +107,59 @@ pub fn check(dd: &DataDir, opts: &CheckOptions, progress: &dyn Progress) -> Resu
         wal: wal.map(|w| w.0),
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// Pages whose pd_lsn lies past the end of valid WAL. The server flushes WAL up to a page's
+/// LSN before it writes the page, so no healthy page is ever past the WAL that reached disk
+/// (crash or not). Where WAL breaks (a lost segment, a broken record), such pages are
+/// evidence of what was lost and go into that finding; where the checkpoint record cannot
+/// even be reached, the end of WAL says nothing and they are not judged; otherwise each is a
+/// finding of its own (a damaged pd_lsn, or WAL lost from its tail, which nothing else in the
+/// data directory shows).
+fn pages_past_wal(p: &PageSummary, w: &WalSummary, wf: &mut [Finding]) -> Vec<Finding> {
+    let end = w.end_of_valid_wal.0;
+    let mut past: Vec<&(String, u32, u64)> = p.late_pages.iter().filter(|(_, _, l)| *l > end).collect();
+    if past.is_empty() {
+        return vec![];
+    }
+    past.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let max = past.iter().map(|x| x.2).max().unwrap_or(end);
+    if let Some(brk) = wf.iter_mut().find(|f| matches!(f.code, "wal-segment-missing" | "wal-record-broken")) {
+        brk.evidence.push(format!(
+            "{} page(s) carry LSNs past the end of valid WAL {}, up to {} (first: {} block {}): the server wrote them from WAL that is lost",
+            past.len(),
+            crate::format::types::Lsn(end),
+            crate::format::types::Lsn(max),
+            past[0].0,
+            past[0].1
+        ));
+        return vec![];
+    }
+    if !w.checkpoint_record_ok {
+        return vec![];
+    }
+    let shown = 100;
+    let mut out: Vec<Finding> = past
+        .iter()
+        .take(shown)
+        .map(|(file, block, lsn)| {
+            Finding::new(
+                "page-lsn-past-wal",
+                Area::Pages,
+                format!("block {block} of {file} has pd_lsn {}, past the end of valid WAL {}", crate::format::types::Lsn(*lsn), crate::format::types::Lsn(end)),
+            )
+            .file(file.clone())
+            .block(*block)
+            .lsn(crate::format::types::Lsn(*lsn))
+            .evidence("the server flushes WAL up to a page's LSN before it writes the page: the next write of this one makes every checkpoint fail (\"xlog flush request ... is not satisfied\")")
+        })
+        .collect();
+    if past.len() > shown {
+        if let Some(last) = out.last_mut() {
+            last.evidence.push(format!("{} more page(s) like it are not listed", past.len() - shown));
+        }
+    }
+    out
 }
 
 /// The tablespace version directory name of a cluster: `PG_<major>_<catversion>`.

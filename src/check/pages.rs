@@ -28,7 +28,19 @@ pub struct PageSummary {
     pub all_zero_blocks: u64,
     pub checksums_verified: bool,
     pub bad_blocks: u64,
+    /// The highest pd_lsn of a page the server accepts: WAL must reach at least this far,
+    /// or the next write of that page makes every checkpoint fail.
+    pub max_page_lsn: crate::format::types::Lsn,
+    /// Accepted pages whose pd_lsn lies past the latest checkpoint's REDO location (file,
+    /// block, pd_lsn), at most LATE_KEPT of them; compared with the end of WAL by `check`.
+    #[serde(skip)]
+    pub late_pages: Vec<(String, u32, u64)>,
+    #[serde(skip)]
+    pub late_count: u64,
 }
+
+/// How many pages past the REDO location are kept for the comparison with the end of WAL.
+const LATE_KEPT: usize = 4096;
 
 struct Item {
     file: usize,
@@ -42,14 +54,25 @@ struct Tally {
     zero: u64,
     bad: u64,
     findings: Vec<Finding>,
+    max_lsn: u64,
+    late: Vec<(String, u32, u64)>,
+    late_count: u64,
 }
 
 impl Tally {
-    fn merge(mut self, o: Tally) -> Tally {
+    fn merge(mut self, mut o: Tally) -> Tally {
         self.blocks += o.blocks;
         self.zero += o.zero;
         self.bad += o.bad;
         self.findings.extend(o.findings);
+        self.max_lsn = self.max_lsn.max(o.max_lsn);
+        self.late_count += o.late_count;
+        // Keep the highest LSNs: they are the ones past the end of WAL, if any are.
+        self.late.append(&mut o.late);
+        if self.late.len() > LATE_KEPT {
+            self.late.sort_by(|a, b| b.2.cmp(&a.2));
+            self.late.truncate(LATE_KEPT);
+        }
         self
     }
 }
@@ -73,7 +96,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile, progress: &dyn Progress) -> Result<(P
     progress.start(total);
     let tally = items
         .par_iter()
-        .map(|it| scan_item(dd, &files[it.file], it, bs, c.blocks_per_segment, checksums, progress))
+        .map(|it| scan_item(dd, &files[it.file], it, bs, c.blocks_per_segment, checksums, c.checkpoint.redo_lsn.0, progress))
         .try_reduce(Tally::default, |a, b| Ok(a.merge(b)))?;
     findings.extend(tally.findings);
     let summary = PageSummary {
@@ -83,11 +106,15 @@ pub fn scan(dd: &DataDir, c: &ControlFile, progress: &dyn Progress) -> Result<(P
         all_zero_blocks: tally.zero,
         checksums_verified: checksums,
         bad_blocks: tally.bad,
+        max_page_lsn: crate::format::types::Lsn(tally.max_lsn),
+        late_pages: tally.late,
+        late_count: tally.late_count,
     };
     Ok((summary, findings))
 }
 
-fn scan_item(dd: &DataDir, f: &RelFile, it: &Item, bs: u64, blocks_per_segment: u32, checksums: bool, progress: &dyn Progress) -> Result<Tally> {
+#[allow(clippy::too_many_arguments)]
+fn scan_item(dd: &DataDir, f: &RelFile, it: &Item, bs: u64, blocks_per_segment: u32, checksums: bool, redo: u64, progress: &dyn Progress) -> Result<Tally> {
     let rel = f.path();
     let path = dd.path(&rel);
     let file = File::open(&path).map_err(|e| Error::io("open relation file", &path, e))?;
@@ -101,7 +128,19 @@ fn scan_item(dd: &DataDir, f: &RelFile, it: &Item, bs: u64, blocks_per_segment: 
         let offset = in_seg as u64 * bs;
         let v = verify_page(page, blkno, checksums).map_err(|e| Error::format(&path, e.shifted(offset as usize), "unexpected block size"))?;
         let finding = match v {
-            PageVerdict::Valid => None,
+            PageVerdict::Valid => {
+                // pd_lsn: xlogid then xrecoff, native (little-endian) order.
+                let lsn =
+                    (u32::from_le_bytes([page[0], page[1], page[2], page[3]]) as u64) << 32 | u32::from_le_bytes([page[4], page[5], page[6], page[7]]) as u64;
+                t.max_lsn = t.max_lsn.max(lsn);
+                if lsn > redo {
+                    t.late_count += 1;
+                    if t.late.len() < LATE_KEPT {
+                        t.late.push((rel.clone(), blkno, lsn));
+                    }
+                }
+                None
+            }
             PageVerdict::AllZero => {
                 t.zero += 1;
                 None

@@ -30,6 +30,7 @@ pub const CODES: &[(&str, Severity)] = &[
     ("xact-status-lost", Severity::Error),
     ("page-invalid", Severity::Error),
     ("page-checksum-failure", Severity::Error),
+    ("page-lsn-past-wal", Severity::Error),
     ("relation-file-damaged", Severity::Error),
     ("wal-lost", Severity::Error),
     ("wal-checkpoint-unreadable", Severity::Error),
@@ -133,6 +134,9 @@ pub struct Diagnosis {
     /// lost), for `plan`, which must not read every heap page a second time.
     #[serde(skip)]
     pub tuples: tuples::TupleScan,
+    /// The highest pd_lsn of any page the server accepts: a WAL reset must start past it.
+    #[serde(skip)]
+    pub max_page_lsn: Option<crate::format::types::Lsn>,
 }
 
 impl Diagnosis {
@@ -175,6 +179,7 @@ pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -
         heap_pages_scanned: 0,
         tuples: Default::default(),
         tuples_scanned: 0,
+        max_page_lsn: None,
     };
     let control = match dd.control() {
         Ok((c, crc, _)) => {
@@ -224,6 +229,7 @@ pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -
         );
     }
     let report = check::check(dd, &CheckOptions { jobs: opts.jobs, only: None }, progress)?;
+    d.max_page_lsn = report.pages.as_ref().map(|p| p.max_page_lsn);
     let catalog = Catalog::load(dd, &c);
     if !catalog.problems.is_empty() {
         let mut f = Finding::new("catalog-unreadable", "parts of the system catalogs cannot be read: some relations are named by file path only").explain(
@@ -391,6 +397,20 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
                         )
                         .repair("restore the table from a backup", "changes since that backup", false)
                 }
+            }
+            "page-lsn-past-wal" => {
+                let blk = f.block.unwrap_or(0);
+                Finding::new("page-lsn-past-wal", format!("block {blk} of {what} carries an LSN past the end of WAL"))
+                    .explain(
+                        format!(
+                            "{}. Every page's LSN is the WAL position of its last change, and the server writes WAL before the page, so no intact page is ahead of the WAL on disk: either its pd_lsn bytes are damaged (a header scribble, a bad earlier repair), or WAL written after {} is lost from the end of pg_wal",
+                            f.message,
+                            r.wal.as_ref().map(|w| w.end_of_valid_wal).unwrap_or_default()
+                        ),
+                        "the page reads well, but the first time the server writes it (a hint bit, VACUUM, any change) every checkpoint fails with \"xlog flush request ... is not satisfied\", and a fast shutdown ends abnormally",
+                    )
+                    .repair("set the page's pd_lsn to the latest checkpoint's REDO location (the content stays)", "nothing, if the pd_lsn bytes were the damage; if WAL was lost, the changes it held are lost already", true)
+                    .repair("reset WAL to start past the highest page LSN (pgsalvage plan --reset-wal)", "the transactions after the latest checkpoint that only WAL holds", false)
             }
             "relation-partial-block" | "relation-segment-gap" | "relation-segment-short" => {
                 Finding::new("relation-file-damaged", format!("{} of {what}", f.code.replace('-', " ")))

@@ -73,6 +73,9 @@ pub enum ActionKind {
     ZeroPage { rows: Option<u32> },
     /// Store the checksum of the page's current content (explicit opt-in).
     AcceptChecksum { checksum: u16 },
+    /// Set pd_lsn (a page whose LSN is past the end of WAL) to `lsn`, the latest
+    /// checkpoint's REDO location; the content stays; checksum recomputed.
+    SetPageLsn { lsn: u64 },
     /// Store the CRC of pg_control's current content, after its values were checked against
     /// WAL's checkpoint record and the data directory (only the 4 CRC bytes change).
     FixControlCrc { crc: u32 },
@@ -222,6 +225,7 @@ impl Plan {
                     | ActionKind::RebuildPageHeader { .. }
                     | ActionKind::ZeroPage { .. }
                     | ActionKind::AcceptChecksum { .. }
+                    | ActionKind::SetPageLsn { .. }
             );
             if block_action != (a.target.block.is_some() && a.precondition.scope == "block") {
                 return Err(at("a page action needs a target block and a block precondition (and only page actions have them)".into()));
@@ -564,6 +568,20 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     refuse("the line pointers are not consistent enough to rebuild the header, and --no-zero-pages forbids emptying the page".into());
                 }
             }
+            "page-lsn-past-wal" => {
+                let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
+                let lsn = c.checkpoint.redo_lsn;
+                ids.push(push(
+                    &mut actions,
+                    f.code,
+                    ActionKind::SetPageLsn { lsn: lsn.0 },
+                    target(file, Some(block)),
+                    "block",
+                    format!("pd_lsn set to {lsn}, the latest checkpoint's REDO location, which the server's WAL always reaches; the content stays; checksum recomputed"),
+                    "nothing, if the pd_lsn bytes were the damage; if WAL was lost from the end of pg_wal, the changes it held are lost already and this page may disagree with others".into(),
+                    Risk::Medium,
+                ));
+            }
             "page-checksum-failure" => {
                 let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
                 if opts.accept_checksum_failures {
@@ -660,8 +678,11 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     multi_offsets: dd.list("pg_multixact/offsets")?,
                     multi_members: dd.list("pg_multixact/members")?,
                 };
-                let r =
-                    reset::compute(&c, &listing, &reset::ResetOverrides::default(), now).map_err(|e| Error::Usage(format!("cannot plan a WAL reset: {e}")))?;
+                // New WAL must start past the highest page LSN, or the first write of that
+                // page makes every checkpoint fail (pg_resetwal leaves that to -l).
+                let past_pages = past_page_lsn(&c, d.max_page_lsn);
+                let r = reset::compute(&c, &listing, &reset::ResetOverrides { past_pages, ..Default::default() }, now)
+                    .map_err(|e| Error::Usage(format!("cannot plan a WAL reset: {e}")))?;
                 let cp = &r.control.checkpoint;
                 // Only what differs from pg_control is an override: the rest is read from it again.
                 let guessed = |f: &str| r.sources.iter().any(|s| s.field == f && s.source != "pg_control");
@@ -722,6 +743,14 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
         actions,
         not_repairable,
     })
+}
+
+/// The WAL file name of the segment after the one holding `max` (the highest page LSN),
+/// for a reset to start from.
+fn past_page_lsn(c: &crate::format::control::ControlFile, max: Option<crate::format::types::Lsn>) -> Option<String> {
+    let g = crate::format::wal::WalGeometry::new(c.bytes_per_wal_segment, c.wal_block_size).ok()?;
+    let m = max.filter(|m| m.0 > 0)?;
+    Some(g.file_name(c.checkpoint.timeline_id, g.segno(m) + 1))
 }
 
 /// One action whose precondition no longer holds.
@@ -828,6 +857,13 @@ pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::Con
         ActionKind::ZeroPage { .. } => vec![0u8; c.database_block_size as usize],
         // The checksum of the page as it is when the step runs: `checksum` is the value at
         // planning time, and an earlier action of the plan may have changed the page since.
+        ActionKind::SetPageLsn { lsn } => {
+            let mut p = page()?.to_vec();
+            p[0..4].copy_from_slice(&((lsn >> 32) as u32).to_le_bytes());
+            p[4..8].copy_from_slice(&(*lsn as u32).to_le_bytes());
+            bytes::set_checksum(&mut p, blk, checksums);
+            p
+        }
         ActionKind::AcceptChecksum { .. } => {
             let mut p = page()?.to_vec();
             let sum = crate::format::checksum::page_checksum(&p, blk);

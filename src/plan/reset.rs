@@ -29,6 +29,10 @@ pub struct ResetOverrides {
     pub commit_ts: Option<(u32, u32)>,
     /// -l: the first new WAL file name (at least)
     pub wal_file: Option<String>,
+    /// The segment after the one holding the highest page LSN: new WAL starts there at the
+    /// least (a page ahead of WAL makes every checkpoint fail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub past_pages: Option<String>,
 }
 
 /// A value of the reset and where it came from.
@@ -139,6 +143,13 @@ pub fn compute(c: &ControlFile, l: &Listing, o: &ResetOverrides, now: i64) -> Re
         }
     }
     segno += 1;
+    if let Some(f) = &o.past_pages {
+        let (_, s) = g.parse_file_name(f).ok_or_else(|| format!("{f}: not a WAL file name for {} byte segments", g.seg_size))?;
+        if s > segno {
+            segno = s;
+            from = "the segment holding the highest page LSN (pd_lsn) in the data files";
+        }
+    }
     if let Some(f) = &o.wal_file {
         let (_, s) = g.parse_file_name(f).ok_or_else(|| format!("-l {f}: not a WAL file name for {} byte segments", g.seg_size))?;
         if s > segno {
