@@ -109,7 +109,7 @@ fn set(steps: &mut [StepRecord], idx: &HashMap<u32, usize>, step: u32, f: impl F
 
 /// What rollback will do with one step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Plan {
+enum Fate {
     Skip,
     Restore,
 }
@@ -130,7 +130,7 @@ fn relocated_wal_untouched(c: &Change) -> bool {
 
 /// Decide every step's fate from the targets' states now, in reverse order, as if the undos
 /// had already run (so that steps on one target compose). Errors name the first conflict.
-fn decide(dd: &DataDir, op: &Operation, force: bool, operation: &str) -> Result<Vec<(usize, Plan)>> {
+fn decide(dd: &DataDir, op: &Operation, force: bool, operation: &str) -> Result<Vec<(usize, Fate)>> {
     let mut sim: HashMap<String, State> = HashMap::new();
     let mut out = Vec::new();
     for (i, s) in op.steps.iter().enumerate().rev() {
@@ -141,11 +141,11 @@ fn decide(dd: &DataDir, op: &Operation, force: bool, operation: &str) -> Result<
         let cur = sim.entry(key.clone()).or_insert_with(|| s.change.state(dd)).clone();
         let server_ran = matches!(s.change, Change::RelocateWal { .. }) && s.done && cur == s.change.after() && !relocated_wal_untouched(&s.change);
         let plan = if cur == s.change.before() && !s.undoing {
-            Plan::Skip
+            Fate::Skip
         } else if s.undoing || !s.done || (cur == s.change.after() && !server_ran) {
-            Plan::Restore
+            Fate::Restore
         } else if force && matches!(s.change, Change::Block { .. }) {
-            Plan::Restore
+            Fate::Restore
         } else {
             let why = if server_ran { "the server ran on the relocated WAL since".to_string() } else { "it changed since".to_string() };
             let forced = if matches!(s.change, Change::Block { .. }) {
@@ -161,7 +161,7 @@ fn decide(dd: &DataDir, op: &Operation, force: bool, operation: &str) -> Result<
                 hint: forced,
             });
         };
-        if plan == Plan::Restore {
+        if plan == Fate::Restore {
             sim.insert(key, s.change.before());
         }
         out.push((i, plan));
@@ -170,7 +170,7 @@ fn decide(dd: &DataDir, op: &Operation, force: bool, operation: &str) -> Result<
     // old pg_control (or old WAL) with what the server wrote since.
     if force && op.committed {
         let control_now = dd.read(crate::datadir::CONTROL_PATH).ok().map(|b| crate::journal::step::sha(&b));
-        let touches = out.iter().any(|(i, p)| *p == Plan::Restore && op.steps[*i].change.is_cluster_state());
+        let touches = out.iter().any(|(i, p)| *p == Fate::Restore && op.steps[*i].change.is_cluster_state());
         if touches && op.control_after.is_some() && control_now != op.control_after {
             return Err(Error::Refused {
                 message: format!("pg_control changed since operation {operation} was applied (the server ran): its steps on pg_control and WAL cannot be undone without leaving a cluster that does not start"),
@@ -224,7 +224,7 @@ pub fn rollback(dd: &DataDir, operation: Option<&str>, force: bool) -> Result<Ro
     // Everything is decided and checked before the first byte changes.
     let plan = decide(dd, &op, force, &h.operation)?;
     for (i, p) in &plan {
-        if *p == Plan::Restore {
+        if *p == Fate::Restore {
             let s = &op.steps[*i];
             s.change.original_available(dd, &store).map_err(|why| Error::Refused {
                 message: format!("step {} ({}) cannot be undone: {why}; nothing was changed", s.step, s.change.describe()),
@@ -243,7 +243,7 @@ pub fn rollback(dd: &DataDir, operation: Option<&str>, force: bool) -> Result<Ro
     let mut restored = 0;
     for (i, p) in &plan {
         let s = &op.steps[*i];
-        if *p == Plan::Skip {
+        if *p == Fate::Skip {
             // Journaled too: a resumed rollback must not judge this step again against a
             // target that the undos after it have since moved back past its before-state.
             j.append(&Record::Undone { step: s.step }).map_err(partial)?;
