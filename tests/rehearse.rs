@@ -354,3 +354,42 @@ fn rehearse_with_another_superuser_name() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("verdict: safe to apply") && out.contains("rows of public.ziplog in postgres (touched by A1): 20000"), "{out}");
 }
+
+/// Refusals come before anything is copied: a live postmaster, a plan for another cluster,
+/// a work directory without room (it says how much is needed).
+#[test]
+fn rehearse_refuses_before_copying() {
+    let mut c = Cluster::new(15, InitOpts::default());
+    c.start();
+    c.sql("create table ziplog as select g as id, md5(g::text) as v from generate_series(1, 20000) g");
+    let rel = c.relpath("ziplog");
+    c.stop();
+    garble_xmin(&c.data.join(&rel), 3, 4294692688, true);
+    let work = Scratch::new("refuse");
+    let plan = work.path().join("plan.json");
+    let (code, _, err) = run(&["plan", "-o"], &[&plan, Path::new("-D"), &c.data]);
+    assert_eq!(code, 0, "{err}");
+    let wd = work.path().join("wd");
+    std::fs::create_dir(&wd).unwrap();
+    let empty = |what: &str| assert_eq!(std::fs::read_dir(&wd).unwrap().count(), 0, "{what}: something was copied");
+    // Another cluster's plan.
+    let other = Cluster::new(15, InitOpts { checksums: false, wal_segsize_mb: None }); // another initdb: another system identifier
+    let (code, _, err) = run(&["rehearse", "--plan"], &[&plan, Path::new("--workdir"), &wd, Path::new("-D"), &other.data]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("the plan is for cluster"), "{err}");
+    empty("foreign plan");
+    // A work directory on a file system without room.
+    let small = work.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    assert!(Command::new("mount").args(["-t", "tmpfs", "-o", "size=2m"]).arg("tmpfs").arg(&small).status().unwrap().success());
+    let (code, _, err) = run(&["rehearse", "--plan"], &[&plan, Path::new("--workdir"), &small, Path::new("-D"), &c.data]);
+    let _ = Command::new("umount").arg("-l").arg(&small).status();
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("the rehearsal needs about") && err.contains("--workdir"), "{err}");
+    // A live postmaster.
+    c.start();
+    let (code, _, err) = run(&["rehearse", "--plan"], &[&plan, Path::new("--workdir"), &wd, Path::new("-D"), &c.data]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("postmaster") && err.contains("is running"), "{err}");
+    empty("live postmaster");
+}
