@@ -177,17 +177,9 @@ struct Settings {
     config: Option<PathBuf>,
 }
 
-fn start(
-    bin: &Path,
-    data: &Path,
-    sock: &Path,
-    port: u16,
-    log: &Path,
-    major: u32,
-    owner: Option<(u32, u32)>,
-    set: &Settings,
-) -> std::result::Result<Child, String> {
+fn start(r: &RunCtx, log: &Path) -> std::result::Result<Child, String> {
     use std::os::unix::process::CommandExt;
+    let (bin, data, sock, port, major, owner, set) = (r.bin, r.copy, r.sock, r.port, r.major, r.owner, r.set);
     let logf = std::fs::File::create(log).map_err(|e| e.to_string())?;
     if let Some((u, g)) = owner {
         let _ = std::os::unix::fs::chown(log, Some(u), Some(g));
@@ -303,7 +295,7 @@ fn tree_size(p: &Path) -> u64 {
 }
 
 fn free_bytes(p: &Path) -> Option<u64> {
-    nix::sys::statvfs::statvfs(p).ok().map(|s| s.blocks_available() as u64 * s.fragment_size() as u64)
+    nix::sys::statvfs::statvfs(p).ok().map(|s| s.blocks_available() * s.fragment_size())
 }
 
 /// `cp -a SRC DEST`, failing with what cp said.
@@ -562,7 +554,7 @@ fn first_failure(log: &Path) -> Option<String> {
 /// check. Returns whether the server started at all.
 fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -> bool {
     let wait = Duration::from_secs(600);
-    let mut child = match start(r.bin, r.copy, r.sock, r.port, &r.logs[0], r.major, r.owner, r.set) {
+    let mut child = match start(r, &r.logs[0]) {
         Ok(c) => c,
         Err(e) => {
             checks.push(Check { what: "server starts".into(), ok: false, detail: e });
@@ -679,7 +671,7 @@ fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -
     });
     ev("server stopped (fast shutdown)".into());
     // A second start must find a clean shutdown: no recovery.
-    match start(r.bin, r.copy, r.sock, r.port, &r.logs[1], r.major, r.owner, r.set) {
+    match start(r, &r.logs[1]) {
         Ok(mut child) => {
             let ready = wait_ready(&mut child, r.copy, wait);
             let mut s2 = Server { child, sock: r.sock.to_path_buf(), port: r.port, role: s.role.clone() };

@@ -142,9 +142,8 @@ fn decide(dd: &DataDir, op: &Operation, force: bool, operation: &str) -> Result<
         let server_ran = matches!(s.change, Change::RelocateWal { .. }) && s.done && cur == s.change.after() && !relocated_wal_untouched(&s.change);
         let plan = if cur == s.change.before() && !s.undoing {
             Fate::Skip
-        } else if s.undoing || !s.done || (cur == s.change.after() && !server_ran) {
-            Fate::Restore
-        } else if force && matches!(s.change, Change::Block { .. }) {
+        } else if s.undoing || !s.done || (cur == s.change.after() && !server_ran) || (force && matches!(s.change, Change::Block { .. })) {
+            // Unfinished, or as the apply left it, or a block that changed since (--force).
             Fate::Restore
         } else {
             let why = if server_ran { "the server ran on the relocated WAL since".to_string() } else { "it changed since".to_string() };

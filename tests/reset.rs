@@ -101,6 +101,7 @@ fn differential(state: &str, segsize: Option<u32>, forced: bool) {
             multixact_offset: Some(moff),
             commit_ts: Some((x - 50, x - 10)),
             wal_file: Some(wal_file),
+            past_pages: None,
         }
     } else {
         ResetOverrides::default()

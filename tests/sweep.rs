@@ -198,8 +198,8 @@ fn damage(kind: Kind, c: &mut Cluster, rng: &mut Rng) -> (String, Option<BTreeMa
                     let off = (raw & 0x7FFF) as usize;
                     let len = 1 + rng.below(8) as usize;
                     let at = off + rng.below(23) as usize;
-                    for i in at..(at + len).min(8192) {
-                        page[i] = rng.next() as u8;
+                    for b in page[at..(at + len).min(8192)].iter_mut() {
+                        *b = rng.next() as u8;
                     }
                     let fixed = rng.below(2) == 1;
                     if fixed {

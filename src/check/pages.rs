@@ -70,7 +70,7 @@ impl Tally {
         // Keep the highest LSNs: they are the ones past the end of WAL, if any are.
         self.late.append(&mut o.late);
         if self.late.len() > LATE_KEPT {
-            self.late.sort_by(|a, b| b.2.cmp(&a.2));
+            self.late.sort_by_key(|x| std::cmp::Reverse(x.2));
             self.late.truncate(LATE_KEPT);
         }
         self

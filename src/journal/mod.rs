@@ -198,8 +198,7 @@ impl Journal {
     pub fn reopen(store: &Path) -> Result<Journal> {
         let path = store.join(JOURNAL);
         let bytes = std::fs::read(&path).map_err(|e| Error::io("read journal", &path, e))?;
-        let file =
-            OpenOptions::new().write(true).append(true).custom_flags(nix::libc::O_NOFOLLOW).open(&path).map_err(|e| Error::io("open journal", &path, e))?;
+        let file = OpenOptions::new().append(true).custom_flags(nix::libc::O_NOFOLLOW).open(&path).map_err(|e| Error::io("open journal", &path, e))?;
         if let Ok((_, true)) = parse(&bytes) {
             let good = bytes.iter().rposition(|&b| b == b'\n').map(|i| i + 1).unwrap_or(0);
             file.set_len(good as u64).and_then(|_| file.sync_all()).map_err(|e| Error::io("truncate journal", &path, e))?;
