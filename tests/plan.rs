@@ -416,3 +416,27 @@ fn page_lsn_past_wal_is_found_and_set_back() {
     c.sql("checkpoint");
     assert_eq!(c.sql("select count(*) from ziplog where v like '%x'"), "20000");
 }
+
+/// One flipped byte of NextXID in pg_control (offset 67 on 15: its high byte), CRC left wrong:
+/// every tuple then looks "never assigned" and pg_xact "lost" up to the flipped value. The
+/// plan must not act on findings judged against counters WAL does not confirm (found when a
+/// sweep case planned hundreds of pg_xact segments and froze every tuple).
+#[test]
+fn suspect_counters_plan_no_xact_or_freeze() {
+    let mut c = Cluster::new(15, InitOpts::default());
+    c.start();
+    c.sql("create table ziplog as select g as id, md5(g::text) as v from generate_series(1, 20000) g");
+    c.stop();
+    let p = c.data.join("global/pg_control");
+    let b = std::fs::read(&p).unwrap()[67];
+    scribble(&p, 67, &[b ^ 0xFF]);
+    let work = Scratch::new("counters");
+    let pl = make_plan(&c.data, &work.path().join("plan.json"), &[]);
+    assert!(
+        !pl.actions.iter().any(|a| matches!(a.kind, ActionKind::SynthesizeXact { .. } | ActionKind::FreezeTuples { .. })),
+        "{} actions: {:?}",
+        pl.actions.len(),
+        pl.actions.iter().take(3).collect::<Vec<_>>()
+    );
+    assert!(pl.not_repairable.iter().any(|n| n.code == "xact-status-lost" && n.reason.contains("Repair pg_control first")), "{:?}", pl.not_repairable.first());
+}

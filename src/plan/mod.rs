@@ -410,6 +410,12 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
     let mut not_repairable = Vec::new();
     let now = chrono::Utc::now().timestamp();
     let wanted = |code: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == code);
+    // pg_control's CRC fails and its values cannot be confirmed against WAL: NextXID,
+    // oldestXID and the multixact counters may be the damage. Findings judged against them
+    // (lost pg_xact ranges, "never assigned" xids) are not acted on: one flipped byte of
+    // NextXID would otherwise plan gigabytes of invented pg_xact and freeze every tuple.
+    let counters_suspect = d.findings.iter().any(|f| f.code == "control-crc-mismatch") && control_values_check(dd).is_err();
+    const FROM_COUNTERS: &str = "judged against NextXID, oldestXID and the multixact counters of a pg_control whose CRC fails and whose values WAL does not confirm: they may be the damage, not the data. Repair pg_control first (its own finding), then plan again";
     let push = |actions: &mut Vec<Action>, finding: &str, kind: ActionKind, target: Target, scope: &str, effect: String, loss: String, risk: Risk| -> String {
         let id = format!("A{}", actions.len() + 1);
         let precondition = current_precondition(dd, &target, scope, bs, bps);
@@ -445,6 +451,10 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
         let target = |path: &str, block: Option<u32>| Target { path: path.to_string(), block, relation: f.relation.clone() };
         let mut ids = Vec::new();
         let mut refuse = |reason: String| not_repairable.push(NotRepairable { code: f.code.to_string(), title: f.title.clone(), reason });
+        if counters_suspect && matches!(f.code, "xact-status-lost" | "tuple-xid-never-assigned" | "tuple-xid-before-horizon" | "tuple-multixact-out-of-range") {
+            refuse(FROM_COUNTERS.into());
+            continue;
+        }
         match f.code {
             "tuple-xid-never-assigned" | "tuple-xid-before-horizon" | "tuple-multixact-out-of-range" => {
                 let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
