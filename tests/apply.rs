@@ -381,3 +381,52 @@ fn planted_symlink_is_refused() {
     assert_eq!(before, std::fs::read(&outside).unwrap(), "the file outside was written");
     assert_same_tree(&tree_before, &tree(&c.data), "a refused apply changed the data directory");
 }
+
+/// A WAL reset starts past the highest page LSN: a page whose pd_lsn lies in a segment past
+/// every file in pg_wal (written from WAL that was lost) would otherwise make every checkpoint
+/// fail after the reset. The plan says where the start comes from; the server checkpoints.
+#[test]
+fn reset_starts_past_the_highest_page_lsn() {
+    let c = lost_wal_segment();
+    // pgbench_accounts: the largest relation file in base/5 (the cluster cannot start to say).
+    let rel = {
+        let mut big: Vec<(u64, String)> = std::fs::read_dir(c.data.join("base/5"))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                e.file_name().to_str().filter(|n| n.chars().all(|c| c.is_ascii_digit())).map(|n| (e.metadata().unwrap().len(), format!("base/5/{n}")))
+            })
+            .collect();
+        big.sort();
+        big.last().unwrap().1.clone()
+    };
+    // pd_lsn of block 1 set into segment 0x50 (1 MB segments), checksum made right.
+    let file = c.data.join(&rel);
+    let mut b = std::fs::read(&file).unwrap();
+    let page = &mut b[8192..16384];
+    page[0..4].copy_from_slice(&0u32.to_le_bytes());
+    page[4..8].copy_from_slice(&(0x50u32 << 20 | 0x28).to_le_bytes());
+    let sum = pgsalvage::format::checksum::page_checksum(page, 1);
+    page[8..10].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&file, b).unwrap();
+    let work = Scratch::new("reset-lsn");
+    let plan = work.path().join("plan.json");
+    let (code, out, err) = cli(&["plan", "--reset-wal", "-o"], &[&plan, Path::new("-D"), &c.data]);
+    assert_eq!(code, 0, "{out}{err}");
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
+    let reset = p["actions"].as_array().unwrap().iter().find(|a| a["kind"] == "reset-wal").unwrap_or_else(|| panic!("{p}"));
+    let wal_file = reset["wal_file"].as_str().unwrap();
+    assert!(wal_file >= "000000010000000000000051", "{wal_file}");
+    assert!(reset["sources"].to_string().contains("highest page LSN"), "{}", reset["sources"]);
+    let (code, out, err) = cli(
+        &["apply", "--yes", "--without-snapshot-i-may-lose-data", "--plan"],
+        &[&plan, Path::new("--rollback-dir"), &work.path().join("store"), Path::new("-D"), &c.data],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let mut s = Cluster::at(15, &c.data);
+    s.start();
+    s.sql("select count(*) from pgbench_accounts");
+    s.sql("update pgbench_accounts set abalance = abalance + 1 where aid < 100");
+    s.sql("checkpoint");
+    s.stop();
+}

@@ -162,6 +162,12 @@ fn pages_past_wal(p: &PageSummary, w: &WalSummary, wf: &mut [Finding]) -> Vec<Fi
     out
 }
 
+/// The highest pd_lsn of any page the server accepts, read with the geometry of `c` (which
+/// may be a rebuilt pg_control): where a WAL reset must start past.
+pub fn max_page_lsn(dd: &DataDir, c: &ControlFile) -> Result<crate::format::types::Lsn> {
+    pages::scan(dd, c, &Quiet).map(|(p, _)| p.max_page_lsn)
+}
+
 /// The tablespace version directory name of a cluster: `PG_<major>_<catversion>`.
 pub fn version_dir(c: &ControlFile) -> String {
     format!("PG_{}_{}", c.major, c.catalog_version_no)

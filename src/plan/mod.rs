@@ -990,7 +990,9 @@ fn plan_rebuild(dd: &DataDir, opts: &PlanOptions, now: i64) -> Result<Plan> {
         summaries: dd.list("pg_wal/summaries")?,
         ..Default::default()
     };
-    let r = reset::compute(&c, &listing, &reset::ResetOverrides::default(), now).map_err(Error::Usage)?;
+    // The new WAL starts past the highest page LSN too (read with the rebuilt geometry).
+    let past_pages = past_page_lsn(&c, crate::check::max_page_lsn(dd, &c).ok());
+    let r = reset::compute(&c, &listing, &reset::ResetOverrides { past_pages, ..Default::default() }, now).map_err(Error::Usage)?;
     let target = Target { path: crate::datadir::CONTROL_PATH.into(), block: None, relation: None };
     let precondition = current_precondition(dd, &target, "file", c.database_block_size as usize, c.blocks_per_segment);
     let action = Action {
