@@ -30,13 +30,7 @@ fn apply_cmd(d: &Path, plan: &Path, store: &Path) -> Command {
 /// pointer (5): the plan freezes and kills on the same heap block and clears the same
 /// visibility map bit twice, so steps compose.
 fn composed() -> (Cluster, String) {
-    let mut c = Cluster::new(15, InitOpts::default());
-    c.start();
-    c.sql("create table ziplog as select g as id, md5(g::text) as v from generate_series(1, 20000) g");
-    c.sql("vacuum ziplog");
-    c.sql("checkpoint");
-    let rel = c.relpath("ziplog");
-    c.stop();
+    let (c, rel) = ziplog_cluster(15, true);
     let file = c.data.join(&rel);
     garble_xmin(&file, 3, 4294692688, true);
     break_line_pointer(&file, 3, 5);

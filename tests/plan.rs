@@ -275,12 +275,7 @@ fn control_crc_fixed_only_when_values_check_out() {
 /// freeze and the accepted checksum compose on the page and every row reads.
 #[test]
 fn checksum_failed_page_is_not_rewritten_without_the_opt_in() {
-    let mut c = Cluster::new(15, InitOpts::default());
-    c.start();
-    c.sql("create table ziplog as select g as id, md5(g::text) as v from generate_series(1, 20000) g");
-    c.sql("checkpoint");
-    let rel = c.relpath("ziplog");
-    c.stop();
+    let (mut c, rel) = ziplog_cluster(15, false);
     garble_xmin(&c.data.join(&rel), 3, 4294692688, false);
     let work = Scratch::new("plan-checksum");
     let pl = make_plan(&c.data, &work.path().join("plan.json"), &[]);
@@ -423,10 +418,7 @@ fn page_lsn_past_wal_is_found_and_set_back() {
 /// sweep case planned hundreds of pg_xact segments and froze every tuple).
 #[test]
 fn suspect_counters_plan_no_xact_or_freeze() {
-    let mut c = Cluster::new(15, InitOpts::default());
-    c.start();
-    c.sql("create table ziplog as select g as id, md5(g::text) as v from generate_series(1, 20000) g");
-    c.stop();
+    let (c, _) = ziplog_cluster(15, false);
     let p = c.data.join("global/pg_control");
     let b = std::fs::read(&p).unwrap()[67];
     scribble(&p, 67, &[b ^ 0xFF]);

@@ -359,11 +359,7 @@ fn rehearse_with_another_superuser_name() {
 /// a work directory without room (it says how much is needed).
 #[test]
 fn rehearse_refuses_before_copying() {
-    let mut c = Cluster::new(15, InitOpts::default());
-    c.start();
-    c.sql("create table ziplog as select g as id, md5(g::text) as v from generate_series(1, 20000) g");
-    let rel = c.relpath("ziplog");
-    c.stop();
+    let (mut c, rel) = ziplog_cluster(15, false);
     garble_xmin(&c.data.join(&rel), 3, 4294692688, true);
     let work = Scratch::new("refuse");
     let plan = work.path().join("plan.json");

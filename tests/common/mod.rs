@@ -572,3 +572,19 @@ pub fn break_line_pointer(file: &Path, block: usize, item: usize) {
     page[8..10].copy_from_slice(&sum.to_le_bytes());
     std::fs::write(file, b).unwrap();
 }
+
+/// A stopped cluster of `major` with table `ziplog` (id, v) of 20,000 rows written by one
+/// transaction, VACUUMed (all-visible, with a visibility map) or not (no hint bits), then
+/// checkpointed; and the table's file relative to the data directory.
+pub fn ziplog_cluster(major: u32, vacuum: bool) -> (Cluster, String) {
+    let mut c = Cluster::new(major, InitOpts::default());
+    c.start();
+    c.sql("create table ziplog as select g as id, md5(g::text) as v from generate_series(1, 20000) g");
+    if vacuum {
+        c.sql("vacuum ziplog");
+    }
+    c.sql("checkpoint");
+    let rel = c.relpath("ziplog");
+    c.stop();
+    (c, rel)
+}
