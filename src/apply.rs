@@ -140,6 +140,7 @@ pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> 
             })
             .ok_or_else(|| Error::Usage("pg_control unreadable and the plan does not rebuild it".into()))
     })?;
+    let c = c.with_usable_geometry().0;
     let dir_mtimes: Vec<(String, (i64, i64))> = dirs_touched(p).into_iter().filter_map(|d| dir_mtime(&dd.path(&d)).map(|t| (d, t))).collect();
     let operation = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), std::process::id());
     let store_root = opts.store_root.clone().unwrap_or_else(|| default_store_root(dd));

@@ -30,6 +30,11 @@ pub enum Area {
 pub const CODES: &[(&str, Severity, &str)] = &[
     ("control-unreadable", Severity::Error, "global/pg_control cannot be decoded"),
     ("control-crc-mismatch", Severity::Error, "global/pg_control's CRC does not match its contents"),
+    (
+        "control-values-invalid",
+        Severity::Error,
+        "pg_control holds a block size, segment size or WAL geometry PostgreSQL does not allow (the defaults are used to read the files)",
+    ),
     ("page-invalid-header", Severity::Error, "a page header fails the server's checks (invalid page in block N)"),
     ("page-checksum-failure", Severity::Error, "a page's data checksum does not match its contents"),
     ("page-new-not-zero", Severity::Error, "a page with pd_upper 0 holds non-zero bytes (the server rejects it)"),

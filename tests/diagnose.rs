@@ -314,3 +314,31 @@ fn churned_cluster_has_no_tuple_findings(major: u32) {
 }
 
 per_major!(churned_cluster_has_no_tuple_findings: churned_pg10 = 10, churned_pg15 = 15, churned_pg18 = 18);
+
+/// pg_control zero-filled but for its first 16 bytes (a case from PostgreSQL's own
+/// pg_resetwal tests): block size, segment size and WAL geometry are 0. check, diagnose and
+/// plan once divided by the block size and panicked; now they read the files with the
+/// defaults, say so (`control-values-invalid`), and end with an exit code, not a panic.
+#[test]
+fn zeroed_geometry_is_no_panic() {
+    let mut c = Cluster::new(15, InitOpts::default());
+    c.start();
+    c.sql("create table t as select g from generate_series(1, 1000) g");
+    c.stop();
+    let p = c.data.join("global/pg_control");
+    let mut b = std::fs::read(&p).unwrap();
+    for x in b[16..].iter_mut() {
+        *x = 0;
+    }
+    std::fs::write(&p, b).unwrap();
+    let work = Scratch::new("zeroed");
+    for args in [&["check"][..], &["diagnose"][..], &["plan", "-o", work.path().join("p.json").to_str().unwrap()][..]] {
+        let o = pgsalvage().args(args).arg("-D").arg(&c.data).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(!text.contains("panicked"), "{args:?} panicked: {text}");
+        assert!(matches!(o.status.code(), Some(0..=5)), "{args:?}: {:?}: {text}", o.status);
+        if args[0] != "plan" {
+            assert!(text.contains("control-values-invalid") || text.contains("values PostgreSQL does not allow"), "{args:?}: {text}");
+        }
+    }
+}

@@ -257,6 +257,7 @@ fn live_rows(dd: &DataDir, rel: &str, major: PgMajor, c: &ControlFile, clog: &mu
 /// The name of the bootstrap superuser (the role initdb made, oid 10: `postgres` unless
 /// initdb was given -U), read from pg_authid offline. Its first column is rolname.
 pub fn bootstrap_superuser(dd: &DataDir, c: &ControlFile) -> Option<String> {
+    let c = &c.with_usable_geometry().0;
     let major = c.major;
     let shared = relmap::parse(major, &dd.read("global/pg_filenode.map").ok()?).ok()?;
     let &(_, node) = shared.iter().find(|(o, _)| *o == PG_AUTHID)?;

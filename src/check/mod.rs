@@ -62,8 +62,15 @@ impl CheckReport {
 /// and the values are used as they are).
 pub fn check(dd: &DataDir, opts: &CheckOptions, progress: &dyn Progress) -> Result<CheckReport> {
     let started = Instant::now();
-    let (control, crc, _) = dd.control()?;
+    let (raw, crc, _) = dd.control()?;
+    let (control, notes) = raw.with_usable_geometry();
     let mut findings = Vec::new();
+    if !notes.is_empty() {
+        let mut f = Finding::new("control-values-invalid", Area::Control, "pg_control holds a page or WAL geometry PostgreSQL does not allow".to_string())
+            .file(crate::datadir::CONTROL_PATH);
+        f.evidence = notes;
+        findings.push(f);
+    }
     if !crc.ok() {
         findings.push(
             Finding::new(

@@ -38,6 +38,7 @@ pub const CODES: &[(&str, Severity)] = &[
     ("wal-file-wrong-size", Severity::Warning),
     ("control-unreadable", Severity::Error),
     ("control-crc-mismatch", Severity::Error),
+    ("control-values-invalid", Severity::Error),
     ("postmaster-pid-stale", Severity::Info),
     ("cluster-state", Severity::Info),
     ("catalog-unreadable", Severity::Warning),
@@ -197,7 +198,7 @@ pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -
                     f.file = Some("global/pg_control".into());
                 }
             }
-            Some(c)
+            Some(c.with_usable_geometry().0)
         }
         Err(e) => {
             let mut f = Finding::new("control-unreadable", "pg_control cannot be read")
@@ -458,6 +459,12 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
                 .explain("a WAL segment file of the wrong size cannot be replayed", "recovery stops at it")
                 .repair("move it aside; find a full copy", "nothing if a copy exists", true),
             "control-crc-mismatch" => continue, // reported from pg_control itself
+            "control-values-invalid" => Finding::new("control-values-invalid", "pg_control holds values PostgreSQL does not allow")
+                .explain(
+                    format!("{}. pgsalvage read the data files with the defaults instead; every finding judged with pg_control's values may be an effect of this damage", f.evidence.join("; ")),
+                    "the server refuses to start (\"database files are incompatible with server\")",
+                )
+                .repair("rebuild pg_control from what the data directory shows: move it aside, then pgsalvage plan --reset-wal (rehearse first)", "what only WAL held; the settings return to defaults", true),
             _ => Finding::new("relation-file-damaged", f.message.clone()).explain(f.message.clone(), "").repair("see check", "", false),
         };
         let mut g = g.with_check(f);

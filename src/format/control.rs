@@ -516,6 +516,31 @@ impl ControlFile {
 
     /// Checks PostgreSQL itself makes when it reads pg_control (ReadControlFile): the values
     /// the server was compiled with. Each problem is returned as (field, expected, found).
+    /// A copy whose page and WAL geometry can be used to read the data directory: each of
+    /// block size, blocks per segment, WAL segment size and WAL block size that is not a
+    /// value PostgreSQL allows is replaced by the compile-time default (8192, 131072, 16 MB,
+    /// 8192), with a note naming what was replaced. A value read from a damaged pg_control
+    /// must not become a divisor unchecked.
+    pub fn with_usable_geometry(&self) -> (ControlFile, Vec<String>) {
+        let mut c = self.clone();
+        let mut notes = Vec::new();
+        let mut fix = |field: &str, v: &mut u32, ok: bool, default: u32| {
+            if !ok {
+                notes.push(format!("{field} is {v}, not a value PostgreSQL allows: the data files are read with the default {default}"));
+                *v = default;
+            }
+        };
+        let bs = c.database_block_size;
+        fix("the block size", &mut c.database_block_size, (1024..=32768).contains(&bs) && bs.is_power_of_two(), 8192);
+        let bps = c.blocks_per_segment;
+        fix("blocks per segment of large relation", &mut c.blocks_per_segment, bps > 0 && (bps as u64) * (c.database_block_size as u64) <= 1 << 40, 131072);
+        let ws = c.bytes_per_wal_segment;
+        fix("the WAL segment size", &mut c.bytes_per_wal_segment, (1 << 20..=1 << 30).contains(&ws) && ws.is_power_of_two(), 16 << 20);
+        let wb = c.wal_block_size;
+        fix("the WAL block size", &mut c.wal_block_size, (1024..=65536).contains(&wb) && wb.is_power_of_two(), 8192);
+        (c, notes)
+    }
+
     pub fn sanity_problems(&self) -> Vec<(&'static str, String, String)> {
         let mut p = Vec::new();
         if self.float_format != FLOAT_FORMAT {

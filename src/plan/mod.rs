@@ -396,6 +396,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
     }
     let d = diagnose::diagnose(dd, &DiagnoseOptions::default(), &crate::check::Quiet)?;
     let (c, _, _) = dd.control()?;
+    let c = c.with_usable_geometry().0;
     let bs = c.database_block_size as usize;
     let bps = c.blocks_per_segment;
     let control = dd.read(crate::datadir::CONTROL_PATH)?;
@@ -782,7 +783,10 @@ pub fn drift(dd: &DataDir, p: &Plan) -> Result<(bool, Vec<Drift>)> {
     // A plan that rebuilds pg_control was made for a directory whose pg_control is
     // unreadable: its identity comes from the guessed values (WAL headers).
     let (sysid, bs, bps) = match (dd.control(), &rebuild) {
-        (Ok((c, _, _)), _) => (c.system_identifier.to_string(), c.database_block_size as usize, c.blocks_per_segment),
+        (Ok((c, _, _)), _) => {
+            let c = c.with_usable_geometry().0;
+            (c.system_identifier.to_string(), c.database_block_size as usize, c.blocks_per_segment)
+        }
         (Err(_), Some(g)) => (g.system_identifier.clone(), g.block_size as usize, (1u32 << 30) / g.block_size),
         (Err(e), None) => return Err(e),
     };
