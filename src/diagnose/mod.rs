@@ -362,7 +362,9 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
         let g = match f.code {
             "page-invalid-header" | "page-new-not-zero" | "page-checksum-failure" => {
                 let blk = f.block.unwrap_or(0);
-                let rows = f.file.as_deref().and_then(|p| rows_on(dd, p, blk, c));
+                // The page read once: its rows, and whether its header can be rebuilt.
+                let page = f.file.as_deref().and_then(|p| page_on(dd, p, blk, c));
+                let rows = page.as_deref().and_then(tuples::rows_on_page);
                 let rows_txt = rows.map(|n| format!("{n} rows")).unwrap_or_else(|| "the rows (count unknown: the line pointer array is unreadable)".into());
                 if f.code == "page-checksum-failure" {
                     Finding::new("page-checksum-failure", format!("checksum failure in block {blk} of {what}"))
@@ -376,8 +378,7 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
                 } else {
                     // The repair offered first is the one `plan` makes: a header rebuild only
                     // when the line pointers and tuples are consistent enough to derive it.
-                    let rebuildable =
-                        f.file.as_deref().and_then(|p| page_on(dd, p, blk, c)).is_some_and(|pg| crate::plan::bytes::derive_header(&pg, 0).is_some());
+                    let rebuildable = page.as_deref().is_some_and(|pg| crate::plan::bytes::derive_header(pg, 0).is_some());
                     let finding = Finding::new("page-invalid", format!("invalid page header in block {blk} of {what}")).explain(
                         format!(
                             "the 24-byte page header fails the checks the server makes before it uses a page (pd_lower <= pd_upper <= pd_special <= block size, valid flags), so the server refuses the whole block. The page holds {rows_txt}.{}",

@@ -415,7 +415,9 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
     // oldestXID and the multixact counters may be the damage. Findings judged against them
     // (lost pg_xact ranges, "never assigned" xids) are not acted on: one flipped byte of
     // NextXID would otherwise plan gigabytes of invented pg_xact and freeze every tuple.
-    let counters_suspect = d.findings.iter().any(|f| f.code == "control-crc-mismatch") && control_values_check(dd).is_err();
+    // Checked once (it reads WAL's checkpoint record), when pg_control's CRC fails.
+    let control_check = d.findings.iter().any(|f| f.code == "control-crc-mismatch").then(|| control_values_check(dd));
+    let counters_suspect = matches!(control_check, Some(Err(_)));
     const FROM_COUNTERS: &str = "judged against NextXID, oldestXID and the multixact counters of a pg_control whose CRC fails and whose values WAL does not confirm: they may be the damage, not the data. Repair pg_control first (its own finding), then plan again";
     let push = |actions: &mut Vec<Action>, finding: &str, kind: ActionKind, target: Target, scope: &str, effect: String, loss: String, risk: Risk| -> String {
         let id = format!("A{}", actions.len() + 1);
@@ -717,7 +719,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
             "wal-lost" | "wal-checkpoint-unreadable" => {
                 refuse("needs a WAL reset (--reset-wal); put the missing WAL back first if it exists anywhere: that loses nothing".into())
             }
-            "control-crc-mismatch" => match control_values_check(dd) {
+            "control-crc-mismatch" => match control_check.clone().unwrap_or_else(|| control_values_check(dd)) {
                 Ok((crc, checked)) => ids.push(push(
                     &mut actions,
                     f.code,
