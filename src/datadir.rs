@@ -29,8 +29,10 @@ pub enum Postmaster {
     NotRunning,
     /// postmaster.pid names a live postmaster of this data directory.
     Alive { pid: i32 },
-    /// postmaster.pid names a process that no longer exists (or is not this cluster's postmaster).
-    Stale { pid: i32, reason: String },
+    /// postmaster.pid names a process that no longer exists (`reused` false: the server
+    /// removes the file at start), or a live process that is not this cluster's postmaster
+    /// (`reused` true: the server refuses to start, "lock file already exists").
+    Stale { pid: i32, reason: String, reused: bool },
     /// postmaster.pid exists but does not start with a pid.
     Unreadable { reason: String },
 }
@@ -110,13 +112,13 @@ impl DataDir {
             return Postmaster::Unreadable { reason: "the first line is not a process id".into() };
         };
         match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-            Err(nix::errno::Errno::ESRCH) => Postmaster::Stale { pid, reason: format!("no process {pid} exists") },
+            Err(nix::errno::Errno::ESRCH) => Postmaster::Stale { pid, reason: format!("no process {pid} exists"), reused: false },
             _ => {
                 let cwd = fs::read_link(format!("/proc/{pid}/cwd"));
                 let ours = fs::canonicalize(&self.root).ok();
                 match (cwd, ours) {
                     (Ok(c), Some(o)) if c != o => {
-                        Postmaster::Stale { pid, reason: format!("process {pid} exists but works in {} (a reused pid)", c.display()) }
+                        Postmaster::Stale { pid, reason: format!("process {pid} exists but works in {} (a reused pid)", c.display()), reused: true }
                     }
                     _ => Postmaster::Alive { pid },
                 }

@@ -132,7 +132,7 @@ pub fn inspect(dd: &DataDir) -> Result<InspectReport> {
         Postmaster::Alive { pid } => {
             warnings.push(format!("a postmaster (pid {pid}) is running on this data directory: values change under you; stop the server before any repair"))
         }
-        Postmaster::Stale { pid, reason } => {
+        Postmaster::Stale { pid, reason, .. } => {
             warnings.push(format!("postmaster.pid is stale (pid {pid}: {reason}); the server will remove it on the next start"))
         }
         Postmaster::Unreadable { reason } => warnings.push(format!("postmaster.pid is unreadable: {reason}")),
@@ -342,7 +342,7 @@ pub fn render_text(r: &InspectReport) -> String {
     let pm = match &l.postmaster {
         Postmaster::NotRunning => "not running (no postmaster.pid)".to_string(),
         Postmaster::Alive { pid } => format!("RUNNING (pid {pid})"),
-        Postmaster::Stale { pid, reason } => format!("stale postmaster.pid (pid {pid}: {reason})"),
+        Postmaster::Stale { pid, reason, .. } => format!("stale postmaster.pid (pid {pid}: {reason})"),
         Postmaster::Unreadable { reason } => format!("postmaster.pid unreadable: {reason}"),
     };
     let _ = writeln!(s, "  {:<30}{pm}", "Postmaster:");

@@ -48,7 +48,7 @@ fn healthy_and_incident_1(major: u32) {
     assert_eq!(problems(&v), Vec::<Value>::new(), "PG{major}");
     assert_eq!(code, 0);
     let codes: Vec<&str> = v["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
-    assert!(codes.contains(&"cluster-state") && codes.contains(&"postmaster-pid-stale"), "{codes:?}");
+    assert!(codes.contains(&"cluster-state") && codes.contains(&"postmaster-pid-left"), "{codes:?}");
     assert!(v["findings"][0]["title"].as_str().unwrap().contains("crashed"), "{}", v["findings"][0]);
     assert_same_tree(&before, &tree_state(&c.data), "diagnose changed the data directory");
 

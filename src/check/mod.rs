@@ -16,7 +16,7 @@ use serde::Serialize;
 use std::time::Instant;
 
 pub use pages::PageSummary;
-pub use wal::WalSummary;
+pub use wal::{Advance, WalSummary};
 pub use xact::XactSummary;
 
 /// Receives progress in bytes (the CLI draws a bar on a TTY; the library stays silent).

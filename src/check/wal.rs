@@ -29,6 +29,129 @@ pub struct WalSummary {
     pub segment_files: usize,
     /// Segments from the REDO segment to the one holding the end of valid WAL.
     pub segments_replayed: Vec<String>,
+    /// What replaying the valid WAL from the REDO point moves forward: pg_control's
+    /// counters are those of the last checkpoint, and a crashed cluster has assigned more.
+    pub advance: Advance,
+}
+
+/// Counters the valid WAL after the REDO point carries past pg_control's checkpoint values,
+/// as replay would set them (None: WAL moves nothing).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Advance {
+    /// One past the highest xid any replayed record carries (xl_xid, subtransactions of
+    /// commits and aborts), when that is past the checkpoint's NextXID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_xid: Option<crate::format::types::FullXid>,
+    /// The highest XLOG_NEXTOID value, when past the checkpoint's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_oid: Option<u32>,
+    /// One past the highest multixact created, and the member offset after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_multixact: Option<(u32, u32)>,
+}
+
+impl Advance {
+    /// `c` with its counters moved forward as replay would move them.
+    pub fn apply(&self, c: &ControlFile) -> ControlFile {
+        let mut n = c.clone();
+        if let Some(x) = self.next_xid {
+            n.checkpoint.next_xid = x;
+        }
+        if let Some(o) = self.next_oid {
+            n.checkpoint.next_oid = o;
+        }
+        if let Some((m, off)) = self.next_multixact {
+            n.checkpoint.next_multixact_id = m;
+            n.checkpoint.next_multi_offset = off;
+        }
+        n
+    }
+    pub fn is_empty(&self) -> bool {
+        *self == Advance::default()
+    }
+}
+
+/// The farthest counters seen in records, each as a distance ahead of the checkpoint's
+/// value in the 32-bit circular order (negative: behind, ignored).
+#[derive(Clone, Copy, Debug, Default)]
+struct Ahead {
+    xid: Option<u32>,
+    oid: Option<u32>,
+    multi: Option<(u32, u32)>,
+}
+
+/// RM_MULTIXACT_ID and XLOG_MULTIXACT_CREATE_ID (multixact.h); XLOG_NEXTOID (pg_control.h).
+const RM_MULTIXACT_ID: u8 = 6;
+const XLOG_MULTIXACT_CREATE_ID: u8 = 0x20;
+const XLOG_NEXTOID: u8 = 0x30;
+
+impl Ahead {
+    fn see(&mut self, c: &ControlFile, rec: &crate::format::wal::DecodedRecord) {
+        let cp = &c.checkpoint;
+        let mut xid = |x: u32| {
+            if x >= 3 {
+                let d = x.wrapping_sub(cp.next_xid.xid());
+                if d < 1 << 31 {
+                    self.xid = Some(self.xid.map_or(d, |m| m.max(d)));
+                }
+            }
+        };
+        xid(rec.header.xid);
+        if let Some(o) = crate::format::wal::xact::decode_outcome(c.major, rec) {
+            o.subxacts.iter().for_each(|&s| xid(s));
+        }
+        let data = rec.main_data();
+        let u32_at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        match (rec.header.rmid, rec.header.info & 0xF0) {
+            (crate::format::wal::record::RM_XLOG_ID, XLOG_NEXTOID) => {
+                if let Some(o) = u32_at(0) {
+                    let d = o.wrapping_sub(cp.next_oid);
+                    if d < 1 << 31 && d > 0 {
+                        self.oid = Some(self.oid.map_or(d, |m| m.max(d)));
+                    }
+                }
+            }
+            (RM_MULTIXACT_ID, XLOG_MULTIXACT_CREATE_ID) => {
+                // xl_multixact_create: mid, moff, nmembers.
+                if let (Some(mid), Some(moff), Some(n)) = (u32_at(0), u32_at(4), u32_at(8)) {
+                    let d = mid.wrapping_sub(cp.next_multixact_id);
+                    if d < 1 << 31 && self.multi.is_none_or(|(m, _)| d >= m) {
+                        self.multi = Some((d, moff.wrapping_add(n)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    fn merge(&mut self, o: Ahead) {
+        self.xid = match (self.xid, o.xid) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.oid = match (self.oid, o.oid) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.multi = match (self.multi, o.multi) {
+            (Some(a), Some(b)) => Some(if b.0 >= a.0 { b } else { a }),
+            (a, b) => a.or(b),
+        };
+    }
+    fn advance(&self, c: &ControlFile) -> Advance {
+        let cp = &c.checkpoint;
+        let next_xid = self.xid.map(|d| {
+            // One past the highest xid seen, across the epoch boundary when it wraps.
+            let (e, x) = (cp.next_xid.epoch(), cp.next_xid.xid());
+            let n = x as u64 + d as u64 + 1;
+            let (e, n) = if n > u32::MAX as u64 { (e.wrapping_add(1), (n - (1u64 << 32)) as u32) } else { (e, n as u32) };
+            crate::format::types::FullXid::new(e, n.max(3))
+        });
+        Advance {
+            next_xid,
+            next_oid: self.oid.map(|d| cp.next_oid.wrapping_add(d)),
+            next_multixact: self.multi.map(|(d, off)| (cp.next_multixact_id.wrapping_add(d).wrapping_add(1).max(1), off)),
+        }
+    }
 }
 
 pub fn scan(dd: &DataDir, c: &ControlFile) -> Result<(WalSummary, Vec<Finding>)> {
@@ -49,6 +172,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile) -> Result<(WalSummary, Vec<Finding>)>
                 bytes: 0,
                 segment_files: 0,
                 segments_replayed: vec![],
+                advance: Advance::default(),
             };
             return Ok((s, findings));
         }
@@ -127,6 +251,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile) -> Result<(WalSummary, Vec<Finding>)>
     let (mut expected, mut last_rec): (Lsn, Option<Lsn>) = (redo, None);
     let (mut records, mut checkpoint_ok, mut end) = (0u64, false, redo);
     let mut stop: Option<WalError> = None;
+    let mut ahead = Ahead::default();
     for run in runs {
         let norm = normalize(&g, expected);
         if g.segno(norm) > run.segno {
@@ -136,6 +261,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile) -> Result<(WalSummary, Vec<Finding>)>
         let run = if fits { run } else { run_segment(&src.fork(), c, &g, run.segno, Some(expected), Some(last_rec)) };
         records += run.records;
         checkpoint_ok |= run.checkpoint_ok;
+        ahead.merge(run.ahead);
         for f in run.findings {
             findings.push(f);
         }
@@ -181,13 +307,16 @@ pub fn scan(dd: &DataDir, c: &ControlFile) -> Result<(WalSummary, Vec<Finding>)>
             .lsn(stop_lsn),
         ),
         (_, Some(after)) => {
-            let seg = g.segno(stop_lsn);
+            // Recovery ends at the start of the record it cannot read, even when the
+            // damage it met lies further on (a later page header of a record spanning pages).
+            let at = normalize(&g, lsn).min(stop_lsn);
+            let seg = g.segno(at);
             findings.push(
-                Finding::new("wal-record-broken", Area::Wal, format!("WAL is broken at {stop_lsn}: {stop}"))
+                Finding::new("wal-record-broken", Area::Wal, format!("WAL is broken at {at}: {stop}"))
                     .file(format!("{WAL_DIR}/{}", file_of(seg)))
-                    .offset(g.offset_in_segment(stop_lsn) as u64)
-                    .lsn(stop_lsn)
-                    .evidence(format!("valid WAL of this cluster continues at {after}: recovery stops at {stop_lsn} and loses what follows")),
+                    .offset(g.offset_in_segment(at) as u64)
+                    .lsn(at)
+                    .evidence(format!("valid WAL of this cluster continues at {after}: recovery stops at {at} and loses what follows")),
             );
         }
         _ => {}
@@ -219,6 +348,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile) -> Result<(WalSummary, Vec<Finding>)>
         bytes: end.0.saturating_sub(redo.0),
         segment_files: segments.len(),
         segments_replayed: replayed,
+        advance: ahead.advance(c),
     };
     Ok((summary, findings))
 }
@@ -235,6 +365,7 @@ struct SegRun {
     next: Lsn,
     stop: Option<WalError>,
     checkpoint_ok: bool,
+    ahead: Ahead,
     findings: Vec<Finding>,
 }
 
@@ -244,7 +375,19 @@ fn run_segment(src: &DirWalSource, c: &ControlFile, g: &WalGeometry, segno: SegN
     let mut r = WalReader::new(src.fork(), c.major, *g, Some(c.system_identifier));
     let seg_end = g.segment_start(segno + 1);
     let mut run =
-        SegRun { segno, start: None, first_prev: None, last: None, records: 0, end: Lsn(0), next: Lsn(0), stop: None, checkpoint_ok: false, findings: vec![] };
+        SegRun {
+        segno,
+        start: None,
+        first_prev: None,
+        last: None,
+        records: 0,
+        end: Lsn(0),
+        next: Lsn(0),
+        stop: None,
+        checkpoint_ok: false,
+        ahead: Ahead::default(),
+        findings: vec![],
+    };
     let start = match start {
         Some(s) => s,
         None => match r.first_record_in_segment(segno) {
@@ -270,6 +413,7 @@ fn run_segment(src: &DirWalSource, c: &ControlFile, g: &WalGeometry, segno: SegN
                     run.first_prev = Some(rr.record.header.prev);
                 }
                 run.records += 1;
+                run.ahead.see(c, &rr.record);
                 if rr.record.lsn == c.checkpoint_lsn {
                     match decode_checkpoint(c.major, &rr.record) {
                         Ok(cp) if cp == c.checkpoint => run.checkpoint_ok = true,

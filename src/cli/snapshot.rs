@@ -64,7 +64,7 @@ pub fn run(c: SnapshotCommand) -> anyhow::Result<i32> {
     match c {
         SnapshotCommand::Create { pgdata, output, level, jobs, allow_running, json: as_json } => {
             let dd = DataDir::open(&pgdata)?;
-            if let Postmaster::Stale { pid, reason } = dd.postmaster() {
+            if let Postmaster::Stale { pid, reason, .. } = dd.postmaster() {
                 eprintln!("pgsalvage: note: postmaster.pid is stale (pid {pid}: {reason}); it is left out of the snapshot");
             }
             let bar = Bar::new("snapshot", create::estimate_bytes(&dd), as_json);

@@ -39,7 +39,8 @@ pub const CODES: &[(&str, Severity)] = &[
     ("control-unreadable", Severity::Error),
     ("control-crc-mismatch", Severity::Error),
     ("control-values-invalid", Severity::Error),
-    ("postmaster-pid-stale", Severity::Info),
+    ("postmaster-pid-stale", Severity::Warning),
+    ("postmaster-pid-left", Severity::Info),
     ("cluster-state", Severity::Info),
     ("catalog-unreadable", Severity::Warning),
 ];
@@ -219,17 +220,36 @@ pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -
     d.state = Some(c.state);
     let postmaster = dd.postmaster();
     out.push(state_finding(&c, &postmaster));
-    if let Postmaster::Stale { pid, reason } = &postmaster {
-        out.push(
-            Finding::new("postmaster-pid-stale", format!("postmaster.pid names pid {pid}, which is not this cluster's postmaster"))
+    match &postmaster {
+        Postmaster::Stale { pid, reason, reused: true } => out.push(
+            Finding::new("postmaster-pid-stale", format!("postmaster.pid names pid {pid}, which now belongs to another process"))
+                .explain(
+                    format!("{reason}. The server left postmaster.pid behind when it stopped without shutting down, and the pid was given to another process since."),
+                    "the server refuses to start: \"lock file \"postmaster.pid\" already exists\" (it cannot tell that process from a running postmaster)",
+                )
+                .repair("move postmaster.pid aside (pgsalvage plan)", "nothing", true),
+        ),
+        Postmaster::Stale { pid, reason, reused: false } => out.push(
+            Finding::new("postmaster-pid-left", format!("postmaster.pid names pid {pid}, which no longer runs"))
                 .explain(
                     format!("{reason}. The server left postmaster.pid behind when it stopped without shutting down."),
-                    "nothing bad: the server checks the pid and removes the file at start, unless that pid now belongs to another postgres process",
-                )
-                .repair("leave it, or move it aside (pgsalvage plan)", "nothing", true),
-        );
+                    "nothing: the server sees that no process has that pid and replaces the file at start",
+                ),
+        ),
+        _ => {}
     }
     let report = check::check(dd, &CheckOptions { jobs: opts.jobs, only: None }, progress)?;
+    // pg_control's counters are those of the last checkpoint; after a crash, the WAL replay
+    // will carry them forward. Tuples are judged against where replay leaves them.
+    let c = match report.wal.as_ref().map(|w| &w.advance).filter(|a| !a.is_empty()) {
+        Some(a) => {
+            if let Some(f) = out.iter_mut().find(|f| f.code == "cluster-state") {
+                f.evidence.push(describe_advance(&c, a));
+            }
+            a.apply(&c)
+        }
+        None => c,
+    };
     d.max_page_lsn = report.pages.as_ref().map(|p| p.max_page_lsn);
     let catalog = Catalog::load(dd, &c);
     if !catalog.problems.is_empty() {
@@ -259,6 +279,22 @@ pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -
     d.findings = out;
     d.tuples = ts;
     Ok(d)
+}
+
+/// What replay of the WAL after the checkpoint moves forward, in words.
+fn describe_advance(c: &ControlFile, a: &check::Advance) -> String {
+    let cp = &c.checkpoint;
+    let mut parts = Vec::new();
+    if let Some(x) = a.next_xid {
+        parts.push(format!("NextXID {}:{} → {}:{}", cp.next_xid.epoch(), cp.next_xid.xid(), x.epoch(), x.xid()));
+    }
+    if let Some(o) = a.next_oid {
+        parts.push(format!("NextOID {} → {o}", cp.next_oid));
+    }
+    if let Some((m, off)) = a.next_multixact {
+        parts.push(format!("NextMultiXactId {} → {m}, NextMultiOffset {} → {off}", cp.next_multixact_id, cp.next_multi_offset));
+    }
+    format!("the WAL after the latest checkpoint moves the counters forward when it is replayed ({}); tuples are judged against those values", parts.join("; "))
 }
 
 fn state_finding(c: &ControlFile, pm: &Postmaster) -> Finding {

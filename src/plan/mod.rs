@@ -432,7 +432,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
     let hides_checksum_failure = |file: &str, block: u32| !opts.accept_checksum_failures && checksum_failed.contains(&(file.to_string(), block));
     const CHECKSUM_TOO: &str = "the page also fails its data checksum: rewriting it stores a new checksum, which accepts whatever else changed in it. Read its rows first (SET ignore_checksum_failure = on), then plan with --accept-checksum-failures";
     for f in &d.findings {
-        if !wanted(f.code) || f.severity == crate::finding::Severity::Info && f.code != "postmaster-pid-stale" {
+        if !wanted(f.code) || f.severity == crate::finding::Severity::Info {
             continue;
         }
         // The repairs not chosen: all but the first (least loss), except for a WAL reset,
