@@ -128,14 +128,13 @@ pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> 
             }
         }
     }
-    let (c, _, _) = dd.control().map_err(|_| ()).or_else(|_| {
-        // A rebuild plan: the control file is unreadable by definition.
+    // The values the plan was made with: pg_control's, or what the evidence gives when it
+    // is damaged (a write-control action writes them), or a rebuild's guesses.
+    let c = crate::check::trusted_control(dd).map_err(|_| ()).or_else(|_| {
         p.actions
             .iter()
             .find_map(|a| match &a.kind {
-                ActionKind::RebuildControl { guessed, time, .. } => {
-                    plan::reset::control_from(guessed, *time).ok().map(|c| (c, crate::format::control::CrcCheck { stored: 0, computed: 0, offset: 0 }, 0))
-                }
+                ActionKind::RebuildControl { guessed, time, .. } => plan::reset::control_from(guessed, *time).ok(),
                 _ => None,
             })
             .ok_or_else(|| Error::Usage("pg_control unreadable and the plan does not rebuild it".into()))

@@ -334,6 +334,10 @@ impl DirWalSource {
     pub fn fork(&self) -> DirWalSource {
         DirWalSource { dir: self.dir.clone(), geometry: self.geometry, by_segno: self.by_segno.clone(), tli: self.tli, open: None, chunk: None }
     }
+    /// The lowest segment number with a file on this timeline or an earlier one.
+    pub fn first_segno(&self) -> Option<SegNo> {
+        self.by_segno.iter().find(|(_, v)| v.iter().any(|(t, _)| *t <= self.tli)).map(|(s, _)| *s)
+    }
     /// The highest segment number with a file on this timeline or an earlier one.
     pub fn last_segno(&self) -> Option<SegNo> {
         self.by_segno.iter().rev().find(|(_, v)| v.iter().any(|(t, _)| *t <= self.tli)).map(|(s, _)| *s)

@@ -110,7 +110,14 @@ pub fn inspect(dd: &DataDir) -> Result<InspectReport> {
             warnings.push(format!("pg_control field {field}: expected {expected}, found {found}"));
         }
     }
-    let geometry = control.as_ref().and_then(|c| WalGeometry::new(c.bytes_per_wal_segment, c.wal_block_size).ok());
+    // A damaged pg_control's geometry may be the damage: WAL files are listed with what the
+    // evidence gives (WAL page headers), as check and diagnose read them.
+    let damaged = control_error.is_some() || control_crc.is_some_and(|c| !c.ok()) || control.as_ref().is_some_and(|c| !c.sanity_problems().is_empty());
+    let trusted = if damaged { crate::check::control::examine(dd).trusted } else { None };
+    if damaged {
+        warnings.push("pg_control is damaged: `pgsalvage diagnose` checks each of its values against WAL and the data directory".into());
+    }
+    let geometry = trusted.as_ref().or(control.as_ref()).and_then(|c| WalGeometry::new(c.bytes_per_wal_segment, c.wal_block_size).ok());
     let redo_wal_file = match (&control, &geometry) {
         (Some(c), Some(g)) => Some(g.file_name(c.checkpoint.timeline_id, g.segno(c.checkpoint.redo_lsn))),
         _ => None,

@@ -84,3 +84,133 @@ fn crash(major: u32) {
 }
 
 per_major!(crash: crash_pg10 = 10, crash_pg15 = 15, crash_pg18 = 18);
+
+/// A cleanly stopped cluster with rows, an index and data checksums; with `rich`, pgbench
+/// tables and 200 transactions too.
+fn stopped_with_rows(major: u32, rich: bool) -> (Cluster, u64) {
+    let mut c = Cluster::new(major, InitOpts::default());
+    c.start();
+    c.sql("create table t as select g as id, md5(g::text) as v from generate_series(1, 3000) g");
+    c.sql("create index on t (id)");
+    c.sql("create table h (id int)");
+    if rich {
+        c.pgbench_init(1);
+        c.pgbench_run(200);
+        c.sql("insert into h select aid from pgbench_accounts");
+    }
+    let rows: u64 = c.sql(ROWS).parse().unwrap();
+    c.stop();
+    (c, rows)
+}
+
+const ROWS: &str = "select (select count(*) from t) + (select count(*) from h)";
+
+fn control_at(data: &Path) -> pgsalvage::format::control::ControlFile {
+    pgsalvage::format::control::ControlFile::parse(&std::fs::read(data.join("global/pg_control")).unwrap()).unwrap()
+}
+
+/// Run inspect, check, diagnose and plan on `data` as it is: no panic, each under 10 s, at
+/// most one error-level finding in diagnose. Returns the plan's write-control image, if any.
+fn read_side(data: &Path, plan: &Path, what: &str) -> Option<String> {
+    for args in [&["inspect", "--json"][..], &["check", "--json"], &["diagnose", "--json"]] {
+        let t = std::time::Instant::now();
+        let (code, out, err) = cli(args, &[Path::new("-D"), data]);
+        let secs = t.elapsed().as_secs_f64();
+        assert!(matches!(code, 0 | 1 | 3 | 4), "{what}: {args:?} exit {code}: {err}");
+        assert!(!err.contains("panicked"), "{what}: {args:?}: {err}");
+        assert!(secs < 10.0, "{what}: {args:?} took {secs:.1} s");
+        if args[0] == "diagnose" && code != 4 {
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let errors: Vec<&serde_json::Value> = v["findings"].as_array().unwrap().iter().filter(|f| f["severity"] == "error").collect();
+            assert!(errors.len() <= 1, "{what}: {} error findings: {errors:#?}", errors.len());
+        }
+    }
+    let _ = std::fs::remove_file(plan);
+    let t = std::time::Instant::now();
+    let (code, _, err) = cli(&["plan", "-o"], &[plan, Path::new("-D"), data]);
+    assert!(t.elapsed().as_secs_f64() < 10.0, "{what}: plan took {:.1} s", t.elapsed().as_secs_f64());
+    assert!(matches!(code, 0 | 1 | 3), "{what}: plan exit {code}: {err}");
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(plan).ok()?).ok()?;
+    p["actions"].as_array().unwrap().iter().find(|a| a["kind"] == "write-control").map(|a| text(&a["image"]))
+}
+
+/// Apply `plan` to `data` for real (journal and all), then the server is the judge: it
+/// starts, every row reads, CHECKPOINT, a clean stop; NextXID at or above the truth's,
+/// data checksums as before.
+fn apply_and_judge(major: u32, data: &Path, plan: &Path, truth: &pgsalvage::format::control::ControlFile, rows: u64, what: &str) {
+    let (code, out, err) = cli(&["apply", "--yes", "--without-snapshot-i-may-lose-data", "--plan"], &[plan, Path::new("-D"), data]);
+    assert_eq!(code, 0, "{what}: apply: {out}{err}");
+    let after = control_at(data);
+    assert!(
+        after.checkpoint.next_xid.0 >= truth.checkpoint.next_xid.0,
+        "{what}: NextXID {} below the truth {}",
+        after.checkpoint.next_xid,
+        truth.checkpoint.next_xid
+    );
+    assert_eq!(after.data_page_checksum_version, truth.data_page_checksum_version, "{what}: checksums");
+    assert_eq!(after.system_identifier, truth.system_identifier, "{what}");
+    let mut c = Cluster::at(major, data);
+    let (ok, log) = c.try_start();
+    assert!(ok, "{what}: the server does not start after the rebuild:\n{log}");
+    let n: u64 = c.sql(ROWS).parse().unwrap();
+    assert_eq!(n, rows, "{what}: rows");
+    c.sql("checkpoint");
+    c.stop();
+}
+
+/// Every byte of the control data XORed with 0xFF, one at a time. Flips whose rebuilt
+/// pg_control differs from the original in the same set of fields are one class; one flip
+/// per class goes through apply and the server (all of them: PGSALVAGE_FLIP_ALL=1; a
+/// cluster with pgbench tables: PGSALVAGE_FLIP_RICH=1; scripts/flips runs both on 10–18).
+fn flips(major: u32) {
+    let (c, rows) = stopped_with_rows(major, std::env::var_os("PGSALVAGE_FLIP_RICH").is_some());
+    let truth = control_at(&c.data);
+    let original = std::fs::read(c.data.join("global/pg_control")).unwrap();
+    let size = pgsalvage::format::control::struct_size(truth.major);
+    let crc_end = pgsalvage::format::control::crc_offset(truth.major) + 4;
+    let s = Scratch::new("flips");
+    let work = s.path().join("data");
+    copy_tree(&c.data, &work);
+    let plan = s.path().join("plan.json");
+    let all = std::env::var_os("PGSALVAGE_FLIP_ALL").is_some();
+    let truth_json = serde_json::to_value(&truth).unwrap();
+    let mut classes: std::collections::BTreeMap<Vec<String>, Vec<usize>> = Default::default();
+    let mut judged = 0;
+    for off in 0..size {
+        let mut b = original.clone();
+        b[off] ^= 0xFF;
+        std::fs::write(work.join("global/pg_control"), &b).unwrap();
+        let what = format!("PG{major} offset {off}");
+        let image = read_side(&work, &plan, &what);
+        if off >= crc_end {
+            // Past the CRC: padding the server never reads as a value.
+            assert!(image.is_none(), "{what}: nothing to repair past the CRC");
+            continue;
+        }
+        let image = image.unwrap_or_else(|| panic!("{what}: no write-control action planned"));
+        let mut rebuilt = pgsalvage::format::bytes::from_hex(&image).unwrap();
+        rebuilt.resize(8192, 0);
+        let rebuilt = pgsalvage::format::control::ControlFile::parse(&rebuilt).unwrap();
+        let rj = serde_json::to_value(&rebuilt).unwrap();
+        let mut key: Vec<String> =
+            rj.as_object().unwrap().iter().filter(|(k, v)| *k != "crc" && truth_json.get(k.as_str()) != Some(v)).map(|(k, _)| k.clone()).collect();
+        key.sort();
+        let class = classes.entry(key).or_default();
+        class.push(off);
+        if class.len() == 1 || all {
+            let t = s.path().join(format!("judge-{off}"));
+            copy_tree(&c.data, &t);
+            std::fs::write(t.join("global/pg_control"), &b).unwrap();
+            chown_postgres(&t.join("global/pg_control"));
+            apply_and_judge(major, &t, &plan, &truth, rows, &what);
+            let _ = std::fs::remove_dir_all(&t);
+            judged += 1;
+        }
+    }
+    eprintln!("PG{major}: {size} offsets, {} classes of rebuilt pg_control, {judged} judged by the server", classes.len());
+    for (k, offs) in &classes {
+        eprintln!("  fields kept as found {k:?}: offsets {offs:?}");
+    }
+}
+
+per_major!(flips: flips_pg10 = 10, flips_pg15 = 15, flips_pg18 = 18);

@@ -3,6 +3,7 @@
 //! segments the live xid window needs, and the WAL from the REDO point to its end.
 //! Read-only; memory bounded by the scan window per thread, whatever the cluster size.
 
+pub mod control;
 mod pages;
 mod wal;
 mod xact;
@@ -48,6 +49,9 @@ pub struct CheckReport {
     pub xact: Option<XactSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wal: Option<WalSummary>,
+    /// What pg_control's fields rest on, when it is damaged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control: Option<control::ControlEvidence>,
     pub elapsed_ms: u64,
 }
 
@@ -58,29 +62,64 @@ impl CheckReport {
     }
 }
 
-/// Run the checks. pg_control must be decodable (its CRC may be wrong: that is a finding,
-/// and the values are used as they are).
+/// Run the checks. pg_control is examined first ([`control::examine`]): when it is damaged,
+/// the directory is judged with the values the evidence gives, and the damage is one root
+/// finding that lists each field.
 pub fn check(dd: &DataDir, opts: &CheckOptions, progress: &dyn Progress) -> Result<CheckReport> {
+    check_with(dd, opts, progress, control::examine(dd))
+}
+
+/// The values to read the directory with: pg_control's when intact, else those the
+/// evidence gives (an error only when nothing at all can be built).
+pub fn trusted_control(dd: &DataDir) -> Result<ControlFile> {
+    let ev = control::examine(dd);
+    match ev.trusted {
+        Some(c) => Ok(c.with_usable_geometry().0),
+        None => dd.control().map(|(c, _, _)| c.with_usable_geometry().0),
+    }
+}
+
+/// The root finding for a damaged pg_control, for check and diagnose alike.
+pub fn control_root(ev: &control::ControlEvidence) -> Option<Finding> {
+    let (code, what) = match &ev.condition {
+        control::Condition::Intact => return None,
+        control::Condition::CrcMismatch { stored, computed, .. } => {
+            ("control-crc-mismatch", format!("pg_control CRC mismatch: stored {stored:#010x}, computed {computed:#010x}"))
+        }
+        control::Condition::ValuesInvalid { problems } => {
+            ("control-values-invalid", format!("pg_control holds values PostgreSQL does not allow: {}", problems.join("; ")))
+        }
+        control::Condition::Unreadable { reason } => ("control-unreadable", format!("pg_control cannot be read: {reason}")),
+    };
+    let (c, x, u) = (ev.count(control::Verdict::Confirmed), ev.count(control::Verdict::Contradicted), ev.count(control::Verdict::Unverifiable));
+    let tail = match (&ev.not_rebuildable, ev.checkpoint_record) {
+        (None, Some(l)) => format!("; each field checked against evidence outside it: {c} confirmed, {x} contradicted, {u} unverifiable; the checkpoint record at {l} is readable, so it can be rewritten without a WAL reset"),
+        (Some(why), _) => format!("; no rebuild from evidence ({why})"),
+        _ => String::new(),
+    };
+    let mut f = Finding::new(code, Area::Control, format!("{what}{tail}")).file(crate::datadir::CONTROL_PATH);
+    if let control::Condition::CrcMismatch { offset, .. } = ev.condition {
+        f = f.offset(offset as u64);
+    }
+    f.evidence = ev.lines();
+    Some(f)
+}
+
+/// [`check`] with pg_control already examined.
+pub fn check_with(dd: &DataDir, opts: &CheckOptions, progress: &dyn Progress, ev: control::ControlEvidence) -> Result<CheckReport> {
     let started = Instant::now();
-    let (raw, crc, _) = dd.control()?;
+    let raw = match &ev.trusted {
+        Some(c) => c.clone(),
+        None => dd.control()?.0,
+    };
     let (control, notes) = raw.with_usable_geometry();
     let mut findings = Vec::new();
-    if !notes.is_empty() {
+    findings.extend(control_root(&ev));
+    if !notes.is_empty() && ev.intact() {
         let mut f = Finding::new("control-values-invalid", Area::Control, "pg_control holds a page or WAL geometry PostgreSQL does not allow".to_string())
             .file(crate::datadir::CONTROL_PATH);
         f.evidence = notes;
         findings.push(f);
-    }
-    if !crc.ok() {
-        findings.push(
-            Finding::new(
-                "control-crc-mismatch",
-                Area::Control,
-                format!("pg_control CRC mismatch: stored {:#010x}, computed {:#010x}", crc.stored, crc.computed),
-            )
-            .file(crate::datadir::CONTROL_PATH)
-            .offset(crc.offset as u64),
-        );
     }
     let want = |a: Area| opts.only.is_none_or(|o| o == a);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -112,6 +151,7 @@ pub fn check(dd: &DataDir, opts: &CheckOptions, progress: &dyn Progress) -> Resu
         pages: pages.map(|p| p.0),
         xact: xact.map(|x| x.0),
         wal: wal.map(|w| w.0),
+        control: (!ev.intact()).then_some(ev),
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
 }

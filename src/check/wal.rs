@@ -374,8 +374,7 @@ struct SegRun {
 fn run_segment(src: &DirWalSource, c: &ControlFile, g: &WalGeometry, segno: SegNo, start: Option<Lsn>, prev: Option<Option<Lsn>>) -> SegRun {
     let mut r = WalReader::new(src.fork(), c.major, *g, Some(c.system_identifier));
     let seg_end = g.segment_start(segno + 1);
-    let mut run =
-        SegRun {
+    let mut run = SegRun {
         segno,
         start: None,
         first_prev: None,

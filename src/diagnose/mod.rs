@@ -136,6 +136,10 @@ pub struct Diagnosis {
     /// lost), for `plan`, which must not read every heap page a second time.
     #[serde(skip)]
     pub tuples: tuples::TupleScan,
+    /// What pg_control's fields rest on, when it is damaged (the values every finding was
+    /// judged with, and what `plan` writes back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control: Option<check::control::ControlEvidence>,
     /// The highest pd_lsn of any page the server accepts: a WAL reset must start past it.
     #[serde(skip)]
     pub max_page_lsn: Option<crate::format::types::Lsn>,
@@ -182,36 +186,13 @@ pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -
         tuples: Default::default(),
         tuples_scanned: 0,
         max_page_lsn: None,
+        control: None,
     };
-    let control = match dd.control() {
-        Ok((c, crc, _)) => {
-            if !crc.ok() {
-                out.push(
-                    Finding::new("control-crc-mismatch", "pg_control's checksum does not match its contents")
-                        .explain(
-                            format!("global/pg_control stores CRC {:#010x} but its first {} bytes give {:#010x}: some of its bytes changed after it was written (a torn write, a bad disk, a hand edit). The values shown by inspect may be wrong.", crc.stored, crc.offset, crc.computed),
-                            "the server refuses to start: \"incorrect checksum in control file\"",
-                        )
-                        .repair("rebuild pg_control from the values it still holds, checked against WAL and the data directory (pgsalvage plan)", "nothing if the values are right; otherwise see the rebuild's guesses", true)
-                        .repair("pg_resetwal -f with values given by hand", "transactions in WAL not yet applied to data files", false),
-                );
-                if let Some(f) = out.last_mut() {
-                    f.file = Some("global/pg_control".into());
-                }
-            }
-            Some(c.with_usable_geometry().0)
-        }
-        Err(e) => {
-            let mut f = Finding::new("control-unreadable", "pg_control cannot be read")
-                .explain(format!("{e}"), "the server cannot start: it reads everything else through pg_control")
-                .repair("rebuild pg_control from guesses taken from the data directory: WAL segment size and system identifier from WAL page headers, next xid from pg_xact, block size and checksums from pages (pgsalvage plan --reset-wal)", "transactions in WAL after the last checkpoint, unless the rebuilt checkpoint location lets recovery replay them", true)
-                .repair("pg_resetwal -f with values guessed by hand", "the same, with worse guesses", false);
-            f.file = Some("global/pg_control".into());
-            out.push(f);
-            None
-        }
-    };
-    let Some(c) = control else {
+    let ev = check::control::examine(dd);
+    if let Some(root) = control_root(&ev) {
+        out.push(root);
+    }
+    let Some(c) = ev.trusted.clone().map(|c| c.with_usable_geometry().0) else {
         d.major = dd.pg_version().ok().map(|m| m.number());
         d.findings = out;
         return Ok(d);
@@ -238,7 +219,8 @@ pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -
         ),
         _ => {}
     }
-    let report = check::check(dd, &CheckOptions { jobs: opts.jobs, only: None }, progress)?;
+    let report = check::check_with(dd, &CheckOptions { jobs: opts.jobs, only: None }, progress, ev.clone())?;
+    d.control = (!ev.intact()).then_some(ev);
     // pg_control's counters are those of the last checkpoint; after a crash, the WAL replay
     // will carry them forward. Tuples are judged against where replay leaves them.
     let c = match report.wal.as_ref().map(|w| &w.advance).filter(|a| !a.is_empty()) {
@@ -279,6 +261,62 @@ pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -
     d.findings = out;
     d.tuples = ts;
     Ok(d)
+}
+
+/// The one root finding for a damaged pg_control: what is wrong with the file, each field
+/// as confirmed, contradicted or unverifiable, and what a rewrite from the evidence costs.
+fn control_root(ev: &check::control::ControlEvidence) -> Option<Finding> {
+    use check::control::Condition;
+    let rebuild = ev.not_rebuildable.is_none() && ev.checkpoint_record.is_some();
+    let x = ev.count(check::control::Verdict::Contradicted);
+    let (code, title, what) = match &ev.condition {
+        Condition::Intact => return None,
+        Condition::CrcMismatch { stored, computed, offset } => (
+            "control-crc-mismatch",
+            "pg_control's checksum does not match its contents".to_string(),
+            format!("global/pg_control stores CRC {stored:#010x} but its first {offset} bytes give {computed:#010x}: some of its bytes changed after it was written (a torn write, a bad disk, a hand edit), so every value in it is a suspect"),
+        ),
+        Condition::ValuesInvalid { problems } => (
+            "control-values-invalid",
+            "pg_control holds values PostgreSQL does not allow".to_string(),
+            format!("{}: the server refuses such a file whatever its CRC says", problems.join("; ")),
+        ),
+        Condition::Unreadable { reason } => ("control-unreadable", "pg_control cannot be read".to_string(), reason.clone()),
+    };
+    let judged = if rebuild {
+        format!(
+            " Each field was checked against evidence that does not come from pg_control (the checkpoint record at {}, CRC-checked; WAL page headers; page headers and checksums; PG_VERSION and the server's compile-time values): {} confirmed, {x} contradicted, {} unverifiable (settings the server writes again at start). Every other finding below was judged with the values the evidence gives.",
+            ev.checkpoint_record.unwrap_or_default(),
+            ev.count(check::control::Verdict::Confirmed),
+            ev.count(check::control::Verdict::Unverifiable)
+        )
+    } else {
+        format!(" pg_control cannot be rebuilt from evidence: {}. Findings about xids, multixacts and WAL below were judged with its suspect values and may be effects of this damage, not damage of their own.", ev.not_rebuildable.clone().unwrap_or_default())
+    };
+    let nothing = match &ev.condition {
+        Condition::Unreadable { .. } => "the server cannot start: it reads everything else through pg_control",
+        Condition::ValuesInvalid { .. } => "the server refuses to start (\"database files are incompatible with server\")",
+        _ => "the server refuses to start: \"incorrect checksum in control file\"",
+    };
+    let mut f = Finding::new(code, title).explain(format!("{what}.{judged}"), nothing);
+    f = if rebuild {
+        f.repair(
+            format!("rewrite pg_control from the evidence (pgsalvage plan): the checkpoint copy from the record at {} verbatim, confirmed values kept, contradicted ones replaced; the server then replays WAL from the REDO point as after any stop", ev.checkpoint_record.unwrap_or_default()),
+            "nothing: no WAL is reset",
+            true,
+        )
+        .repair("pg_resetwal -f", "every transaction after the last checkpoint that only WAL holds; it keeps whatever damaged values it can read, or guesses", false)
+    } else {
+        f.repair(
+            "rebuild pg_control from guesses taken from the data directory and reset WAL (pgsalvage plan --reset-wal; move pg_control aside first if it decodes)",
+            "transactions in WAL after the last checkpoint",
+            true,
+        )
+        .repair("pg_resetwal -f with values guessed by hand", "the same, with worse guesses", false)
+    };
+    f.file = Some(crate::datadir::CONTROL_PATH.into());
+    f.evidence = ev.lines();
+    Some(f)
 }
 
 /// What replay of the WAL after the checkpoint moves forward, in words.
@@ -495,7 +533,7 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
             "wal-segment-wrong-size" => Finding::new("wal-file-wrong-size", f.message.clone())
                 .explain("a WAL segment file of the wrong size cannot be replayed", "recovery stops at it")
                 .repair("move it aside; find a full copy", "nothing if a copy exists", true),
-            "control-crc-mismatch" => continue, // reported from pg_control itself
+            "control-crc-mismatch" | "control-unreadable" => continue, // reported from pg_control's evidence
             "control-values-invalid" => Finding::new("control-values-invalid", "pg_control holds values PostgreSQL does not allow")
                 .explain(
                     format!("{}. pgsalvage read the data files with the defaults instead; every finding judged with pg_control's values may be an effect of this damage", f.evidence.join("; ")),

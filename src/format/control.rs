@@ -36,6 +36,15 @@ pub const MOCK_AUTH_NONCE_LEN: usize = 32;
 /// FLOATFORMAT_VALUE: a double written to detect float format mismatches.
 pub const FLOAT_FORMAT: f64 = 1234567.0;
 
+/// TOAST_MAX_CHUNK_SIZE (heaptoast.h) for a block size: EXTERN_TUPLE_MAX_SIZE for four
+/// tuples per page, less the tuple header, chunk_id, chunk_seq and the varlena header
+/// (1996 for 8 kB blocks).
+pub fn toast_max_chunk_size(bs: u32) -> u32 {
+    use super::bytes::maxalign;
+    let max_tuple = ((bs as usize).saturating_sub(maxalign(24 + 4 * 4)) / 4) & !7;
+    max_tuple.saturating_sub(maxalign(23) + 4 + 4 + 4) as u32
+}
+
 /// DBState: `state` of pg_control.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -218,7 +227,9 @@ trait Member {
     }
 }
 
-struct Decode<'a>(Reader<'a>);
+/// Decoding; `loose` takes any non-zero byte as a true C bool and records its offset in
+/// `odd` (to read what a damaged file still says), where the strict reader refuses it.
+struct Decode<'a>(Reader<'a>, bool, Vec<usize>);
 impl Member for Decode<'_> {
     fn u32(&mut self, off: usize, v: &mut u32) -> Result<(), FormatError> {
         *v = self.0.u32(off)?;
@@ -229,7 +240,15 @@ impl Member for Decode<'_> {
         Ok(())
     }
     fn bool(&mut self, off: usize, v: &mut bool) -> Result<(), FormatError> {
-        *v = self.0.bool(off)?;
+        if self.1 {
+            let b = self.0.u8(off)?;
+            if b > 1 {
+                self.2.push(off);
+            }
+            *v = b != 0;
+        } else {
+            *v = self.0.bool(off)?;
+        }
         Ok(())
     }
     fn bytes(&mut self, off: usize, v: &mut [u8]) -> Result<(), FormatError> {
@@ -320,7 +339,7 @@ impl CheckPoint {
         let r = Reader::new("checkpoint record", bytes);
         r.need(0, size)?;
         let mut cp = CheckPoint::default();
-        walk_checkpoint(major, 0, &mut Decode(r), &mut cp)?;
+        walk_checkpoint(major, 0, &mut Decode(r, false, vec![]), &mut cp)?;
         Ok(cp)
     }
     /// Encode as sizeof(CheckPoint) bytes (padding zero).
@@ -496,10 +515,39 @@ impl ControlFile {
         let major = Self::detect_major(bytes)?;
         let r = Reader::new("pg_control", bytes);
         let mut c = ControlFile::empty(major);
-        let (layout, crc_off) = walk_control(major, &mut Decode(r), &mut c)?;
+        let (layout, crc_off) = walk_control(major, &mut Decode(r, false, vec![]), &mut c)?;
         r.need(0, layout.size())?;
         let computed = crc32c::crc32c(&bytes[..crc_off]);
         Ok((c.clone(), CrcCheck { stored: c.crc, computed, offset: crc_off }))
+    }
+
+    /// As [`Self::parse_lenient`] for a file known to be damaged: a C bool that is neither
+    /// 0 nor 1 reads as true, and its offset is returned. The major is `major` (from
+    /// PG_VERSION) when the version fields themselves are damaged.
+    pub fn parse_salvage(bytes: &[u8], major: PgMajor) -> Result<(ControlFile, CrcCheck, Vec<usize>), FormatError> {
+        let major = Self::detect_major(bytes).unwrap_or(major);
+        let r = Reader::new("pg_control", bytes);
+        let mut c = ControlFile::empty(major);
+        let mut d = Decode(r, true, vec![]);
+        let (layout, crc_off) = walk_control(major, &mut d, &mut c)?;
+        r.need(0, layout.size())?;
+        let computed = crc32c::crc32c(&bytes[..crc_off]);
+        Ok((c.clone(), CrcCheck { stored: c.crc, computed, offset: crc_off }, d.2))
+    }
+
+    /// The values initdb and the server of `major` write on x86-64 with the default build
+    /// options (the compile-time constants, and the settings' defaults), system identifier
+    /// and checkpoint zero.
+    pub fn standard(major: PgMajor) -> ControlFile {
+        let n = major.number();
+        let mut c = ControlFile::empty(major);
+        c.prior_lsn = (n <= 10).then_some(Lsn(0));
+        c.max_wal_senders = (n >= 12).then_some(10);
+        c.float4_pass_by_value = (n <= 12).then_some(true);
+        c.checkpoint.checkpoint_wal_level = (n >= 17).then_some(1);
+        c.default_char_signedness = (n >= 18).then_some(true);
+        c.unlogged_lsn = Lsn(1000);
+        c
     }
 
     /// Encode as the 8192-byte file PostgreSQL writes (struct, zero padding, recomputed CRC).

@@ -79,6 +79,9 @@ pub enum ActionKind {
     /// Store the CRC of pg_control's current content, after its values were checked against
     /// WAL's checkpoint record and the data directory (only the 4 CRC bytes change).
     FixControlCrc { crc: u32 },
+    /// Write pg_control rebuilt from evidence: `image` is the control data (hex, zero padding
+    /// to 8192 bytes follows), with its CRC; `fields` say what each value rests on.
+    WriteControl { image: String, fields: Vec<crate::check::control::FieldCheck> },
     /// Write a pg_xact segment: existing bytes kept, missing pages added, statuses set.
     SynthesizeXact { pages: u32, first_xid: Xid, last_xid: Xid, committed: Vec<(Xid, Xid)>, sources: XactSources },
     /// Move pg_wal's contents to `to` and leave a symbolic link.
@@ -264,8 +267,11 @@ impl Plan {
                     }
                 }
                 ActionKind::RebuildControl { wal_file, moves, .. } => check_wal_names(wal_file, moves).map_err(at)?,
-                ActionKind::FixControlCrc { .. } if a.target.path != crate::datadir::CONTROL_PATH => {
-                    return Err(at(format!("fix-control-crc targets {:?}, not global/pg_control", a.target.path)));
+                ActionKind::FixControlCrc { .. } | ActionKind::WriteControl { .. } if a.target.path != crate::datadir::CONTROL_PATH => {
+                    return Err(at(format!("a pg_control action targets {:?}, not global/pg_control", a.target.path)));
+                }
+                ActionKind::WriteControl { image, .. } => {
+                    control_image(image).map_err(at)?;
                 }
                 _ => {}
             }
@@ -306,32 +312,22 @@ fn block_bytes(dd: &DataDir, path: &str, block: u32, bs: usize, blocks_per_segme
     b.get(i * bs..(i + 1) * bs).map(|s| s.to_vec())
 }
 
-/// Before trusting the values of a pg_control whose CRC fails: the checkpoint copy equals
-/// the checkpoint record WAL holds at the checkpoint location (read with the stored system
-/// identifier, which every WAL page header must carry), and no value is out of range.
-/// Returns the CRC of the current content and what was checked.
-fn control_values_check(dd: &DataDir) -> std::result::Result<(u32, String), String> {
-    let b = dd.read(crate::datadir::CONTROL_PATH).map_err(|e| e.to_string())?;
-    let (c, crc) = crate::format::control::ControlFile::parse_lenient(&b).map_err(|e| e.to_string())?;
-    if let Some((field, expected, found)) = c.sanity_problems().into_iter().next() {
-        return Err(format!("{field} is {found}, expected {expected}"));
+/// What the plan records as pg_control's sha256 when the file does not exist.
+pub const ABSENT: &str = "absent";
+
+/// The 8192-byte pg_control of a write-control action: the image, zero-padded, which must
+/// decode with a right CRC and values the server accepts.
+pub fn control_image(image: &str) -> std::result::Result<Vec<u8>, String> {
+    let mut b = crate::format::bytes::from_hex(image).ok_or("the pg_control image is not hex")?;
+    if b.len() > crate::format::control::CONTROL_FILE_SIZE {
+        return Err(format!("the pg_control image is {} bytes, more than {}", b.len(), crate::format::control::CONTROL_FILE_SIZE));
     }
-    let (_, cp) = crate::datadir::read_checkpoint_record(dd, &c).map_err(|e| format!("the checkpoint record at {} cannot be read: {e}", c.checkpoint_lsn))?;
-    if cp != c.checkpoint {
-        return Err(format!("the checkpoint copy in pg_control differs from WAL's checkpoint record at {}", c.checkpoint_lsn));
+    b.resize(crate::format::control::CONTROL_FILE_SIZE, 0);
+    let c = crate::format::control::ControlFile::parse(&b).map_err(|e| format!("the pg_control image does not decode: {e}"))?;
+    if let Some((f, want, got)) = c.sanity_problems().into_iter().next() {
+        return Err(format!("the pg_control image has {f} {got}, expected {want}"));
     }
-    Ok((
-        crc.computed,
-        format!(
-            "the checkpoint copy equals WAL's checkpoint record at {} (REDO {}, NextXID {}:{}, NextOID {}), WAL's page headers carry the stored system identifier {}, and every value is in range",
-            c.checkpoint_lsn,
-            cp.redo_lsn,
-            cp.next_xid.epoch(),
-            cp.next_xid.xid(),
-            cp.next_oid,
-            c.system_identifier
-        ),
-    ))
+    Ok(b)
 }
 
 /// The visibility map block covering a heap block (file and block), when the map has it:
@@ -385,21 +381,28 @@ fn listing(dir: &std::path::Path) -> Option<String> {
 
 /// Build the plan for a stopped data directory.
 pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
-    if dd.control().is_err() {
+    let ev = crate::check::control::examine(dd);
+    if ev.trusted.is_none() {
         if opts.reset_wal {
             return plan_rebuild(dd, opts, chrono::Utc::now().timestamp());
         }
         return Err(Error::Refused {
-            message: "pg_control cannot be read: the only repair is to rebuild it from guesses and reset WAL".into(),
+            message: format!(
+                "pg_control cannot be read and cannot be rebuilt from evidence ({}): the only repair left is to rebuild it from guesses and reset WAL",
+                ev.not_rebuildable.clone().unwrap_or_default()
+            ),
             hint: "run `pgsalvage diagnose` to see why, then `pgsalvage plan --reset-wal` to plan the rebuild".into(),
         });
     }
     let d = diagnose::diagnose(dd, &DiagnoseOptions::default(), &crate::check::Quiet)?;
-    let (c, _, _) = dd.control()?;
+    let c = match ev.trusted.clone() {
+        Some(c) => c,
+        None => dd.control()?.0,
+    };
     let c = c.with_usable_geometry().0;
     let bs = c.database_block_size as usize;
     let bps = c.blocks_per_segment;
-    let control = dd.read(crate::datadir::CONTROL_PATH)?;
+    let control = dd.read(crate::datadir::CONTROL_PATH).ok();
     // diagnose's tuple scan, with hint bits collected for the lost pg_xact ranges.
     let ts = &d.tuples;
     let mut by_page: BTreeMap<(String, u32), Vec<&tuples::TupleProblem>> = BTreeMap::new();
@@ -411,14 +414,13 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
     let mut not_repairable = Vec::new();
     let now = chrono::Utc::now().timestamp();
     let wanted = |code: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == code);
-    // pg_control's CRC fails and its values cannot be confirmed against WAL: NextXID,
-    // oldestXID and the multixact counters may be the damage. Findings judged against them
-    // (lost pg_xact ranges, "never assigned" xids) are not acted on: one flipped byte of
-    // NextXID would otherwise plan gigabytes of invented pg_xact and freeze every tuple.
-    // Checked once (it reads WAL's checkpoint record), when pg_control's CRC fails.
-    let control_check = d.findings.iter().any(|f| f.code == "control-crc-mismatch").then(|| control_values_check(dd));
-    let counters_suspect = matches!(control_check, Some(Err(_)));
-    const FROM_COUNTERS: &str = "judged against NextXID, oldestXID and the multixact counters of a pg_control whose CRC fails and whose values WAL does not confirm: they may be the damage, not the data. Repair pg_control first (its own finding), then plan again";
+    // pg_control is damaged and cannot be rebuilt from evidence (no checkpoint record):
+    // NextXID, oldestXID and the multixact counters may be the damage. Findings judged
+    // against them (lost pg_xact ranges, "never assigned" xids) are not acted on: one
+    // flipped byte of NextXID would otherwise plan gigabytes of invented pg_xact.
+    let rebuild = (!ev.intact() && ev.not_rebuildable.is_none()).then(|| ev.trusted.clone()).flatten();
+    let counters_suspect = !ev.intact() && rebuild.is_none();
+    const FROM_COUNTERS: &str = "judged against NextXID, oldestXID and the multixact counters of a damaged pg_control that no checkpoint record in WAL confirms: they may be the damage, not the data. Repair pg_control first (its own finding), then plan again";
     let push = |actions: &mut Vec<Action>, finding: &str, kind: ActionKind, target: Target, scope: &str, effect: String, loss: String, risk: Risk| -> String {
         let id = format!("A{}", actions.len() + 1);
         let precondition = current_precondition(dd, &target, scope, bs, bps);
@@ -475,7 +477,16 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 let n = offnums.len();
                 ids.push(push(&mut actions, f.code, ActionKind::FreezeTuples { offnums }, target(file, Some(block)), "block", format!("{n} tuple(s) marked frozen (xmin frozen, xmax invalid): the server stops asking pg_xact about the damaged ids and the rows are visible"), format!("nothing is deleted; the {n} row(s) may hold damaged values: check them"), Risk::Medium));
                 if let Some((vm, vblk)) = vm_block(dd, file, block, bs, bps) {
-                    ids.push(push(&mut actions, f.code, ActionKind::ClearVisibilityMap { heap_block: block }, target(&vm, Some(vblk)), "block", vm_effect(block), "nothing".into(), Risk::Low));
+                    ids.push(push(
+                        &mut actions,
+                        f.code,
+                        ActionKind::ClearVisibilityMap { heap_block: block },
+                        target(&vm, Some(vblk)),
+                        "block",
+                        vm_effect(block),
+                        "nothing".into(),
+                        Risk::Low,
+                    ));
                 }
             }
             "tuple-pointer-hides-row" => {
@@ -502,7 +513,16 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     Risk::Medium,
                 ));
                 if let Some((vm, vblk)) = vm_block(dd, file, block, bs, bps) {
-                    ids.push(push(&mut actions, f.code, ActionKind::ClearVisibilityMap { heap_block: block }, target(&vm, Some(vblk)), "block", vm_effect(block), "nothing".into(), Risk::Low));
+                    ids.push(push(
+                        &mut actions,
+                        f.code,
+                        ActionKind::ClearVisibilityMap { heap_block: block },
+                        target(&vm, Some(vblk)),
+                        "block",
+                        vm_effect(block),
+                        "nothing".into(),
+                        Risk::Low,
+                    ));
                 }
             }
             "tuple-pointer-invalid" => {
@@ -531,7 +551,16 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 ));
                 // Index-only scans must not trust the page as all-visible any more.
                 if let Some((vm, vblk)) = vm_block(dd, file, block, bs, bps) {
-                    ids.push(push(&mut actions, f.code, ActionKind::ClearVisibilityMap { heap_block: block }, target(&vm, Some(vblk)), "block", vm_effect(block), "nothing".into(), Risk::Low));
+                    ids.push(push(
+                        &mut actions,
+                        f.code,
+                        ActionKind::ClearVisibilityMap { heap_block: block },
+                        target(&vm, Some(vblk)),
+                        "block",
+                        vm_effect(block),
+                        "nothing".into(),
+                        Risk::Low,
+                    ));
                 }
             }
             "page-invalid" => {
@@ -560,7 +589,16 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     ));
                     // The rebuilt page is not marked all-visible: neither may its map bit be.
                     if let Some((vm, vblk)) = vm_block(dd, file, block, bs, bps) {
-                        ids.push(push(&mut actions, f.code, ActionKind::ClearVisibilityMap { heap_block: block }, target(&vm, Some(vblk)), "block", vm_effect(block), "nothing".into(), Risk::Low));
+                        ids.push(push(
+                            &mut actions,
+                            f.code,
+                            ActionKind::ClearVisibilityMap { heap_block: block },
+                            target(&vm, Some(vblk)),
+                            "block",
+                            vm_effect(block),
+                            "nothing".into(),
+                            Risk::Low,
+                        ));
                     }
                 } else if opts.zero_pages {
                     let rows = tuples::rows_on_page(&page).map(|r| r as u32);
@@ -719,22 +757,37 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
             "wal-lost" | "wal-checkpoint-unreadable" => {
                 refuse("needs a WAL reset (--reset-wal); put the missing WAL back first if it exists anywhere: that loses nothing".into())
             }
-            "control-crc-mismatch" => match control_check.clone().unwrap_or_else(|| control_values_check(dd)) {
-                Ok((crc, checked)) => ids.push(push(
-                    &mut actions,
-                    f.code,
-                    ActionKind::FixControlCrc { crc },
-                    target(crate::datadir::CONTROL_PATH, None),
-                    "file",
-                    format!("pg_control's CRC set to {crc:#010x}, that of its current content; every value kept. Checked first: {checked}"),
-                    "nothing if the values are right; a damaged value among those no check covers (the mock authentication nonce, max_connections and the other settings' copies) stays".into(),
-                    Risk::Medium,
-                )),
-                Err(why) => refuse(format!(
-                    "pg_control decodes but its values cannot all be confirmed ({why}): no automatic repair. Compare `pgsalvage inspect` with the WAL; to rebuild it from the directory instead, move it aside and plan --reset-wal (rehearse first)"
+            "control-crc-mismatch" | "control-values-invalid" | "control-unreadable" => match &rebuild {
+                Some(t) => {
+                    let fields = ev.fields.clone();
+                    let changed: Vec<String> = fields
+                        .iter()
+                        .filter(|f| f.verdict == crate::check::control::Verdict::Contradicted)
+                        .map(|f| format!("{} {} → {}", f.field, f.found.as_deref().unwrap_or("(absent)"), f.used))
+                        .collect();
+                    let image = crate::format::bytes::hex(&t.encode()[..crate::format::control::struct_size(t.major)]);
+                    let scope = if control.is_some() { "file" } else { "absent" };
+                    ids.push(push(
+                        &mut actions,
+                        f.code,
+                        ActionKind::WriteControl { image, fields },
+                        target(crate::datadir::CONTROL_PATH, None),
+                        scope,
+                        format!(
+                            "pg_control rewritten from evidence: checkpoint copy from the record at {} verbatim; {}; the server then starts with recovery from REDO {}",
+                            ev.checkpoint_record.unwrap_or_default(),
+                            if changed.is_empty() { "no value changes (only the CRC and bytes the server never writes that way)".to_string() } else { format!("changed: {}", changed.join(", ")) },
+                            t.checkpoint.redo_lsn
+                        ),
+                        "nothing: WAL is kept and replayed; settings the server records again at start may differ until it does".into(),
+                        Risk::Medium,
+                    ))
+                }
+                None => refuse(format!(
+                    "pg_control cannot be rebuilt from evidence ({}): move it aside and plan --reset-wal to rebuild it from guesses (rehearse first)",
+                    ev.not_rebuildable.clone().unwrap_or_default()
                 )),
             },
-            "control-unreadable" => refuse("pg_control decodes but its CRC is wrong, so its values may be wrong: no automatic repair. Compare `pgsalvage inspect` with the WAL; to rebuild it from the directory instead, move it aside and plan --reset-wal (rehearse first)".into()),
             other => refuse(format!("no repair is built for {other} yet")),
         }
         if !ids.is_empty() {
@@ -748,7 +801,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
         cluster: Cluster {
             system_identifier: c.system_identifier.to_string(),
             major: c.major.number(),
-            pg_control_sha256: sha256_hex(&control),
+            pg_control_sha256: control.as_deref().map(sha256_hex).unwrap_or_else(|| ABSENT.into()),
             data_directory: dd.root().display().to_string(),
         },
         options: opts.clone(),
@@ -784,11 +837,8 @@ pub fn drift(dd: &DataDir, p: &Plan) -> Result<(bool, Vec<Drift>)> {
     });
     // A plan that rebuilds pg_control was made for a directory whose pg_control is
     // unreadable: its identity comes from the guessed values (WAL headers).
-    let (sysid, bs, bps) = match (dd.control(), &rebuild) {
-        (Ok((c, _, _)), _) => {
-            let c = c.with_usable_geometry().0;
-            (c.system_identifier.to_string(), c.database_block_size as usize, c.blocks_per_segment)
-        }
+    let (sysid, bs, bps) = match (crate::check::trusted_control(dd), &rebuild) {
+        (Ok(c), _) => (c.system_identifier.to_string(), c.database_block_size as usize, c.blocks_per_segment),
         (Err(_), Some(g)) => (g.system_identifier.clone(), g.block_size as usize, (1u32 << 30) / g.block_size),
         (Err(e), None) => return Err(e),
     };
@@ -798,7 +848,7 @@ pub fn drift(dd: &DataDir, p: &Plan) -> Result<(bool, Vec<Drift>)> {
             hint: "review the plan against the data directory it was made for".into(),
         });
     }
-    let same_control = dd.read(crate::datadir::CONTROL_PATH).map(|b| sha256_hex(&b) == p.cluster.pg_control_sha256).unwrap_or(false);
+    let same_control = dd.read(crate::datadir::CONTROL_PATH).map(|b| sha256_hex(&b)).unwrap_or_else(|_| ABSENT.into()) == p.cluster.pg_control_sha256;
     let mut out = Vec::new();
     for a in &p.actions {
         let now = current_precondition(dd, &a.target, &a.precondition.scope, bs, bps);
@@ -886,6 +936,7 @@ pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::Con
             p[8..10].copy_from_slice(&sum.to_le_bytes());
             p
         }
+        ActionKind::WriteControl { image, .. } => control_image(image)?,
         ActionKind::FixControlCrc { .. } => {
             let mut b = control()?.to_vec();
             let major = crate::format::control::ControlFile::detect_major(&b).map_err(|e| e.to_string())?;

@@ -384,12 +384,8 @@ pub fn guessed_values(major: crate::format::version::PgMajor, l: &Listing, e: &D
     Ok((g, s))
 }
 
-/// TOAST_MAX_CHUNK_SIZE (heaptoast.h): EXTERN_TUPLE_MAX_SIZE for four tuples per page, less
-/// the tuple header, chunk_id, chunk_seq and the varlena header. 1996 for 8 kB blocks.
 fn toast_chunk(bs: u32) -> u32 {
-    use crate::format::bytes::maxalign;
-    let max_tuple = ((bs as usize - maxalign(24 + 4 * 4)) / 4) & !7;
-    (max_tuple - maxalign(23) - 4 - 4 - 4) as u32
+    crate::format::control::toast_max_chunk_size(bs)
 }
 
 #[cfg(test)]
