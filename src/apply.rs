@@ -90,6 +90,37 @@ pub fn applied_and_in_place(dd: &DataDir, plan_sha: &str) -> Vec<History> {
     out
 }
 
+/// Whether a snapshot stands for the data directory a plan was made on: the same system
+/// identifier, or — when the snapshot could not record one (pg_control unreadable and no
+/// WAL page header to read it from) — a manifest holding every target the plan changes
+/// with the hash it was planned on (whole files), or holding it at all (a block's hash is
+/// not in the manifest), or not holding it when the plan expects it absent.
+pub fn snapshot_stands_for(m: &crate::snapshot::manifest::Manifest, p: &Plan) -> std::result::Result<String, String> {
+    if !m.system_identifier.is_empty() {
+        return if m.system_identifier == p.cluster.system_identifier {
+            Ok(format!("a snapshot of cluster {}", m.system_identifier))
+        } else {
+            Err(format!("it is a snapshot of cluster {}, the plan is for {}", m.system_identifier, p.cluster.system_identifier))
+        };
+    }
+    for a in &p.actions {
+        let path = m.archive_path(&a.target.path);
+        let entry = m.entry(&path);
+        let ok = match (a.precondition.scope.as_str(), entry, &a.precondition.sha256) {
+            ("absent", None, _) => true,
+            ("block", Some(_), _) => true,
+            ("file", Some(e), Some(h)) => e.sha256.as_deref() == Some(h.as_str()),
+            ("file", None, None) => true,
+            ("dir", _, _) => true,
+            _ => false,
+        };
+        if !ok {
+            return Err(format!("it records no system identifier, and it does not hold {} as the plan found it (action {})", a.target.path, a.id));
+        }
+    }
+    Ok("a snapshot without a system identifier (pg_control was unreadable), holding every target of the plan as it was planned on".into())
+}
+
 /// Carry out a plan. The caller has checked confirmation and the snapshot.
 pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> Result<Applied> {
     p.validate().map_err(|e| Error::Usage(format!("the plan: {e}")))?;

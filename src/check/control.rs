@@ -136,6 +136,8 @@ pub fn examine(dd: &DataDir) -> ControlEvidence {
         (Some(b), Some(m)) => Some(ControlFile::parse_salvage(b, m)),
         _ => None,
     };
+    let zeroed = bytes.as_deref().is_some_and(|b| b.iter().all(|&x| x == 0));
+    let loose = loose.filter(|_| !zeroed);
     let (found, condition, odd) = match (&loose, bytes.as_deref()) {
         (Some(Ok((c, crc, odd))), _) if !crc.ok() => {
             (Some(c.clone()), Condition::CrcMismatch { stored: crc.stored, computed: crc.computed, offset: crc.offset }, odd.clone())

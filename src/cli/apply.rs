@@ -60,12 +60,8 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
         (Some(s), _) => {
             let m = pgsalvage::snapshot::verify::read_manifest(s)
                 .map_err(|e| Error::Refused { message: e, hint: "give a snapshot made by `pgsalvage snapshot create`".into() })?;
-            if m.system_identifier != p.cluster.system_identifier {
-                return Err(Error::Refused {
-                    message: format!("{} is a snapshot of cluster {}, the plan is for {}", s.display(), m.system_identifier, p.cluster.system_identifier),
-                    hint: "snapshot this cluster first".into(),
-                }
-                .into());
+            if let Err(why) = pgsalvage::apply::snapshot_stands_for(&m, &p) {
+                return Err(Error::Refused { message: format!("{}: {why}", s.display()), hint: "snapshot this cluster first".into() }.into());
             }
             let r = pgsalvage::snapshot::verify::verify(s, &pgsalvage::check::Quiet);
             if !r.ok {

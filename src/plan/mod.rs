@@ -774,9 +774,14 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                         target(crate::datadir::CONTROL_PATH, None),
                         scope,
                         format!(
-                            "pg_control rewritten from evidence: checkpoint copy from the record at {} verbatim; {}; the server then starts with recovery from REDO {}",
+                            "pg_control {} from evidence: checkpoint copy from the record at {} verbatim; {}; the server then starts from REDO {}",
+                            if ev.found.is_some() { "rewritten" } else { "written anew" },
                             ev.checkpoint_record.unwrap_or_default(),
-                            if changed.is_empty() { "no value changes (only the CRC and bytes the server never writes that way)".to_string() } else { format!("changed: {}", changed.join(", ")) },
+                            match (ev.found.is_some(), changed.is_empty()) {
+                                (false, _) => format!("every value from the evidence listed under the finding (system identifier {}, NextXID {}, data checksums {})", t.system_identifier, t.checkpoint.next_xid, if t.data_page_checksum_version > 0 { "on" } else { "off" }),
+                                (true, true) => "no value changes (only the CRC and bytes the server never writes that way)".to_string(),
+                                (true, false) => format!("changed: {}", changed.join(", ")),
+                            },
                             t.checkpoint.redo_lsn
                         ),
                         "nothing: WAL is kept and replayed; settings the server records again at start may differ until it does".into(),

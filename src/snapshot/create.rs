@@ -239,10 +239,22 @@ pub fn create(dd: &DataDir, out: &Path, opts: &CreateOptions, progress: &dyn Pro
             });
         }
     }
-    let control = dd.control().ok();
+    // A damaged pg_control's values are evidence, not truth: the identity recorded is the one
+    // WAL's page headers confirm (or give, when pg_control cannot be read).
+    let ev = crate::check::control::examine(dd);
+    let sysid_source = match (&ev.trusted, ev.intact()) {
+        (Some(_), true) => Some("pg_control".to_string()),
+        (Some(_), false) => ev
+            .fields
+            .iter()
+            .find(|f| f.field == "system_identifier")
+            .map(|f| if f.verdict == crate::check::control::Verdict::Unverifiable { "pg_control (damaged; unconfirmed)".to_string() } else { "WAL page headers".to_string() }),
+        (None, _) => None,
+    };
+    let control = ev.trusted.clone().or_else(|| dd.control().ok().map(|c| c.0)).map(|c| (c, ()));
     let major = control.as_ref().map(|c| c.0.major.number()).or_else(|| dd.pg_version().ok().map(|m| m.number())).unwrap_or(0);
     let file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(out).map_err(|e| Error::io("create snapshot file", out, e))?;
-    let result = write_archive(dd, file, opts, progress, &postmaster, control.as_ref().map(|c| &c.0), major);
+    let result = write_archive(dd, file, opts, progress, &postmaster, control.as_ref().map(|c| &c.0), major, sysid_source);
     let (manifest, compressed_bytes) = match result {
         Ok(v) => v,
         Err(e) => {
@@ -280,6 +292,7 @@ fn write_archive(
     postmaster: &Postmaster,
     control: Option<&crate::format::control::ControlFile>,
     major: u32,
+    sysid_source: Option<String>,
 ) -> Result<(Manifest, u64)> {
     let out_err = |e: io::Error| Error::io("write snapshot", dd.root(), e);
     // One zstd worker more than cores: this thread also reads, tars and hashes, and an extra
@@ -327,6 +340,7 @@ fn write_archive(
         data_directory: dd.root().display().to_string(),
         major,
         system_identifier: control.map(|c| c.system_identifier.to_string()).unwrap_or_default(),
+        system_identifier_source: sysid_source,
         consistent: !matches!(postmaster, Postmaster::Alive { .. }),
         postmaster: serde_json::to_value(postmaster).ok().and_then(|v| v.get("status").and_then(|s| s.as_str()).map(str::to_string)).unwrap_or_default(),
         zstd_level: opts.level,

@@ -57,8 +57,13 @@ pub struct Manifest {
     pub user: String,
     pub data_directory: String,
     pub major: u32,
-    /// As a string: JSON readers in other languages lose precision past 2^53.
+    /// As a string: JSON readers in other languages lose precision past 2^53. Empty when
+    /// neither pg_control nor WAL could give it.
     pub system_identifier: String,
+    /// Where the system identifier comes from: "pg_control", or "WAL page headers" when
+    /// pg_control is damaged (absent in manifests of older versions).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub system_identifier_source: Option<String>,
     /// False when taken with --allow-running while a postmaster was alive.
     pub consistent: bool,
     pub postmaster: String,
@@ -84,5 +89,14 @@ impl Manifest {
     }
     pub fn entry(&self, path: &str) -> Option<&FileEntry> {
         self.files.iter().find(|f| f.path == path)
+    }
+    /// The archive path of a data-directory path (through pg_wal's or a tablespace's link).
+    pub fn archive_path(&self, rel: &str) -> String {
+        for l in &self.links {
+            if let Some(rest) = rel.strip_prefix(&l.name).and_then(|r| r.strip_prefix('/')) {
+                return format!("{}/{rest}", l.archive_prefix);
+            }
+        }
+        format!("data/{rel}")
     }
 }
