@@ -188,7 +188,7 @@ pub fn plan(data: &[u8]) {
         use crate::plan::ActionKind as K;
         let old: Option<&[u8]> = match &a.kind {
             K::SynthesizeXact { .. } => Some(XACT_15),
-            K::ResetWal { .. } | K::RebuildControl { .. } | K::FixControlCrc { .. } => Some(CONTROL_15),
+            K::ResetWal { .. } | K::RebuildControl { .. } | K::FixControlCrc { .. } | K::WriteControl { .. } => Some(CONTROL_15),
             K::RelocateWal { .. } | K::MoveAside => None,
             _ => Some(&PAGES_15[..8192]),
         };
@@ -365,14 +365,27 @@ fn plan_seeds(repo: &std::path::Path, out: &mut Vec<Seed>) -> Result<(), String>
     flipped[24] ^= 1;
     std::fs::write(&ctl, &flipped).map_err(|e| e.to_string())?;
     make("control_crc", PlanOptions::default())?;
+    // Zeroed, with WAL there: rewritten from the checkpoint record (write-control).
     std::fs::write(&ctl, vec![0u8; 8192]).map_err(|e| e.to_string())?;
-    make("rebuild_control", PlanOptions { reset_wal: true, ..Default::default() })?;
-    std::fs::write(&ctl, good).map_err(|e| e.to_string())?;
-    for w in std::fs::read_dir(root.join("pg_wal")).map_err(|e| e.to_string())?.flatten() {
-        if crate::format::wal::segment::is_wal_file_name(&w.file_name().to_string_lossy()) {
-            let _ = std::fs::remove_file(w.path());
-        }
+    make("control_zeroed", PlanOptions::default())?;
+    // Zeroed, and every WAL record gone too (each segment keeps only its long page header):
+    // nothing to rebuild from but guesses (rebuild-control).
+    let wal: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("pg_wal"))
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .filter(|w| crate::format::wal::segment::is_wal_file_name(&w.file_name().to_string_lossy()))
+        .map(|w| w.path())
+        .collect();
+    for w in &wal {
+        let mut b = std::fs::read(w).map_err(|e| e.to_string())?;
+        b.iter_mut().skip(40).for_each(|x| *x = 0);
+        std::fs::write(w, b).map_err(|e| e.to_string())?;
     }
+    make("rebuild_control", PlanOptions { reset_wal: true, ..Default::default() })?;
+    for w in &wal {
+        let _ = std::fs::remove_file(w);
+    }
+    std::fs::write(&ctl, good).map_err(|e| e.to_string())?;
     make("reset_wal", PlanOptions { reset_wal: true, ..Default::default() })?;
     Ok(())
 }

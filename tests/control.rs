@@ -237,7 +237,14 @@ fn lost_control(major: u32, crashed: bool) {
     };
     let count = if crashed { "select count(*) from after_ckpt" } else { ROWS };
     let s = Scratch::new("lost-control");
-    let cases: [(&str, Option<usize>); 6] = [("deleted", None), ("zero-filled", Some(8192)), ("truncated to 0", Some(0)), ("truncated to 128", Some(128)), ("truncated to 200", Some(200)), ("truncated to 295", Some(295))];
+    let cases: [(&str, Option<usize>); 6] = [
+        ("deleted", None),
+        ("zero-filled", Some(8192)),
+        ("truncated to 0", Some(0)),
+        ("truncated to 128", Some(128)),
+        ("truncated to 200", Some(200)),
+        ("truncated to 295", Some(295)),
+    ];
     for (i, (name, len)) in cases.into_iter().enumerate() {
         if crashed && i > 1 {
             break;

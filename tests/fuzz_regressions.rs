@@ -46,7 +46,7 @@ fn seeds_are_real_inputs() {
     assert!(of("log").all(|b| !pgsalvage::diagnose::log::parse("x.log", &String::from_utf8_lossy(b)).is_empty()));
     assert!(of("wal_record").count() > 9 * 5);
     let plans: Vec<String> = real_plans().map(|b| String::from_utf8_lossy(b).into_owned()).collect();
-    for kind in ["freeze-tuples", "kill-tuples", "synthesize-xact", "rebuild-page-header", "reset-wal", "rebuild-control", "fix-control-crc", "move-aside"] {
+    for kind in ["freeze-tuples", "kill-tuples", "synthesize-xact", "rebuild-page-header", "reset-wal", "rebuild-control", "write-control"] {
         assert!(plans.iter().any(|p| p.contains(&format!("\"{kind}\""))), "no seed plan with a {kind} action");
     }
 }

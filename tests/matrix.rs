@@ -161,13 +161,14 @@ impl Damage {
             }
             Damage::ControlDestroyed => {
                 std::fs::write(c.data.join("global/pg_control"), vec![0u8; 8192]).unwrap();
-                ("control-unreadable", vec!["--reset-wal".into()], "rebuild-control", ROWS..=ROWS)
+                // Rewritten from the checkpoint record in WAL: no flags, no WAL reset, nothing lost.
+                ("control-unreadable", vec![], "write-control", ROWS..=ROWS)
             }
             Damage::ControlCrcFlip => {
                 let p = c.data.join("global/pg_control");
                 let b = std::fs::read(&p).unwrap()[24];
                 scribble(&p, 24, &[b ^ 0x01]);
-                ("control-crc-mismatch", vec![], "fix-control-crc", ROWS..=ROWS)
+                ("control-crc-mismatch", vec![], "write-control", ROWS..=ROWS)
             }
             Damage::DiskFull => {
                 let mnt = c.scratch.path().join("walfs");

@@ -229,16 +229,17 @@ fn prepared_xacts_are_evidence(major: u32) {
 
 per_major!(prepared_xacts_are_evidence: prepared_pg10 = 10, prepared_pg14 = 14, prepared_pg15 = 15, prepared_pg18 = 18);
 
-/// A pg_control whose CRC fails: when its checkpoint copy equals WAL's checkpoint record the
-/// plan stores the new CRC (4 bytes change); when a checked value is the damaged one, no
-/// automatic repair.
+/// A pg_control whose CRC fails is rewritten from evidence: a flipped time (nothing checks
+/// it) is kept and only the CRC changes; a flipped REDO location in the checkpoint copy is
+/// contradicted by WAL's checkpoint record and the rewrite gives back the original bytes.
 #[test]
-fn control_crc_fixed_only_when_values_check_out() {
+fn control_rewritten_from_wal_evidence() {
     let mut c = Cluster::new(15, InitOpts::default());
     c.start();
     c.stop();
     let work = Scratch::new("ctlcrc");
     let ctl = |d: &Path| d.join("global/pg_control");
+    let original = std::fs::read(ctl(&c.data)).unwrap();
     let variant = |name: &str, offset: u64| {
         let d = work.path().join(name);
         run_ok(std::process::Command::new("cp").arg("-a").arg(&c.data).arg(&d));
@@ -246,27 +247,27 @@ fn control_crc_fixed_only_when_values_check_out() {
         scribble(&ctl(&d), offset, &[b ^ 0x01]);
         d
     };
-    // The time field: nothing any check covers, nothing that matters.
+    let write = |p: &plan::Plan| p.actions.iter().find(|a| matches!(a.kind, ActionKind::WriteControl { .. })).cloned().unwrap_or_else(|| panic!("{p:?}"));
+    // The time field: unverifiable, kept; only the CRC changes.
     let d = variant("time", 24);
     let before = std::fs::read(ctl(&d)).unwrap();
     let p = make_plan(&d, &work.path().join("time.json"), &[]);
-    let a = p.actions.iter().find(|a| matches!(a.kind, ActionKind::FixControlCrc { .. })).unwrap_or_else(|| panic!("{p:?}"));
-    assert!(a.effect.contains("equals WAL's checkpoint record"), "{}", a.effect);
+    let a = write(&p);
+    assert!(a.effect.contains("no value changes"), "{}", a.effect);
     let cf = ControlFile::parse_lenient(&before).unwrap().0;
-    let new = plan::new_bytes(a, Some(&before), &cf).unwrap().unwrap();
+    let new = plan::new_bytes(&a, Some(&before), &cf).unwrap().unwrap();
     let changed: Vec<usize> = (0..before.len()).filter(|&i| before[i] != new[i]).collect();
-    assert!(
-        !changed.is_empty()
-            && changed.iter().all(|&i| (pgsalvage::format::control::crc_offset(cf.major)..pgsalvage::format::control::crc_offset(cf.major) + 4).contains(&i)),
-        "{changed:?}"
-    );
+    let crc = pgsalvage::format::control::crc_offset(cf.major);
+    assert!(!changed.is_empty() && changed.iter().all(|&i| (crc..crc + 4).contains(&i)), "{changed:?}");
     assert!(ControlFile::parse(&new).is_ok(), "the CRC checks out after the fix");
-    // The REDO location in the checkpoint copy: WAL disagrees, so no automatic repair.
+    // The REDO location in the checkpoint copy: WAL's record wins; the original comes back.
     let d = variant("redo", 41);
+    let before = std::fs::read(ctl(&d)).unwrap();
     let p = make_plan(&d, &work.path().join("redo.json"), &[]);
-    assert!(!p.actions.iter().any(|a| matches!(a.kind, ActionKind::FixControlCrc { .. })), "{p:?}");
-    let n = p.not_repairable.iter().find(|n| n.code == "control-crc-mismatch").unwrap();
-    assert!(n.reason.contains("differs from WAL's checkpoint record"), "{}", n.reason);
+    let a = write(&p);
+    assert!(a.effect.contains("changed: redo_lsn"), "{}", a.effect);
+    let new = plan::new_bytes(&a, Some(&before), &cf).unwrap().unwrap();
+    assert!(new == original, "the rewrite is the original pg_control");
 }
 
 /// A garbage xmin on a page whose checksum also fails (found by the sweep, PG10 seed
@@ -430,5 +431,14 @@ fn suspect_counters_plan_no_xact_or_freeze() {
         pl.actions.len(),
         pl.actions.iter().take(3).collect::<Vec<_>>()
     );
-    assert!(pl.not_repairable.iter().any(|n| n.code == "xact-status-lost" && n.reason.contains("Repair pg_control first")), "{:?}", pl.not_repairable.first());
+    // One root cause, one action: NextXID comes back from WAL's checkpoint record.
+    assert_eq!(pl.actions.len(), 1, "{:?}", pl.actions);
+    match &pl.actions[0].kind {
+        ActionKind::WriteControl { fields, .. } => {
+            let f = fields.iter().find(|f| f.field == "next_xid").unwrap();
+            assert_eq!(f.verdict, pgsalvage::check::control::Verdict::Contradicted, "{f:?}");
+        }
+        k => panic!("{k:?}"),
+    }
+    assert!(pl.not_repairable.is_empty(), "{:?}", pl.not_repairable);
 }

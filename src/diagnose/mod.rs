@@ -256,6 +256,7 @@ pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -
     out.extend(disk_full(dd, &c, &report, &logs));
     out.extend(from_check(dd, &c, &report, &ts, &name_of));
     out.extend(from_tuples(dd, &c, &ts.problems, &name_of));
+    fold_suspect(&mut out, d.control.as_ref());
     attach_logs(&mut out, &logs, &mut d.unexplained_log);
     out.sort_by_key(|f| f.severity);
     d.findings = out;
@@ -317,6 +318,42 @@ fn control_root(ev: &check::control::ControlEvidence) -> Option<Finding> {
     f.file = Some(crate::datadir::CONTROL_PATH.into());
     f.evidence = ev.lines();
     Some(f)
+}
+
+/// No cascade: when pg_control is damaged and no checkpoint record confirms its values,
+/// the findings judged with them (pg_xact coverage from NextXID, tuples' xids and
+/// multixacts against the counters, the WAL chain from REDO, segment sizes) may be its
+/// effects. They go under the root finding as counted evidence, not as errors of their own,
+/// and `plan` does not act on them.
+fn fold_suspect(out: &mut Vec<Finding>, ev: Option<&check::control::ControlEvidence>) {
+    const DERIVED: &[&str] = &[
+        "xact-status-lost",
+        "tuple-xid-never-assigned",
+        "tuple-xid-before-horizon",
+        "tuple-multixact-out-of-range",
+        "wal-lost",
+        "wal-checkpoint-unreadable",
+        "wal-file-wrong-size",
+        "page-lsn-past-wal",
+    ];
+    if !ev.is_some_and(|e| e.not_rebuildable.is_some()) {
+        return;
+    }
+    let mut folded: BTreeMap<&'static str, (usize, String)> = BTreeMap::new();
+    out.retain(|f| {
+        if DERIVED.contains(&f.code) {
+            let e = folded.entry(f.code).or_insert((0, f.title.clone()));
+            e.0 += 1;
+            false
+        } else {
+            true
+        }
+    });
+    if let Some(root) = out.iter_mut().find(|f| f.code.starts_with("control-")) {
+        for (code, (n, first)) in folded {
+            root.evidence.push(format!("judged with pg_control's suspect values, so not reported on their own: {n} × {code} (first: {first})"));
+        }
+    }
 }
 
 /// What replay of the WAL after the checkpoint moves forward, in words.

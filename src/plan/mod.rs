@@ -312,6 +312,10 @@ fn block_bytes(dd: &DataDir, path: &str, block: u32, bs: usize, blocks_per_segme
     b.get(i * bs..(i + 1) * bs).map(|s| s.to_vec())
 }
 
+/// The most actions one plan may hold (a sane size: a relation of 100,000 damaged pages is
+/// a restore from backup, not a salvage plan).
+pub const MAX_ACTIONS: usize = 100_000;
+
 /// What the plan records as pg_control's sha256 when the file does not exist.
 pub const ABSENT: &str = "absent";
 
@@ -778,7 +782,12 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                             if ev.found.is_some() { "rewritten" } else { "written anew" },
                             ev.checkpoint_record.unwrap_or_default(),
                             match (ev.found.is_some(), changed.is_empty()) {
-                                (false, _) => format!("every value from the evidence listed under the finding (system identifier {}, NextXID {}, data checksums {})", t.system_identifier, t.checkpoint.next_xid, if t.data_page_checksum_version > 0 { "on" } else { "off" }),
+                                (false, _) => format!(
+                                    "every value from the evidence listed under the finding (system identifier {}, NextXID {}, data checksums {})",
+                                    t.system_identifier,
+                                    t.checkpoint.next_xid,
+                                    if t.data_page_checksum_version > 0 { "on" } else { "off" }
+                                ),
                                 (true, true) => "no value changes (only the CRC and bytes the server never writes that way)".to_string(),
                                 (true, false) => format!("changed: {}", changed.join(", ")),
                             },
@@ -798,6 +807,14 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
         if !ids.is_empty() {
             answered.push(Answered { code: f.code.to_string(), title: f.title.clone(), actions: ids, alternatives });
         }
+    }
+    // Bounded work: a plan this large from one diagnosis means its premise is likely wrong
+    // (a damaged counter judged every tuple), not that the cluster needs that many changes.
+    if actions.len() > MAX_ACTIONS {
+        return Err(Error::Refused {
+            message: format!("the plan would hold {} actions, more than {MAX_ACTIONS}: that many changes from one diagnosis point at a wrong premise (see the first error of `pgsalvage diagnose`), not at that much damage", actions.len()),
+            hint: "repair the root cause first, or narrow the plan to one finding with --only CODE".into(),
+        });
     }
     Ok(Plan {
         format: FORMAT_VERSION,

@@ -244,11 +244,13 @@ pub fn create(dd: &DataDir, out: &Path, opts: &CreateOptions, progress: &dyn Pro
     let ev = crate::check::control::examine(dd);
     let sysid_source = match (&ev.trusted, ev.intact()) {
         (Some(_), true) => Some("pg_control".to_string()),
-        (Some(_), false) => ev
-            .fields
-            .iter()
-            .find(|f| f.field == "system_identifier")
-            .map(|f| if f.verdict == crate::check::control::Verdict::Unverifiable { "pg_control (damaged; unconfirmed)".to_string() } else { "WAL page headers".to_string() }),
+        (Some(_), false) => ev.fields.iter().find(|f| f.field == "system_identifier").map(|f| {
+            if f.verdict == crate::check::control::Verdict::Unverifiable {
+                "pg_control (damaged; unconfirmed)".to_string()
+            } else {
+                "WAL page headers".to_string()
+            }
+        }),
         (None, _) => None,
     };
     let control = ev.trusted.clone().or_else(|| dd.control().ok().map(|c| c.0)).map(|c| (c, ()));
