@@ -160,8 +160,9 @@ fn apply_and_judge(major: u32, data: &Path, plan: &Path, truth: &pgsalvage::form
 
 /// Every byte of the control data XORed with 0xFF, one at a time. Flips whose rebuilt
 /// pg_control differs from the original in the same set of fields are one class; one flip
-/// per class goes through apply and the server (all of them: PGSALVAGE_FLIP_ALL=1; a
-/// cluster with pgbench tables: PGSALVAGE_FLIP_RICH=1; scripts/flips runs both on 10–18).
+/// per class goes through apply and the server (every distinct rewritten pg_control:
+/// PGSALVAGE_FLIP_ALL=1; a cluster with pgbench tables: PGSALVAGE_FLIP_RICH=1;
+/// scripts/flips runs both on 10–18).
 fn flips(major: u32) {
     let (c, rows) = stopped_with_rows(major, std::env::var_os("PGSALVAGE_FLIP_RICH").is_some());
     let truth = control_at(&c.data);
@@ -176,6 +177,7 @@ fn flips(major: u32) {
     let truth_json = serde_json::to_value(&truth).unwrap();
     let mut classes: std::collections::BTreeMap<Vec<String>, Vec<usize>> = Default::default();
     let mut judged = 0;
+    let mut images = std::collections::BTreeSet::new();
     for off in 0..size {
         let mut b = original.clone();
         b[off] ^= 0xFF;
@@ -185,9 +187,22 @@ fn flips(major: u32) {
         if off >= crc_end {
             // Past the CRC: padding the server never reads as a value.
             assert!(image.is_none(), "{what}: nothing to repair past the CRC");
+            if let Some(t) = std::env::var_os("PGSALVAGE_FLIP_TABLE") {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new().create(true).append(true).open(t).unwrap();
+                writeln!(f, "{major}\t{off}\tpast the CRC: not covered, no finding, empty plan\tstarts (nothing changed)").unwrap();
+            }
             continue;
         }
         let image = image.unwrap_or_else(|| panic!("{what}: no write-control action planned"));
+        let pj: serde_json::Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
+        let contradicted: Vec<String> = pj["actions"][0]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["verdict"] == "contradicted")
+            .map(|f| format!("{} ({})", text(&f["field"]), text(&f["evidence"])))
+            .collect();
         let mut rebuilt = pgsalvage::format::bytes::from_hex(&image).unwrap();
         rebuilt.resize(8192, 0);
         let rebuilt = pgsalvage::format::control::ControlFile::parse(&rebuilt).unwrap();
@@ -195,13 +210,40 @@ fn flips(major: u32) {
         let mut key: Vec<String> =
             rj.as_object().unwrap().iter().filter(|(k, v)| *k != "crc" && truth_json.get(k.as_str()) != Some(v)).map(|(k, _)| k.clone()).collect();
         key.sort();
+        let outcome = match (contradicted.is_empty(), key.is_empty()) {
+            (false, _) => format!("contradicted: {}; rewritten from the evidence", contradicted.join("; ")),
+            (true, false) => format!("unverifiable: {} kept as found (the server records it again at start, or never checks it)", key.join(", ")),
+            (true, true) => "no value differs: padding or the CRC itself; rewritten with the right CRC".to_string(),
+        };
         let class = classes.entry(key).or_default();
         class.push(off);
-        if class.len() == 1 || all {
+        // Identical bytes written into identical directories behave identically: with
+        // PGSALVAGE_FLIP_ALL every distinct rewritten pg_control is judged by the server.
+        let judge_it = if all { images.insert(image.clone()) } else { class.len() == 1 };
+        if let Some(t) = std::env::var_os("PGSALVAGE_FLIP_TABLE") {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(t).unwrap();
+            writeln!(
+                f,
+                "{major}\t{off}\t{outcome}\t{}",
+                if judge_it { "judged: starts, every row, CHECKPOINT, clean stop" } else { "the same pg_control as a judged flip" }
+            )
+            .unwrap();
+        }
+        if judge_it {
             let t = s.path().join(format!("judge-{off}"));
             copy_tree(&c.data, &t);
             std::fs::write(t.join("global/pg_control"), &b).unwrap();
             chown_postgres(&t.join("global/pg_control"));
+            // The damage is real: the server refuses the flipped file.
+            {
+                let mut srv = Cluster::at(major, &t);
+                let (ok, log) = srv.try_start();
+                assert!(
+                    !ok && (log.contains("incorrect checksum in control file") || log.contains("incompatible with server")),
+                    "{what}: the server on the flipped file:\n{log}"
+                );
+            }
             apply_and_judge(major, &t, &plan, &truth, rows, &what);
             let _ = std::fs::remove_dir_all(&t);
             judged += 1;
@@ -300,3 +342,12 @@ fn lost_control_crashed(major: u32) {
 
 per_major!(lost_control_stopped: lost_control_stopped_pg15 = 15);
 per_major!(lost_control_crashed: lost_control_crashed_pg10 = 10, lost_control_crashed_pg15 = 15, lost_control_crashed_pg18 = 18);
+
+/// Every major in PGSALVAGE_MAJORS (scripts/flips runs it with every flip judged).
+#[test]
+#[ignore]
+fn flips_any() {
+    for m in majors() {
+        flips(m);
+    }
+}
