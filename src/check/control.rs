@@ -30,6 +30,8 @@ pub enum Verdict {
     Confirmed,
     /// Independent evidence gives another value: the evidence's is used.
     Contradicted,
+    /// pg_control holds no value (missing, short, zeroed): the evidence's is used.
+    Rebuilt,
     /// Nothing outside pg_control says what it should be: the value found is kept (or, if
     /// impossible or absent, the default), and the server sets it again at start.
     Unverifiable,
@@ -96,8 +98,16 @@ impl ControlEvidence {
         for f in self.fields.iter().filter(|f| f.verdict == Verdict::Contradicted) {
             out.push(format!("{}: CONTRADICTED: pg_control holds {}, {} gives {}", f.field, f.found.as_deref().unwrap_or("nothing"), f.evidence, f.used));
         }
+        let rebuilt: Vec<String> =
+            self.fields.iter().filter(|f| f.verdict == Verdict::Rebuilt).map(|f| format!("{} {} ({})", f.field, f.used, f.evidence)).collect();
+        if !rebuilt.is_empty() {
+            out.push(format!("absent from pg_control, taken from the evidence: {}", rebuilt.join("; ")));
+        }
         for f in self.fields.iter().filter(|f| f.verdict == Verdict::Unverifiable) {
-            out.push(format!("{}: unverifiable, {} kept ({})", f.field, f.used, f.evidence));
+            match &f.found {
+                Some(_) => out.push(format!("{}: unverifiable, {} kept ({})", f.field, f.used, f.evidence)),
+                None => out.push(format!("{}: unverifiable, {} ({})", f.field, f.used, f.evidence)),
+            }
         }
         let confirmed: Vec<&str> = self.fields.iter().filter(|f| f.verdict == Verdict::Confirmed).map(|f| f.field.as_str()).collect();
         if !confirmed.is_empty() {
@@ -351,7 +361,11 @@ impl<'a> Rebuild<'a> {
         ) -> T {
             match (found, want) {
                 (f, Some((w, why))) => {
-                    let verdict = if f.as_ref() == Some(&w) { Verdict::Confirmed } else { Verdict::Contradicted };
+                    let verdict = match &f {
+                        None => Verdict::Rebuilt,
+                        Some(v) if *v == w => Verdict::Confirmed,
+                        Some(_) => Verdict::Contradicted,
+                    };
                     fields.push(FieldCheck { field: field.into(), found: f.map(|v| v.to_string()), used: w.to_string(), verdict, evidence: why });
                     w
                 }

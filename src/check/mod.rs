@@ -91,9 +91,14 @@ pub fn control_root(ev: &control::ControlEvidence) -> Option<Finding> {
         }
         control::Condition::Unreadable { reason } => ("control-unreadable", format!("pg_control cannot be read: {reason}")),
     };
-    let (c, x, u) = (ev.count(control::Verdict::Confirmed), ev.count(control::Verdict::Contradicted), ev.count(control::Verdict::Unverifiable));
+    let (c, x, r, u) = (
+        ev.count(control::Verdict::Confirmed),
+        ev.count(control::Verdict::Contradicted),
+        ev.count(control::Verdict::Rebuilt),
+        ev.count(control::Verdict::Unverifiable),
+    );
     let tail = match (&ev.not_rebuildable, ev.checkpoint_record) {
-        (None, Some(l)) => format!("; each field checked against evidence outside it: {c} confirmed, {x} contradicted, {u} unverifiable; the checkpoint record at {l} is readable, so it can be rewritten without a WAL reset"),
+        (None, Some(l)) => format!("; each field checked against evidence outside it: {c} confirmed, {x} contradicted, {r} absent and taken from the evidence, {u} unverifiable; the checkpoint record at {l} is readable, so it can be rewritten without a WAL reset"),
         (Some(why), _) => format!("; no rebuild from evidence ({why})"),
         _ => String::new(),
     };

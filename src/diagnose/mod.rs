@@ -200,7 +200,7 @@ pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -
     d.major = Some(c.major.number());
     d.state = Some(c.state);
     let postmaster = dd.postmaster();
-    out.push(state_finding(&c, &postmaster));
+    out.push(state_finding(&c, &postmaster, !ev.intact()));
     match &postmaster {
         Postmaster::Stale { pid, reason, reused: true } => out.push(
             Finding::new("postmaster-pid-stale", format!("postmaster.pid names pid {pid}, which now belongs to another process"))
@@ -286,9 +286,10 @@ fn control_root(ev: &check::control::ControlEvidence) -> Option<Finding> {
     };
     let judged = if rebuild {
         format!(
-            " Each field was checked against evidence that does not come from pg_control (the checkpoint record at {}, CRC-checked; WAL page headers; page headers and checksums; PG_VERSION and the server's compile-time values): {} confirmed, {x} contradicted, {} unverifiable (settings the server writes again at start). Every other finding below was judged with the values the evidence gives.",
+            " Each field was checked against evidence that does not come from pg_control (the checkpoint record at {}, CRC-checked; WAL page headers; page headers and checksums; PG_VERSION and the server's compile-time values): {} confirmed, {x} contradicted, {} absent and taken from the evidence, {} unverifiable (settings the server writes again at start, and values nothing else records). Every other finding below was judged with the values the evidence gives.",
             ev.checkpoint_record.unwrap_or_default(),
             ev.count(check::control::Verdict::Confirmed),
+            ev.count(check::control::Verdict::Rebuilt),
             ev.count(check::control::Verdict::Unverifiable)
         )
     } else {
@@ -372,7 +373,7 @@ fn describe_advance(c: &ControlFile, a: &check::Advance) -> String {
     format!("the WAL after the latest checkpoint moves the counters forward when it is replayed ({}); tuples are judged against those values", parts.join("; "))
 }
 
-fn state_finding(c: &ControlFile, pm: &Postmaster) -> Finding {
+fn state_finding(c: &ControlFile, pm: &Postmaster, rebuilt: bool) -> Finding {
     let crashed = !matches!(pm, Postmaster::Alive { .. });
     let (title, meaning) = match c.state {
         DbState::ShutDown => ("shut down cleanly", "the next start needs no recovery"),
@@ -396,7 +397,8 @@ fn state_finding(c: &ControlFile, pm: &Postmaster) -> Finding {
     };
     let mut f = Finding::new("cluster-state", format!("the cluster is {title}")).explain(
         format!(
-            "pg_control says \"{}\"; latest checkpoint at {}, REDO location {}, on timeline {}",
+            "{} \"{}\"; latest checkpoint at {}, REDO location {}, on timeline {}",
+            if rebuilt { "pg_control as the evidence rebuilds it says" } else { "pg_control says" },
             c.state.text(),
             c.checkpoint_lsn,
             c.checkpoint.redo_lsn,
