@@ -61,8 +61,10 @@ fn json(args: &[&str], data: &Path) -> serde_json::Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
 }
 
+/// Each way of crashing once (PGSALVAGE_CRASH_TRIES=N: N times each).
 fn crash(major: u32) {
-    for immediate in [false, true] {
+    let tries: usize = std::env::var("PGSALVAGE_CRASH_TRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    for immediate in std::iter::repeat_n([false, true], tries).flatten() {
         let mut c = crashed_under_load(major, immediate);
         let d = json(&["diagnose"], &c.data);
         let bad: Vec<&serde_json::Value> = d["findings"].as_array().unwrap().iter().filter(|f| f["severity"] != "info").collect();
@@ -195,25 +197,46 @@ fn flips(major: u32) {
             continue;
         }
         let image = image.unwrap_or_else(|| panic!("{what}: no write-control action planned"));
-        let pj: serde_json::Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
-        let contradicted: Vec<String> = pj["actions"][0]["fields"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["verdict"] == "contradicted")
-            .map(|f| format!("{} ({})", text(&f["field"]), text(&f["evidence"])))
-            .collect();
         let mut rebuilt = pgsalvage::format::bytes::from_hex(&image).unwrap();
         rebuilt.resize(8192, 0);
         let rebuilt = pgsalvage::format::control::ControlFile::parse(&rebuilt).unwrap();
         let rj = serde_json::to_value(&rebuilt).unwrap();
-        let mut key: Vec<String> =
-            rj.as_object().unwrap().iter().filter(|(k, v)| *k != "crc" && truth_json.get(k.as_str()) != Some(v)).map(|(k, _)| k.clone()).collect();
-        key.sort();
-        let outcome = match (contradicted.is_empty(), key.is_empty()) {
-            (false, _) => format!("contradicted: {}; rewritten from the evidence", contradicted.join("; ")),
-            (true, false) => format!("unverifiable: {} kept as found (the server records it again at start, or never checks it)", key.join(", ")),
-            (true, true) => "no value differs: padding or the CRC itself; rewritten with the right CRC".to_string(),
+        let differs = |j: &serde_json::Value| -> Vec<String> {
+            j.as_object().unwrap().iter().filter(|(k, v)| *k != "crc" && truth_json.get(k.as_str()) != Some(v)).map(|(k, _)| k.clone()).collect()
+        };
+        let key = differs(&rj);
+        // Which field the flip hit (as the damaged file decodes), what the plan's evidence
+        // says about it, and whether the rewrite gives the original value back.
+        let pj: serde_json::Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
+        let checks = pj["actions"][0]["fields"].as_array().unwrap().clone();
+        let hit = match pgsalvage::format::control::ControlFile::parse_salvage(&b, truth.major) {
+            Ok((d, _, odd)) if odd.is_empty() => differs(&serde_json::to_value(&d).unwrap()),
+            Ok((d, _, _)) => {
+                let mut h = differs(&serde_json::to_value(&d).unwrap());
+                h.push("(a boolean byte other than 0 or 1)".into());
+                h
+            }
+            Err(_) => vec!["(the file does not decode)".into()],
+        };
+        let outcome = if hit.is_empty() {
+            if off >= crc_end - 4 {
+                "the CRC itself: every value confirmed or kept, written with the right CRC".to_string()
+            } else {
+                "padding between fields: every value confirmed or kept, written with the right CRC".to_string()
+            }
+        } else {
+            hit.iter()
+                .map(|h| match checks.iter().find(|c| text(&c["field"]) == *h) {
+                    Some(c) => format!(
+                        "{h}: {} ({}); {}",
+                        text(&c["verdict"]),
+                        text(&c["evidence"]),
+                        if rj.get(h.as_str()) == truth_json.get(h.as_str()) { "the original value is back" } else { "the damaged value is kept" }
+                    ),
+                    None => h.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
         };
         let class = classes.entry(key).or_default();
         class.push(off);

@@ -241,7 +241,12 @@ fn pages_say(dd: &DataDir) -> (Option<u32>, Option<bool>) {
         }
     }
     for f in files.iter().take(64) {
-        let Ok(b) = dd.read(f) else { continue };
+        // The first block only (at most 32 kB): catalogs can be large.
+        let mut b = Vec::new();
+        let Ok(file) = std::fs::File::open(dd.path(f)) else { continue };
+        if file.take(32768).read_to_end(&mut b).is_err() {
+            continue;
+        }
         let Ok(h) = crate::format::page::PageHeader::parse(&b) else { continue };
         let bs = h.page_size();
         if !(1024..=32768).contains(&bs) || !bs.is_power_of_two() || b.len() < bs || h.is_new() {
@@ -333,6 +338,19 @@ fn find_checkpoint(dd: &DataDir, major: PgMajor, g: WalGeometry, tli: u32, sysid
     best
 }
 
+/// The highest SLRU segment in `dir` (name and the first id it holds).
+fn slru_floor(dd: &DataDir, dir: &str, per_segment: u32) -> Option<(String, u32)> {
+    let seg = dd.list(dir).ok()?.iter().filter_map(|n| crate::format::xact::parse_segment_file_name(n).map(|s| (s, n.clone()))).max()?;
+    Some((seg.1, seg.0.checked_mul(per_segment)?))
+}
+
+/// Whether `first` lies ahead of `next` in the circular id order, inside the live window
+/// that starts at `oldest` (an old segment from before a wraparound is behind, not ahead).
+fn ahead(first: u32, next: u32, oldest: u32) -> bool {
+    let d = first.wrapping_sub(next);
+    d != 0 && d < 1 << 31 && first.wrapping_sub(oldest) < 1 << 31
+}
+
 struct Rebuild<'a> {
     dd: &'a DataDir,
     major: PgMajor,
@@ -385,7 +403,7 @@ impl<'a> Rebuild<'a> {
                         found: None,
                         used: fallback.0.to_string(),
                         verdict: Verdict::Unverifiable,
-                        evidence: format!("absent; {}", fallback.1),
+                        evidence: format!("absent or impossible; {}", fallback.1),
                     });
                     fallback.0
                 }
@@ -531,8 +549,37 @@ impl<'a> Rebuild<'a> {
                         cp.checkpoint_wal_level.unwrap_or(0).to_string(),
                     ));
                 }
+                // Never a counter below what the directory proves: an SLRU segment exists only
+                // once the counter reached its first id (pg_resetwal's documented rule).
+                let mut cp = cp.clone();
+                let mut raised: Vec<(&str, String)> = Vec::new();
+                let per_xact_seg = t.database_block_size * 4 * crate::format::xact::SLRU_PAGES_PER_SEGMENT;
+                if let Some((seg, first)) = slru_floor(self.dd, crate::datadir::XACT_DIR, per_xact_seg) {
+                    let next = cp.next_xid.xid();
+                    if ahead(first, next, cp.oldest_xid) {
+                        cp.next_xid = crate::format::types::FullXid::new(cp.next_xid.epoch(), first);
+                        raised.push(("next_xid", format!("pg_xact/{seg} exists, so xids reached {first}")));
+                    }
+                }
+                // MULTIXACT_OFFSETS_PER_PAGE (blcksz / 4) per page, 32 pages per segment.
+                let per_multi_seg = t.database_block_size / 4 * crate::format::xact::SLRU_PAGES_PER_SEGMENT;
+                if let Some((seg, first)) = slru_floor(self.dd, "pg_multixact/offsets", per_multi_seg) {
+                    if ahead(first, cp.next_multixact_id, cp.oldest_multi_xid) {
+                        cp.next_multixact_id = first;
+                        raised.push(("next_multixact_id", format!("pg_multixact/offsets/{seg} exists, so multixacts reached {first}")));
+                    }
+                }
+                let cp = cp;
                 for (name, fv, wv) in pairs {
-                    judge(&mut fields, name, fv, Some((wv, rec.clone())), (String::new(), ""));
+                    match raised.iter().find(|r| r.0 == name) {
+                        Some((_, why)) => {
+                            let used = if name == "next_xid" { cp.next_xid.to_string() } else { cp.next_multixact_id.to_string() };
+                            judge(&mut fields, name, fv, Some((used, format!("{rec} gives {wv}, but {why}"))), (String::new(), ""));
+                        }
+                        None => {
+                            judge(&mut fields, name, fv, Some((wv, rec.clone())), (String::new(), ""));
+                        }
+                    }
                 }
                 t.checkpoint = cp.clone();
                 // The state: after a shutdown checkpoint that ends WAL, "shut down"; WAL that goes
@@ -630,5 +677,22 @@ impl<'a> Rebuild<'a> {
             // Judge the directory with what pg_control holds, geometry made usable.
             ev.trusted = Some(ControlFile { major, ..c }.with_usable_geometry().0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ahead;
+
+    #[test]
+    fn slru_floor_is_ahead_only_inside_the_window() {
+        // pg_xact/0001 (first xid 1048576) with NextXID 900000: NextXID is too low.
+        assert!(ahead(1_048_576, 900_000, 3));
+        // The segment NextXID is in: not ahead.
+        assert!(!ahead(0, 900_000, 3));
+        // An old segment from before a wraparound (0FFF) while NextXID is small: behind.
+        assert!(!ahead(0xFFF0_0000, 5, 4_000_000_000));
+        // Equal: nothing to raise.
+        assert!(!ahead(1_048_576, 1_048_576, 3));
     }
 }
