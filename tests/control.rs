@@ -70,7 +70,9 @@ fn crash(major: u32) {
         let bad: Vec<&serde_json::Value> = d["findings"].as_array().unwrap().iter().filter(|f| f["severity"] != "info").collect();
         assert!(bad.is_empty(), "PG{major} (immediate: {immediate}): a crashed healthy cluster has no damage, got {bad:#?}");
         let state = d["findings"].as_array().unwrap().iter().find(|f| f["code"] == "cluster-state").unwrap();
-        assert!(text(&state["title"]).contains("crashed"), "{state}");
+        // Killing the children first can leave the postmaster in its own crash recovery
+        // when it dies: "in crash recovery" is a crash too.
+        assert!(text(&state["title"]).contains("crashed") || text(&state["title"]).contains("in crash recovery"), "{state}");
         assert!(text(&state["evidence"]).contains("moves the counters forward"), "PG{major}: the load ran past the checkpoint: {state}");
         let s = Scratch::new("crash-plan");
         let plan = s.path().join("plan.json");

@@ -312,26 +312,21 @@ fn find_checkpoint(dd: &DataDir, major: PgMajor, g: WalGeometry, tli: u32, sysid
             continue;
         };
         let mut reached = seg;
-        loop {
-            match r.read_record(at, None) {
-                Ok(rr) => {
-                    if let Ok(cp) = decode_checkpoint(major, &rr.record) {
-                        let shutdown = rr.record.header.info & 0xF0 == crate::format::wal::record::XLOG_CHECKPOINT_SHUTDOWN;
-                        if best.as_ref().is_none_or(|b| rr.record.lsn > b.0) {
-                            let before = best.as_ref().map(|b| b.0).or(prev_ckpt);
-                            best = Some((rr.record.lsn, cp, shutdown, false, before));
-                            prev_ckpt = Some(rr.record.lsn);
-                        }
-                    } else if let Some(b) = best.as_mut() {
-                        if rr.record.lsn > b.0 {
-                            b.3 = true; // a record after the newest checkpoint
-                        }
-                    }
-                    reached = g.segno(rr.next);
-                    at = rr.next;
+        while let Ok(rr) = r.read_record(at, None) {
+            if let Ok(cp) = decode_checkpoint(major, &rr.record) {
+                let shutdown = rr.record.header.info & 0xF0 == crate::format::wal::record::XLOG_CHECKPOINT_SHUTDOWN;
+                if best.as_ref().is_none_or(|b| rr.record.lsn > b.0) {
+                    let before = best.as_ref().map(|b| b.0).or(prev_ckpt);
+                    best = Some((rr.record.lsn, cp, shutdown, false, before));
+                    prev_ckpt = Some(rr.record.lsn);
                 }
-                Err(_) => break,
+            } else if let Some(b) = best.as_mut() {
+                if rr.record.lsn > b.0 {
+                    b.3 = true; // a record after the newest checkpoint
+                }
             }
+            reached = g.segno(rr.next);
+            at = rr.next;
         }
         seg = reached.max(seg) + 1;
     }

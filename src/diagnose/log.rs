@@ -9,17 +9,32 @@ use std::sync::OnceLock;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum LogEvent {
-    XactStatusMissing { xid: u32 },
-    XactFileMissing { file: String },
-    InvalidPage { block: u32, relation: String },
-    ChecksumFailure { calculated: u32, expected: u32 },
+    XactStatusMissing {
+        xid: u32,
+    },
+    XactFileMissing {
+        file: String,
+    },
+    InvalidPage {
+        block: u32,
+        relation: String,
+    },
+    ChecksumFailure {
+        calculated: u32,
+        expected: u32,
+    },
     NoCheckpointRecord,
+    /// The server refuses pg_control itself (its CRC, its version, its compile-time values,
+    /// or cannot open it).
+    ControlFileRefused,
     NoSpace,
     CorruptionHint,
     InterruptedRecovery,
     InvalidRecordLength,
     InvalidPagesReferenced,
-    MultixactMissing { multi: u32 },
+    MultixactMissing {
+        multi: u32,
+    },
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -47,6 +62,10 @@ fn patterns() -> &'static [Pattern] {
                 Some(LogEvent::ChecksumFailure { calculated: c[1].parse().ok()?, expected: c[2].parse().ok()? })
             }),
             (r(r"could not locate a valid checkpoint record"), |_| Some(LogEvent::NoCheckpointRecord)),
+            (
+                r(r#"incorrect checksum in control file|database files are incompatible with server|could not open file "global/pg_control"|could not read file "global/pg_control""#),
+                |_| Some(LogEvent::ControlFileRefused),
+            ),
             (r(r"No space left on device"), |_| Some(LogEvent::NoSpace)),
             (r(r"This probably means that some data is corrupted"), |_| Some(LogEvent::CorruptionHint)),
             (r(r"database system was interrupted while in recovery"), |_| Some(LogEvent::InterruptedRecovery)),
@@ -121,6 +140,16 @@ pub fn parse(file: &str, text: &str) -> Vec<LogLine> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_file_refusals() {
+        let l = parse(
+            "s.log",
+            "2026-12-01 19:19:19.093 UTC [2940] FATAL:  incorrect checksum in control file\nFATAL:  database files are incompatible with server\n",
+        );
+        assert_eq!(l.len(), 2);
+        assert!(l.iter().all(|x| x.event == LogEvent::ControlFileRefused));
+    }
 
     #[test]
     fn all_three_formats() {

@@ -337,7 +337,7 @@ fn fold_suspect(out: &mut Vec<Finding>, ev: Option<&check::control::ControlEvide
         "wal-file-wrong-size",
         "page-lsn-past-wal",
     ];
-    if !ev.is_some_and(|e| e.not_rebuildable.is_some()) {
+    if ev.is_none_or(|e| e.not_rebuildable.is_none()) {
         return;
     }
     let mut folded: BTreeMap<&'static str, (usize, String)> = BTreeMap::new();
@@ -675,6 +675,7 @@ fn attach_logs(fs: &mut [Finding], logs: &[LogLine], unexplained: &mut Vec<LogLi
                 f.code == "page-checksum-failure" && f.evidence.iter().any(|e| e.contains(&format!("calculated checksum {calculated} but expected {expected}")))
             }
             LogEvent::NoCheckpointRecord => matches!(f.code, "wal-checkpoint-unreadable" | "wal-lost" | "control-unreadable"),
+            LogEvent::ControlFileRefused => f.code.starts_with("control-"),
             LogEvent::NoSpace | LogEvent::CorruptionHint => f.code == "not-corruption-wal-disk-full",
             LogEvent::InterruptedRecovery => f.code == "not-corruption-wal-disk-full" || f.code == "cluster-state",
             LogEvent::InvalidRecordLength => matches!(f.code, "wal-lost" | "wal-checkpoint-unreadable"),

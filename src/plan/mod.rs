@@ -458,6 +458,21 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
             .map(|(_, r)| Alternative { action: r.action.clone(), loses: r.loses.clone() })
             .collect();
         let target = |path: &str, block: Option<u32>| Target { path: path.to_string(), block, relation: f.relation.clone() };
+        // A repair that changes tuples must not leave the heap block marked all-visible or
+        // all-frozen: its visibility map bits are cleared too, where the map has the block.
+        let clear_vm = |actions: &mut Vec<Action>, finding: &str, file: &str, block: u32| -> Option<String> {
+            let (vm, vblk) = vm_block(dd, file, block, bs, bps)?;
+            Some(push(
+                actions,
+                finding,
+                ActionKind::ClearVisibilityMap { heap_block: block },
+                target(&vm, Some(vblk)),
+                "block",
+                vm_effect(block),
+                "nothing".into(),
+                Risk::Low,
+            ))
+        };
         let mut ids = Vec::new();
         let mut refuse = |reason: String| not_repairable.push(NotRepairable { code: f.code.to_string(), title: f.title.clone(), reason });
         if counters_suspect && matches!(f.code, "xact-status-lost" | "tuple-xid-never-assigned" | "tuple-xid-before-horizon" | "tuple-multixact-out-of-range") {
@@ -480,18 +495,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 }
                 let n = offnums.len();
                 ids.push(push(&mut actions, f.code, ActionKind::FreezeTuples { offnums }, target(file, Some(block)), "block", format!("{n} tuple(s) marked frozen (xmin frozen, xmax invalid): the server stops asking pg_xact about the damaged ids and the rows are visible"), format!("nothing is deleted; the {n} row(s) may hold damaged values: check them"), Risk::Medium));
-                if let Some((vm, vblk)) = vm_block(dd, file, block, bs, bps) {
-                    ids.push(push(
-                        &mut actions,
-                        f.code,
-                        ActionKind::ClearVisibilityMap { heap_block: block },
-                        target(&vm, Some(vblk)),
-                        "block",
-                        vm_effect(block),
-                        "nothing".into(),
-                        Risk::Low,
-                    ));
-                }
+                ids.extend(clear_vm(&mut actions, f.code, file, block));
             }
             "tuple-pointer-hides-row" => {
                 let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
@@ -516,18 +520,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     "nothing".into(),
                     Risk::Medium,
                 ));
-                if let Some((vm, vblk)) = vm_block(dd, file, block, bs, bps) {
-                    ids.push(push(
-                        &mut actions,
-                        f.code,
-                        ActionKind::ClearVisibilityMap { heap_block: block },
-                        target(&vm, Some(vblk)),
-                        "block",
-                        vm_effect(block),
-                        "nothing".into(),
-                        Risk::Low,
-                    ));
-                }
+                ids.extend(clear_vm(&mut actions, f.code, file, block));
             }
             "tuple-pointer-invalid" => {
                 let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
@@ -554,18 +547,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     Risk::Medium,
                 ));
                 // Index-only scans must not trust the page as all-visible any more.
-                if let Some((vm, vblk)) = vm_block(dd, file, block, bs, bps) {
-                    ids.push(push(
-                        &mut actions,
-                        f.code,
-                        ActionKind::ClearVisibilityMap { heap_block: block },
-                        target(&vm, Some(vblk)),
-                        "block",
-                        vm_effect(block),
-                        "nothing".into(),
-                        Risk::Low,
-                    ));
-                }
+                ids.extend(clear_vm(&mut actions, f.code, file, block));
             }
             "page-invalid" => {
                 let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
@@ -592,18 +574,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                         Risk::Medium,
                     ));
                     // The rebuilt page is not marked all-visible: neither may its map bit be.
-                    if let Some((vm, vblk)) = vm_block(dd, file, block, bs, bps) {
-                        ids.push(push(
-                            &mut actions,
-                            f.code,
-                            ActionKind::ClearVisibilityMap { heap_block: block },
-                            target(&vm, Some(vblk)),
-                            "block",
-                            vm_effect(block),
-                            "nothing".into(),
-                            Risk::Low,
-                        ));
-                    }
+                    ids.extend(clear_vm(&mut actions, f.code, file, block));
                 } else if opts.zero_pages {
                     let rows = tuples::rows_on_page(&page).map(|r| r as u32);
                     ids.push(push(

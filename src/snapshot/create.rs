@@ -256,7 +256,8 @@ pub fn create(dd: &DataDir, out: &Path, opts: &CreateOptions, progress: &dyn Pro
     let control = ev.trusted.clone().or_else(|| dd.control().ok().map(|c| c.0)).map(|c| (c, ()));
     let major = control.as_ref().map(|c| c.0.major.number()).or_else(|| dd.pg_version().ok().map(|m| m.number())).unwrap_or(0);
     let file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(out).map_err(|e| Error::io("create snapshot file", out, e))?;
-    let result = write_archive(dd, file, opts, progress, &postmaster, control.as_ref().map(|c| &c.0), major, sysid_source);
+    let id = Identity { control: control.as_ref().map(|c| &c.0), major, sysid_source };
+    let result = write_archive(dd, file, opts, progress, &postmaster, id);
     let (manifest, compressed_bytes) = match result {
         Ok(v) => v,
         Err(e) => {
@@ -286,16 +287,16 @@ impl<W: Write> Write for CountingWriter<W> {
     }
 }
 
-fn write_archive(
-    dd: &DataDir,
-    file: File,
-    opts: &CreateOptions,
-    progress: &dyn Progress,
-    postmaster: &Postmaster,
-    control: Option<&crate::format::control::ControlFile>,
+/// What the manifest says the cluster is: pg_control's values (the evidence's when it is
+/// damaged), the major, and where the system identifier comes from.
+struct Identity<'a> {
+    control: Option<&'a crate::format::control::ControlFile>,
     major: u32,
     sysid_source: Option<String>,
-) -> Result<(Manifest, u64)> {
+}
+
+fn write_archive(dd: &DataDir, file: File, opts: &CreateOptions, progress: &dyn Progress, postmaster: &Postmaster, id: Identity) -> Result<(Manifest, u64)> {
+    let Identity { control, major, sysid_source } = id;
     let out_err = |e: io::Error| Error::io("write snapshot", dd.root(), e);
     // One zstd worker more than cores: this thread also reads, tars and hashes, and an extra
     // job in flight keeps the workers busy while it does (measured in docs/BENCHMARKS.md).
