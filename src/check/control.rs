@@ -346,6 +346,18 @@ fn ahead(first: u32, next: u32, oldest: u32) -> bool {
     d != 0 && d < 1 << 31 && first.wrapping_sub(oldest) < 1 << 31
 }
 
+/// A geometry value kept as found (no evidence) that the server would refuse, and that
+/// would be a divisor: the default instead, said in the field's entry (the last one).
+fn possible(fields: &mut [FieldCheck], v: &mut u32, ok: impl Fn(u32) -> bool, default: u32) {
+    if !ok(*v) {
+        *v = default;
+        if let Some(f) = fields.last_mut() {
+            f.used = default.to_string();
+            f.evidence = format!("{} is impossible and nothing else gives it: the default", f.found.as_deref().unwrap_or("the value"));
+        }
+    }
+}
+
 struct Rebuild<'a> {
     dd: &'a DataDir,
     major: PgMajor,
@@ -423,8 +435,10 @@ impl<'a> Rebuild<'a> {
         );
         let seg_ev = majority(&wh.seg_sizes).map(|s| (s, "WAL long page headers (xlp_seg_size) and file sizes".to_string()));
         t.bytes_per_wal_segment = judge(&mut fields, "bytes_per_wal_segment", f.map(|c| c.bytes_per_wal_segment), seg_ev, (16 << 20, "the default, 16 MB"));
+        possible(&mut fields, &mut t.bytes_per_wal_segment, |v| (1 << 20..=1 << 30).contains(&v) && v.is_power_of_two(), 16 << 20);
         let wbs_ev = majority(&wh.block_sizes).map(|s| (s, "WAL long page headers (xlp_xlog_blcksz)".to_string()));
         t.wal_block_size = judge(&mut fields, "wal_block_size", f.map(|c| c.wal_block_size), wbs_ev, (8192, "the default"));
+        possible(&mut fields, &mut t.wal_block_size, |v| (1024..=65536).contains(&v) && v.is_power_of_two(), 8192);
         let (bs_ev, checksums_ev) = pages_say(self.dd);
         t.database_block_size = judge(
             &mut fields,
@@ -433,6 +447,7 @@ impl<'a> Rebuild<'a> {
             bs_ev.map(|b| (b, "the page headers of catalog relations".to_string())),
             (8192, "the default"),
         );
+        possible(&mut fields, &mut t.database_block_size, |v| (1024..=32768).contains(&v) && v.is_power_of_two(), 8192);
         let bs = t.database_block_size;
         let bps_ev = blocks_per_segment(self.dd, bs)
             .map(|b| (b, "the size of a relation's first segment file".to_string()))
@@ -548,7 +563,7 @@ impl<'a> Rebuild<'a> {
                 // once the counter reached its first id (pg_resetwal's documented rule).
                 let mut cp = cp.clone();
                 let mut raised: Vec<(&str, String)> = Vec::new();
-                let per_xact_seg = t.database_block_size * 4 * crate::format::xact::SLRU_PAGES_PER_SEGMENT;
+                let per_xact_seg = t.database_block_size.saturating_mul(4 * crate::format::xact::SLRU_PAGES_PER_SEGMENT);
                 if let Some((seg, first)) = slru_floor(self.dd, crate::datadir::XACT_DIR, per_xact_seg) {
                     let next = cp.next_xid.xid();
                     if ahead(first, next, cp.oldest_xid) {
