@@ -153,13 +153,27 @@ fn apply_and_judge(major: u32, data: &Path, plan: &Path, truth: &pgsalvage::form
     );
     assert_eq!(after.data_page_checksum_version, truth.data_page_checksum_version, "{what}: checksums");
     assert_eq!(after.system_identifier, truth.system_identifier, "{what}");
+    server_reads_all(major, data, ROWS, rows, what);
+}
+
+/// The server on `data`: it starts, `count` gives `rows`, CHECKPOINT, a clean stop.
+fn server_reads_all(major: u32, data: &Path, count: &str, rows: u64, what: &str) {
     let mut c = Cluster::at(major, data);
     let (ok, log) = c.try_start();
     assert!(ok, "{what}: the server does not start after the rebuild:\n{log}");
-    let n: u64 = c.sql(ROWS).parse().unwrap();
+    let n: u64 = c.sql(count).parse().unwrap();
     assert_eq!(n, rows, "{what}: rows");
     c.sql("checkpoint");
     c.stop();
+}
+
+/// One row of scripts/flips' table, when PGSALVAGE_FLIP_TABLE names a file.
+fn table_row(major: u32, off: usize, outcome: &str, server: &str) {
+    if let Some(t) = std::env::var_os("PGSALVAGE_FLIP_TABLE") {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(t).unwrap();
+        writeln!(f, "{major}\t{off}\t{outcome}\t{server}").unwrap();
+    }
 }
 
 /// Every byte of the control data XORed with 0xFF, one at a time. Flips whose rebuilt
@@ -191,11 +205,7 @@ fn flips(major: u32) {
         if off >= crc_end {
             // Past the CRC: padding the server never reads as a value.
             assert!(image.is_none(), "{what}: nothing to repair past the CRC");
-            if let Some(t) = std::env::var_os("PGSALVAGE_FLIP_TABLE") {
-                use std::io::Write;
-                let mut f = std::fs::OpenOptions::new().create(true).append(true).open(t).unwrap();
-                writeln!(f, "{major}\t{off}\tpast the CRC: not covered, no finding, empty plan\tstarts (nothing changed)").unwrap();
-            }
+            table_row(major, off, "past the CRC: not covered, no finding, empty plan", "starts (nothing changed)");
             continue;
         }
         let image = image.unwrap_or_else(|| panic!("{what}: no write-control action planned"));
@@ -245,16 +255,7 @@ fn flips(major: u32) {
         // Identical bytes written into identical directories behave identically: with
         // PGSALVAGE_FLIP_ALL every distinct rewritten pg_control is judged by the server.
         let judge_it = if all { images.insert(image.clone()) } else { class.len() == 1 };
-        if let Some(t) = std::env::var_os("PGSALVAGE_FLIP_TABLE") {
-            use std::io::Write;
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(t).unwrap();
-            writeln!(
-                f,
-                "{major}\t{off}\t{outcome}\t{}",
-                if judge_it { "judged: starts, every row, CHECKPOINT, clean stop" } else { "the same pg_control as a judged flip" }
-            )
-            .unwrap();
-        }
+        table_row(major, off, &outcome, if judge_it { "judged: starts, every row, CHECKPOINT, clean stop" } else { "the same pg_control as a judged flip" });
         if judge_it {
             let t = s.path().join(format!("judge-{off}"));
             copy_tree(&c.data, &t);
@@ -348,13 +349,7 @@ fn lost_control(major: u32, crashed: bool) {
         assert_eq!(code, 0, "{what}: rollback: {out}{err}");
         let back = std::fs::read(&p).ok();
         assert!(back == damaged, "{what}: rollback does not give back the damaged pg_control byte for byte");
-        let mut srv = Cluster::at(major, &j);
-        let (ok, log) = srv.try_start();
-        assert!(ok, "{what}: the server does not start:\n{log}");
-        let n: u64 = srv.sql(count).parse().unwrap();
-        assert_eq!(n, rows, "{what}: rows");
-        srv.sql("checkpoint");
-        srv.stop();
+        server_reads_all(major, &j, count, rows, &what);
     }
 }
 

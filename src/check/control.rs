@@ -88,6 +88,16 @@ impl ControlEvidence {
     pub fn intact(&self) -> bool {
         self.condition == Condition::Intact
     }
+    /// The values rebuilt from evidence, when pg_control is damaged and a checkpoint record
+    /// in WAL made the rebuild possible (what `write-control` writes).
+    pub fn rebuilt(&self) -> Option<&ControlFile> {
+        self.trusted.as_ref().filter(|_| !self.intact() && self.not_rebuildable.is_none())
+    }
+    /// pg_control is damaged and nothing confirms its values: what is judged with them
+    /// (the counters, REDO) may be an effect of the damage.
+    pub fn suspect(&self) -> bool {
+        !self.intact() && self.not_rebuildable.is_some()
+    }
     pub fn count(&self, v: Verdict) -> usize {
         self.fields.iter().filter(|f| f.verdict == v).count()
     }
@@ -172,7 +182,7 @@ pub fn examine(dd: &DataDir) -> ControlEvidence {
         ev.not_rebuildable = Some("PG_VERSION is missing or unreadable and pg_control names no supported major".into());
         return ev;
     };
-    Rebuild::new(dd, major, ev.found.clone()).run(&mut ev);
+    rebuild(dd, major, &mut ev);
     ev
 }
 
@@ -358,335 +368,315 @@ fn possible(fields: &mut [FieldCheck], v: &mut u32, ok: impl Fn(u32) -> bool, de
     }
 }
 
-struct Rebuild<'a> {
-    dd: &'a DataDir,
-    major: PgMajor,
-    found: Option<ControlFile>,
-}
-
-impl<'a> Rebuild<'a> {
-    fn new(dd: &'a DataDir, major: PgMajor, found: Option<ControlFile>) -> Self {
-        Rebuild { dd, major, found }
-    }
-
-    fn run(self, ev: &mut ControlEvidence) {
-        let major = self.major;
-        let std = ControlFile::standard(major);
-        let found = self.found.clone();
-        let mut t = found.clone().unwrap_or_else(|| std.clone());
-        t.major = major;
-        let mut fields: Vec<FieldCheck> = Vec::new();
-        // Record a field: `want` is the evidence's value (None: unverifiable).
-        fn judge<T: PartialEq + ToString>(
-            fields: &mut Vec<FieldCheck>,
-            field: &'static str,
-            found: Option<T>,
-            want: Option<(T, String)>,
-            fallback: (T, &str),
-        ) -> T {
-            match (found, want) {
-                (f, Some((w, why))) => {
-                    let verdict = match &f {
-                        None => Verdict::Rebuilt,
-                        Some(v) if *v == w => Verdict::Confirmed,
-                        Some(_) => Verdict::Contradicted,
-                    };
-                    fields.push(FieldCheck { field: field.into(), found: f.map(|v| v.to_string()), used: w.to_string(), verdict, evidence: why });
-                    w
-                }
-                (Some(f), None) => {
-                    fields.push(FieldCheck {
-                        field: field.into(),
-                        found: Some(f.to_string()),
-                        used: f.to_string(),
-                        verdict: Verdict::Unverifiable,
-                        evidence: fallback.1.into(),
-                    });
-                    f
-                }
-                (None, None) => {
-                    fields.push(FieldCheck {
-                        field: field.into(),
-                        found: None,
-                        used: fallback.0.to_string(),
-                        verdict: Verdict::Unverifiable,
-                        evidence: format!("absent or impossible; {}", fallback.1),
-                    });
-                    fallback.0
-                }
-            }
-        }
-        let f = found.as_ref();
-
-        // WAL page headers: system identifier, segment and block size, timeline.
-        let wh = wal_headers(self.dd, major);
-        let n_files: usize = wh.sysids.values().sum();
-        let sysid_ev = majority(&wh.sysids).map(|s| (s, format!("the long page header of {} of {n_files} WAL segment files", wh.sysids[&s])));
-        t.system_identifier =
-            judge(&mut fields, "system_identifier", f.map(|c| c.system_identifier), sysid_ev, (0, "no WAL segment of this cluster to read it from"));
-        t.pg_control_version =
-            judge(&mut fields, "pg_control_version", f.map(|c| c.pg_control_version), Some((major.control_version(), format!("PG_VERSION {major}"))), (0, ""));
-        t.catalog_version_no = judge(
-            &mut fields,
-            "catalog_version_no",
-            f.map(|c| c.catalog_version_no),
-            Some((major.release_catalog_version(), format!("the catalog version of PostgreSQL {major} releases"))),
-            (0, ""),
-        );
-        let seg_ev = majority(&wh.seg_sizes).map(|s| (s, "WAL long page headers (xlp_seg_size) and file sizes".to_string()));
-        t.bytes_per_wal_segment = judge(&mut fields, "bytes_per_wal_segment", f.map(|c| c.bytes_per_wal_segment), seg_ev, (16 << 20, "the default, 16 MB"));
-        possible(&mut fields, &mut t.bytes_per_wal_segment, |v| (1 << 20..=1 << 30).contains(&v) && v.is_power_of_two(), 16 << 20);
-        let wbs_ev = majority(&wh.block_sizes).map(|s| (s, "WAL long page headers (xlp_xlog_blcksz)".to_string()));
-        t.wal_block_size = judge(&mut fields, "wal_block_size", f.map(|c| c.wal_block_size), wbs_ev, (8192, "the default"));
-        possible(&mut fields, &mut t.wal_block_size, |v| (1024..=65536).contains(&v) && v.is_power_of_two(), 8192);
-        let (bs_ev, checksums_ev) = pages_say(self.dd);
-        t.database_block_size = judge(
-            &mut fields,
-            "database_block_size",
-            f.map(|c| c.database_block_size),
-            bs_ev.map(|b| (b, "the page headers of catalog relations".to_string())),
-            (8192, "the default"),
-        );
-        possible(&mut fields, &mut t.database_block_size, |v| (1024..=32768).contains(&v) && v.is_power_of_two(), 8192);
-        let bs = t.database_block_size;
-        let bps_ev = blocks_per_segment(self.dd, bs)
-            .map(|b| (b, "the size of a relation's first segment file".to_string()))
-            .unwrap_or(((1u32 << 30) / bs, "1 GB segments, the server's compile-time default (no relation has a second segment)".to_string()));
-        t.blocks_per_segment = judge(&mut fields, "blocks_per_segment", f.map(|c| c.blocks_per_segment), Some(bps_ev), (0, ""));
-        let ck = checksums_ev.map(|on| (on as u32, format!("data checksums {} on catalog pages", if on { "hold" } else { "do not hold" })));
-        t.data_page_checksum_version =
-            judge(&mut fields, "data_page_checksum_version", f.map(|c| c.data_page_checksum_version), ck, (0, "no page to verify on"));
-
-        // Compile-time constants: the server refuses a pg_control that differs.
-        const COMPILED: &str = "the server's compile-time value";
-        t.max_data_alignment = judge(&mut fields, "max_data_alignment", f.map(|c| c.max_data_alignment), Some((8, COMPILED.into())), (8, ""));
-        let ff = judge(
-            &mut fields,
-            "float_format",
-            f.map(|c| c.float_format.to_string()),
-            Some((std.float_format.to_string(), COMPILED.into())),
-            (String::new(), ""),
-        );
-        t.float_format = ff.parse().unwrap_or(std.float_format);
-        t.max_identifier_length = judge(&mut fields, "max_identifier_length", f.map(|c| c.max_identifier_length), Some((64, COMPILED.into())), (64, ""));
-        t.max_index_columns = judge(&mut fields, "max_index_columns", f.map(|c| c.max_index_columns), Some((32, COMPILED.into())), (32, ""));
-        t.max_toast_chunk_size = judge(
-            &mut fields,
-            "max_toast_chunk_size",
-            f.map(|c| c.max_toast_chunk_size),
-            Some((toast_max_chunk_size(bs), format!("{COMPILED} for {bs}-byte blocks"))),
-            (0, ""),
-        );
-        t.large_object_chunk_size = judge(
-            &mut fields,
-            "large_object_chunk_size",
-            f.map(|c| c.large_object_chunk_size),
-            Some((bs / 4, format!("{COMPILED} for {bs}-byte blocks"))),
-            (0, ""),
-        );
-        if major.number() <= 12 {
-            t.float4_pass_by_value =
-                Some(judge(&mut fields, "float4_pass_by_value", f.and_then(|c| c.float4_pass_by_value), Some((true, COMPILED.into())), (true, "")));
-        }
-        t.float8_pass_by_value = judge(&mut fields, "float8_pass_by_value", f.map(|c| c.float8_pass_by_value), Some((true, COMPILED.into())), (true, ""));
-
-        // The checkpoint record, CRC-protected, in WAL.
-        let g = WalGeometry::new(t.bytes_per_wal_segment, t.wal_block_size).ok();
-        let tli = wh.highest_tli.max(1);
-        let hint = f.map(|c| c.checkpoint_lsn);
-        let found_ckpt = g.and_then(|g| find_checkpoint(self.dd, major, g, tli, t.system_identifier, hint));
-        match &found_ckpt {
-            None => {
-                ev.not_rebuildable = Some(if n_files == 0 {
-                    "pg_wal holds no WAL segment of this major with a valid long page header".into()
-                } else {
-                    "no checkpoint record can be read from the WAL in pg_wal".into()
-                });
-            }
-            Some((lsn, cp, shutdown, more, before)) => {
-                ev.checkpoint_record = Some(*lsn);
-                let how = if hint == Some(*lsn) {
-                    "the checkpoint record it points at (CRC-checked)".to_string()
-                } else {
-                    "the newest checkpoint record found by reading pg_wal".to_string()
+/// Each field judged against the evidence; `ev.trusted` set when something can be built.
+fn rebuild(dd: &DataDir, major: PgMajor, ev: &mut ControlEvidence) {
+    let std = ControlFile::standard(major);
+    let found = ev.found.clone();
+    let mut t = found.clone().unwrap_or_else(|| std.clone());
+    t.major = major;
+    let mut fields: Vec<FieldCheck> = Vec::new();
+    // Record a field: `want` is the evidence's value (None: unverifiable).
+    fn judge<T: PartialEq + ToString>(
+        fields: &mut Vec<FieldCheck>,
+        field: &'static str,
+        found: Option<T>,
+        want: Option<(T, String)>,
+        fallback: (T, &str),
+    ) -> T {
+        match (found, want) {
+            (f, Some((w, why))) => {
+                let verdict = match &f {
+                    None => Verdict::Rebuilt,
+                    Some(v) if *v == w => Verdict::Confirmed,
+                    Some(_) => Verdict::Contradicted,
                 };
-                t.checkpoint_lsn = judge(&mut fields, "checkpoint_lsn", f.map(|c| c.checkpoint_lsn), Some((*lsn, how)), (Lsn(0), ""));
-                if major.number() <= 10 {
-                    let prior_ok = f
-                        .and_then(|c| c.prior_lsn)
-                        .filter(|p| g.and_then(|g| find_checkpoint(self.dd, major, g, tli, t.system_identifier, Some(*p))).is_some_and(|x| x.0 == *p));
-                    // Used only when the latest checkpoint record cannot be read; one that
-                    // reads as a checkpoint record is confirmed, any other is kept.
-                    let want = prior_ok.map(|p| (p, "a checkpoint record there".to_string()));
-                    let fallback = before.unwrap_or(*lsn);
-                    t.prior_lsn = Some(judge(
-                        &mut fields,
-                        "prior_lsn",
-                        f.and_then(|c| c.prior_lsn),
-                        want,
-                        (fallback, "no checkpoint record there to confirm it (its segment may be recycled)"),
-                    ));
-                }
-                let rec = format!("the checkpoint record at {lsn}");
-                let fc = f.map(|c| &c.checkpoint);
-                macro_rules! cp_fields {
+                fields.push(FieldCheck { field: field.into(), found: f.map(|v| v.to_string()), used: w.to_string(), verdict, evidence: why });
+                w
+            }
+            (Some(f), None) => {
+                fields.push(FieldCheck {
+                    field: field.into(),
+                    found: Some(f.to_string()),
+                    used: f.to_string(),
+                    verdict: Verdict::Unverifiable,
+                    evidence: fallback.1.into(),
+                });
+                f
+            }
+            (None, None) => {
+                fields.push(FieldCheck {
+                    field: field.into(),
+                    found: None,
+                    used: fallback.0.to_string(),
+                    verdict: Verdict::Unverifiable,
+                    evidence: format!("absent or impossible; {}", fallback.1),
+                });
+                fallback.0
+            }
+        }
+    }
+    let f = found.as_ref();
+
+    // WAL page headers: system identifier, segment and block size, timeline.
+    let wh = wal_headers(dd, major);
+    let n_files: usize = wh.sysids.values().sum();
+    let sysid_ev = majority(&wh.sysids).map(|s| (s, format!("the long page header of {} of {n_files} WAL segment files", wh.sysids[&s])));
+    t.system_identifier =
+        judge(&mut fields, "system_identifier", f.map(|c| c.system_identifier), sysid_ev, (0, "no WAL segment of this cluster to read it from"));
+    t.pg_control_version =
+        judge(&mut fields, "pg_control_version", f.map(|c| c.pg_control_version), Some((major.control_version(), format!("PG_VERSION {major}"))), (0, ""));
+    t.catalog_version_no = judge(
+        &mut fields,
+        "catalog_version_no",
+        f.map(|c| c.catalog_version_no),
+        Some((major.release_catalog_version(), format!("the catalog version of PostgreSQL {major} releases"))),
+        (0, ""),
+    );
+    let seg_ev = majority(&wh.seg_sizes).map(|s| (s, "WAL long page headers (xlp_seg_size) and file sizes".to_string()));
+    t.bytes_per_wal_segment = judge(&mut fields, "bytes_per_wal_segment", f.map(|c| c.bytes_per_wal_segment), seg_ev, (16 << 20, "the default, 16 MB"));
+    possible(&mut fields, &mut t.bytes_per_wal_segment, |v| (1 << 20..=1 << 30).contains(&v) && v.is_power_of_two(), 16 << 20);
+    let wbs_ev = majority(&wh.block_sizes).map(|s| (s, "WAL long page headers (xlp_xlog_blcksz)".to_string()));
+    t.wal_block_size = judge(&mut fields, "wal_block_size", f.map(|c| c.wal_block_size), wbs_ev, (8192, "the default"));
+    possible(&mut fields, &mut t.wal_block_size, |v| (1024..=65536).contains(&v) && v.is_power_of_two(), 8192);
+    let (bs_ev, checksums_ev) = pages_say(dd);
+    t.database_block_size = judge(
+        &mut fields,
+        "database_block_size",
+        f.map(|c| c.database_block_size),
+        bs_ev.map(|b| (b, "the page headers of catalog relations".to_string())),
+        (8192, "the default"),
+    );
+    possible(&mut fields, &mut t.database_block_size, |v| (1024..=32768).contains(&v) && v.is_power_of_two(), 8192);
+    let bs = t.database_block_size;
+    let bps_ev = blocks_per_segment(dd, bs)
+        .map(|b| (b, "the size of a relation's first segment file".to_string()))
+        .unwrap_or(((1u32 << 30) / bs, "1 GB segments, the server's compile-time default (no relation has a second segment)".to_string()));
+    t.blocks_per_segment = judge(&mut fields, "blocks_per_segment", f.map(|c| c.blocks_per_segment), Some(bps_ev), (0, ""));
+    let ck = checksums_ev.map(|on| (on as u32, format!("data checksums {} on catalog pages", if on { "hold" } else { "do not hold" })));
+    t.data_page_checksum_version = judge(&mut fields, "data_page_checksum_version", f.map(|c| c.data_page_checksum_version), ck, (0, "no page to verify on"));
+
+    // Compile-time constants: the server refuses a pg_control that differs.
+    const COMPILED: &str = "the server's compile-time value";
+    t.max_data_alignment = judge(&mut fields, "max_data_alignment", f.map(|c| c.max_data_alignment), Some((8, COMPILED.into())), (8, ""));
+    let ff =
+        judge(&mut fields, "float_format", f.map(|c| c.float_format.to_string()), Some((std.float_format.to_string(), COMPILED.into())), (String::new(), ""));
+    t.float_format = ff.parse().unwrap_or(std.float_format);
+    t.max_identifier_length = judge(&mut fields, "max_identifier_length", f.map(|c| c.max_identifier_length), Some((64, COMPILED.into())), (64, ""));
+    t.max_index_columns = judge(&mut fields, "max_index_columns", f.map(|c| c.max_index_columns), Some((32, COMPILED.into())), (32, ""));
+    t.max_toast_chunk_size = judge(
+        &mut fields,
+        "max_toast_chunk_size",
+        f.map(|c| c.max_toast_chunk_size),
+        Some((toast_max_chunk_size(bs), format!("{COMPILED} for {bs}-byte blocks"))),
+        (0, ""),
+    );
+    t.large_object_chunk_size = judge(
+        &mut fields,
+        "large_object_chunk_size",
+        f.map(|c| c.large_object_chunk_size),
+        Some((bs / 4, format!("{COMPILED} for {bs}-byte blocks"))),
+        (0, ""),
+    );
+    if major.number() <= 12 {
+        t.float4_pass_by_value =
+            Some(judge(&mut fields, "float4_pass_by_value", f.and_then(|c| c.float4_pass_by_value), Some((true, COMPILED.into())), (true, "")));
+    }
+    t.float8_pass_by_value = judge(&mut fields, "float8_pass_by_value", f.map(|c| c.float8_pass_by_value), Some((true, COMPILED.into())), (true, ""));
+
+    // The checkpoint record, CRC-protected, in WAL.
+    let g = WalGeometry::new(t.bytes_per_wal_segment, t.wal_block_size).ok();
+    let tli = wh.highest_tli.max(1);
+    let hint = f.map(|c| c.checkpoint_lsn);
+    let found_ckpt = g.and_then(|g| find_checkpoint(dd, major, g, tli, t.system_identifier, hint));
+    match &found_ckpt {
+        None => {
+            ev.not_rebuildable = Some(if n_files == 0 {
+                "pg_wal holds no WAL segment of this major with a valid long page header".into()
+            } else {
+                "no checkpoint record can be read from the WAL in pg_wal".into()
+            });
+        }
+        Some((lsn, cp, shutdown, more, before)) => {
+            ev.checkpoint_record = Some(*lsn);
+            let how = if hint == Some(*lsn) {
+                "the checkpoint record it points at (CRC-checked)".to_string()
+            } else {
+                "the newest checkpoint record found by reading pg_wal".to_string()
+            };
+            t.checkpoint_lsn = judge(&mut fields, "checkpoint_lsn", f.map(|c| c.checkpoint_lsn), Some((*lsn, how)), (Lsn(0), ""));
+            if major.number() <= 10 {
+                let prior_ok = f
+                    .and_then(|c| c.prior_lsn)
+                    .filter(|p| g.and_then(|g| find_checkpoint(dd, major, g, tli, t.system_identifier, Some(*p))).is_some_and(|x| x.0 == *p));
+                // Used only when the latest checkpoint record cannot be read; one that
+                // reads as a checkpoint record is confirmed, any other is kept.
+                let want = prior_ok.map(|p| (p, "a checkpoint record there".to_string()));
+                let fallback = before.unwrap_or(*lsn);
+                t.prior_lsn = Some(judge(
+                    &mut fields,
+                    "prior_lsn",
+                    f.and_then(|c| c.prior_lsn),
+                    want,
+                    (fallback, "no checkpoint record there to confirm it (its segment may be recycled)"),
+                ));
+            }
+            let rec = format!("the checkpoint record at {lsn}");
+            let fc = f.map(|c| &c.checkpoint);
+            macro_rules! cp_fields {
                     ($($m:ident),+) => {
                         vec![$((stringify!($m), fc.map(|x| x.$m.to_string()), cp.$m.to_string())),+]
                     };
                 }
-                let mut pairs: Vec<(&'static str, Option<String>, String)> = cp_fields!(
-                    redo_lsn,
-                    timeline_id,
-                    prev_timeline_id,
-                    full_page_writes,
-                    next_xid,
-                    next_oid,
-                    next_multixact_id,
-                    next_multi_offset,
-                    oldest_xid,
-                    oldest_xid_dbid,
-                    oldest_multi_xid,
-                    oldest_multi_dbid,
-                    checkpoint_time,
-                    oldest_commit_ts_xid,
-                    newest_commit_ts_xid,
-                    oldest_active_xid
-                );
-                if major.number() >= 17 {
-                    pairs.push((
-                        "checkpoint_wal_level",
-                        fc.and_then(|x| x.checkpoint_wal_level).map(|v| v.to_string()),
-                        cp.checkpoint_wal_level.unwrap_or(0).to_string(),
-                    ));
-                }
-                // Never a counter below what the directory proves: an SLRU segment exists only
-                // once the counter reached its first id (pg_resetwal's documented rule).
-                let mut cp = cp.clone();
-                let mut raised: Vec<(&str, String)> = Vec::new();
-                let per_xact_seg = t.database_block_size.saturating_mul(4 * crate::format::xact::SLRU_PAGES_PER_SEGMENT);
-                if let Some((seg, first)) = slru_floor(self.dd, crate::datadir::XACT_DIR, per_xact_seg) {
-                    let next = cp.next_xid.xid();
-                    if ahead(first, next, cp.oldest_xid) {
-                        cp.next_xid = crate::format::types::FullXid::new(cp.next_xid.epoch(), first);
-                        raised.push(("next_xid", format!("pg_xact/{seg} exists, so xids reached {first}")));
-                    }
-                }
-                // MULTIXACT_OFFSETS_PER_PAGE (blcksz / 4) per page, 32 pages per segment.
-                let per_multi_seg = t.database_block_size / 4 * crate::format::xact::SLRU_PAGES_PER_SEGMENT;
-                if let Some((seg, first)) = slru_floor(self.dd, "pg_multixact/offsets", per_multi_seg) {
-                    if ahead(first, cp.next_multixact_id, cp.oldest_multi_xid) {
-                        cp.next_multixact_id = first;
-                        raised.push(("next_multixact_id", format!("pg_multixact/offsets/{seg} exists, so multixacts reached {first}")));
-                    }
-                }
-                let cp = cp;
-                for (name, fv, wv) in pairs {
-                    match raised.iter().find(|r| r.0 == name) {
-                        Some((_, why)) => {
-                            let used = if name == "next_xid" { cp.next_xid.to_string() } else { cp.next_multixact_id.to_string() };
-                            judge(&mut fields, name, fv, Some((used, format!("{rec} gives {wv}, but {why}"))), (String::new(), ""));
-                        }
-                        None => {
-                            judge(&mut fields, name, fv, Some((wv, rec.clone())), (String::new(), ""));
-                        }
-                    }
-                }
-                t.checkpoint = cp.clone();
-                // The state: after a shutdown checkpoint that ends WAL, "shut down"; WAL that goes
-                // on after the checkpoint means the server ran on and must replay it.
-                let recovery_files = ["backup_label", "recovery.signal", "standby.signal", "recovery.conf"].into_iter().any(|p| self.dd.path(p).exists());
-                let fs = f.map(|c| c.state);
-                let state_ev = match fs {
-                    Some(DbState::InArchiveRecovery | DbState::ShutDownInRecovery) if recovery_files => None,
-                    Some(DbState::InProduction) if !*more => {
-                        Some((DbState::InProduction, "WAL ends at the checkpoint record; a server that wrote nothing after its start".to_string()))
-                    }
-                    _ if *shutdown && !*more => Some((DbState::ShutDown, "WAL ends with the shutdown checkpoint record".to_string())),
-                    Some(DbState::InCrashRecovery) if *more => Some((DbState::InCrashRecovery, "WAL goes on after the checkpoint record".to_string())),
-                    _ => Some((DbState::InProduction, "WAL goes on after the checkpoint record: the server ran on; its next start replays it".to_string())),
-                };
-                judge(
-                    &mut fields,
-                    "state",
-                    fs.map(|s| s.text().to_string()),
-                    state_ev.as_ref().map(|(s, w)| (s.text().to_string(), w.clone())),
-                    (String::new(), "a standby or archive recovery: kept"),
-                );
-                t.state = state_ev.map(|(s, _)| s).or(fs).unwrap_or(DbState::InProduction);
-                // Backup and recovery points: zero on a cluster that is not restoring a
-                // backup or recovering from an archive (else the server waits for WAL it
-                // will never get: "WAL ends before end of online backup").
-                let primary = !recovery_files && !matches!(t.state, DbState::InArchiveRecovery | DbState::ShutDownInRecovery);
-                fn zero<T>(primary: bool, v: T) -> Option<(T, String)> {
-                    primary.then(|| (v, "no backup_label and no recovery or standby signal file: not restoring a backup or an archive".to_string()))
-                }
-                t.min_recovery_end_lsn =
-                    judge(&mut fields, "min_recovery_end_lsn", f.map(|c| c.min_recovery_end_lsn), zero(primary, Lsn(0)), (Lsn(0), "kept for recovery"));
-                t.min_recovery_end_timeline =
-                    judge(&mut fields, "min_recovery_end_timeline", f.map(|c| c.min_recovery_end_timeline), zero(primary, 0), (0, "kept for recovery"));
-                t.backup_start_lsn =
-                    judge(&mut fields, "backup_start_lsn", f.map(|c| c.backup_start_lsn), zero(primary, Lsn(0)), (Lsn(0), "kept for recovery"));
-                t.backup_end_lsn = judge(&mut fields, "backup_end_lsn", f.map(|c| c.backup_end_lsn), zero(primary, Lsn(0)), (Lsn(0), "kept for recovery"));
-                t.end_of_backup_record_required = judge(
-                    &mut fields,
-                    "end_of_backup_record_required",
-                    f.map(|c| c.end_of_backup_record_required),
-                    primary.then(|| (false, "no backup_label: no backup to finish".to_string())),
-                    (false, "kept for recovery"),
-                );
+            let mut pairs: Vec<(&'static str, Option<String>, String)> = cp_fields!(
+                redo_lsn,
+                timeline_id,
+                prev_timeline_id,
+                full_page_writes,
+                next_xid,
+                next_oid,
+                next_multixact_id,
+                next_multi_offset,
+                oldest_xid,
+                oldest_xid_dbid,
+                oldest_multi_xid,
+                oldest_multi_dbid,
+                checkpoint_time,
+                oldest_commit_ts_xid,
+                newest_commit_ts_xid,
+                oldest_active_xid
+            );
+            if major.number() >= 17 {
+                pairs.push((
+                    "checkpoint_wal_level",
+                    fc.and_then(|x| x.checkpoint_wal_level).map(|v| v.to_string()),
+                    cp.checkpoint_wal_level.unwrap_or(0).to_string(),
+                ));
             }
-        }
-
-        // Settings: the server writes its own values at every start (XLogReportParameters);
-        // out-of-range ones go back to the defaults.
-        const SET_AT_START: &str = "a setting the server records again at every start";
-        let range = |v: Option<i32>, lo: i32, hi: i32| v.filter(|x| (lo..=hi).contains(x));
-        const MAX_BACKENDS: i32 = (1 << 18) - 1;
-        t.wal_level = judge(&mut fields, "wal_level", range(f.map(|c| c.wal_level), 0, 2), None, (1, SET_AT_START));
-        t.max_connections = judge(&mut fields, "max_connections", range(f.map(|c| c.max_connections), 1, MAX_BACKENDS), None, (100, SET_AT_START));
-        t.max_worker_processes = judge(&mut fields, "max_worker_processes", range(f.map(|c| c.max_worker_processes), 0, MAX_BACKENDS), None, (8, SET_AT_START));
-        if major.number() >= 12 {
-            t.max_wal_senders =
-                Some(judge(&mut fields, "max_wal_senders", range(f.and_then(|c| c.max_wal_senders), 0, MAX_BACKENDS), None, (10, SET_AT_START)));
-        }
-        t.max_prepared_xacts = judge(&mut fields, "max_prepared_xacts", range(f.map(|c| c.max_prepared_xacts), 0, MAX_BACKENDS), None, (0, SET_AT_START));
-        t.max_locks_per_xact = judge(&mut fields, "max_locks_per_xact", range(f.map(|c| c.max_locks_per_xact), 10, i32::MAX), None, (64, SET_AT_START));
-        t.wal_log_hints = judge(&mut fields, "wal_log_hints", f.map(|c| c.wal_log_hints), None, (false, SET_AT_START));
-        t.track_commit_timestamp = judge(&mut fields, "track_commit_timestamp", f.map(|c| c.track_commit_timestamp), None, (false, SET_AT_START));
-        if major.number() >= 18 {
-            t.default_char_signedness = Some(judge(
+            // Never a counter below what the directory proves: an SLRU segment exists only
+            // once the counter reached its first id (pg_resetwal's documented rule).
+            let mut cp = cp.clone();
+            let mut raised: Vec<(&str, String)> = Vec::new();
+            let per_xact_seg = t.database_block_size.saturating_mul(4 * crate::format::xact::SLRU_PAGES_PER_SEGMENT);
+            if let Some((seg, first)) = slru_floor(dd, crate::datadir::XACT_DIR, per_xact_seg) {
+                let next = cp.next_xid.xid();
+                if ahead(first, next, cp.oldest_xid) {
+                    cp.next_xid = crate::format::types::FullXid::new(cp.next_xid.epoch(), first);
+                    raised.push(("next_xid", format!("pg_xact/{seg} exists, so xids reached {first}")));
+                }
+            }
+            // MULTIXACT_OFFSETS_PER_PAGE (blcksz / 4) per page, 32 pages per segment.
+            let per_multi_seg = t.database_block_size / 4 * crate::format::xact::SLRU_PAGES_PER_SEGMENT;
+            if let Some((seg, first)) = slru_floor(dd, "pg_multixact/offsets", per_multi_seg) {
+                if ahead(first, cp.next_multixact_id, cp.oldest_multi_xid) {
+                    cp.next_multixact_id = first;
+                    raised.push(("next_multixact_id", format!("pg_multixact/offsets/{seg} exists, so multixacts reached {first}")));
+                }
+            }
+            let cp = cp;
+            for (name, fv, wv) in pairs {
+                match raised.iter().find(|r| r.0 == name) {
+                    Some((_, why)) => {
+                        let used = if name == "next_xid" { cp.next_xid.to_string() } else { cp.next_multixact_id.to_string() };
+                        judge(&mut fields, name, fv, Some((used, format!("{rec} gives {wv}, but {why}"))), (String::new(), ""));
+                    }
+                    None => {
+                        judge(&mut fields, name, fv, Some((wv, rec.clone())), (String::new(), ""));
+                    }
+                }
+            }
+            t.checkpoint = cp.clone();
+            // The state: after a shutdown checkpoint that ends WAL, "shut down"; WAL that goes
+            // on after the checkpoint means the server ran on and must replay it.
+            let recovery_files = ["backup_label", "recovery.signal", "standby.signal", "recovery.conf"].into_iter().any(|p| dd.path(p).exists());
+            let fs = f.map(|c| c.state);
+            let state_ev = match fs {
+                Some(DbState::InArchiveRecovery | DbState::ShutDownInRecovery) if recovery_files => None,
+                Some(DbState::InProduction) if !*more => {
+                    Some((DbState::InProduction, "WAL ends at the checkpoint record; a server that wrote nothing after its start".to_string()))
+                }
+                _ if *shutdown && !*more => Some((DbState::ShutDown, "WAL ends with the shutdown checkpoint record".to_string())),
+                Some(DbState::InCrashRecovery) if *more => Some((DbState::InCrashRecovery, "WAL goes on after the checkpoint record".to_string())),
+                _ => Some((DbState::InProduction, "WAL goes on after the checkpoint record: the server ran on; its next start replays it".to_string())),
+            };
+            judge(
                 &mut fields,
-                "default_char_signedness",
-                f.and_then(|c| c.default_char_signedness),
-                None,
-                (true, "signed, as on the x86-64 machine that ran initdb"),
-            ));
+                "state",
+                fs.map(|s| s.text().to_string()),
+                state_ev.as_ref().map(|(s, w)| (s.text().to_string(), w.clone())),
+                (String::new(), "a standby or archive recovery: kept"),
+            );
+            t.state = state_ev.map(|(s, _)| s).or(fs).unwrap_or(DbState::InProduction);
+            // Backup and recovery points: zero on a cluster that is not restoring a
+            // backup or recovering from an archive (else the server waits for WAL it
+            // will never get: "WAL ends before end of online backup").
+            let primary = !recovery_files && !matches!(t.state, DbState::InArchiveRecovery | DbState::ShutDownInRecovery);
+            fn zero<T>(primary: bool, v: T) -> Option<(T, String)> {
+                primary.then(|| (v, "no backup_label and no recovery or standby signal file: not restoring a backup or an archive".to_string()))
+            }
+            t.min_recovery_end_lsn =
+                judge(&mut fields, "min_recovery_end_lsn", f.map(|c| c.min_recovery_end_lsn), zero(primary, Lsn(0)), (Lsn(0), "kept for recovery"));
+            t.min_recovery_end_timeline =
+                judge(&mut fields, "min_recovery_end_timeline", f.map(|c| c.min_recovery_end_timeline), zero(primary, 0), (0, "kept for recovery"));
+            t.backup_start_lsn = judge(&mut fields, "backup_start_lsn", f.map(|c| c.backup_start_lsn), zero(primary, Lsn(0)), (Lsn(0), "kept for recovery"));
+            t.backup_end_lsn = judge(&mut fields, "backup_end_lsn", f.map(|c| c.backup_end_lsn), zero(primary, Lsn(0)), (Lsn(0), "kept for recovery"));
+            t.end_of_backup_record_required = judge(
+                &mut fields,
+                "end_of_backup_record_required",
+                f.map(|c| c.end_of_backup_record_required),
+                primary.then(|| (false, "no backup_label: no backup to finish".to_string())),
+                (false, "kept for recovery"),
+            );
         }
-        t.unlogged_lsn = judge(&mut fields, "unlogged_lsn", f.map(|c| c.unlogged_lsn), None, (Lsn(1000), "the first LSN given to unlogged relations"));
-        let now = chrono::Utc::now().timestamp();
-        let plausible = |x: i64| x > 946_684_800 && x <= now + 86_400;
-        t.pg_control_last_modified = judge(
+    }
+
+    // Settings: the server writes its own values at every start (XLogReportParameters);
+    // out-of-range ones go back to the defaults.
+    const SET_AT_START: &str = "a setting the server records again at every start";
+    let range = |v: Option<i32>, lo: i32, hi: i32| v.filter(|x| (lo..=hi).contains(x));
+    const MAX_BACKENDS: i32 = (1 << 18) - 1;
+    t.wal_level = judge(&mut fields, "wal_level", range(f.map(|c| c.wal_level), 0, 2), None, (1, SET_AT_START));
+    t.max_connections = judge(&mut fields, "max_connections", range(f.map(|c| c.max_connections), 1, MAX_BACKENDS), None, (100, SET_AT_START));
+    t.max_worker_processes = judge(&mut fields, "max_worker_processes", range(f.map(|c| c.max_worker_processes), 0, MAX_BACKENDS), None, (8, SET_AT_START));
+    if major.number() >= 12 {
+        t.max_wal_senders = Some(judge(&mut fields, "max_wal_senders", range(f.and_then(|c| c.max_wal_senders), 0, MAX_BACKENDS), None, (10, SET_AT_START)));
+    }
+    t.max_prepared_xacts = judge(&mut fields, "max_prepared_xacts", range(f.map(|c| c.max_prepared_xacts), 0, MAX_BACKENDS), None, (0, SET_AT_START));
+    t.max_locks_per_xact = judge(&mut fields, "max_locks_per_xact", range(f.map(|c| c.max_locks_per_xact), 10, i32::MAX), None, (64, SET_AT_START));
+    t.wal_log_hints = judge(&mut fields, "wal_log_hints", f.map(|c| c.wal_log_hints), None, (false, SET_AT_START));
+    t.track_commit_timestamp = judge(&mut fields, "track_commit_timestamp", f.map(|c| c.track_commit_timestamp), None, (false, SET_AT_START));
+    if major.number() >= 18 {
+        t.default_char_signedness = Some(judge(
             &mut fields,
-            "pg_control_last_modified",
-            f.map(|c| c.pg_control_last_modified).filter(|x| plausible(*x)),
+            "default_char_signedness",
+            f.and_then(|c| c.default_char_signedness),
             None,
-            (t.checkpoint.checkpoint_time, "the checkpoint's time"),
-        );
-        t.mock_authentication_nonce = f.map(|c| c.mock_authentication_nonce).unwrap_or([0; crate::format::control::MOCK_AUTH_NONCE_LEN]);
-        fields.push(FieldCheck {
-            field: "mock_authentication_nonce".into(),
-            found: f.map(|c| crate::format::bytes::hex(&c.mock_authentication_nonce)),
-            used: crate::format::bytes::hex(&t.mock_authentication_nonce),
-            verdict: Verdict::Unverifiable,
-            evidence: "random at initdb; only used to answer logins of roles that do not exist".into(),
-        });
-        ev.fields = fields;
-        if ev.not_rebuildable.is_none() {
-            ev.trusted = Some(t);
-        } else if let Some(c) = found {
-            // Judge the directory with what pg_control holds, geometry made usable.
-            ev.trusted = Some(ControlFile { major, ..c }.with_usable_geometry().0);
-        }
+            (true, "signed, as on the x86-64 machine that ran initdb"),
+        ));
+    }
+    t.unlogged_lsn = judge(&mut fields, "unlogged_lsn", f.map(|c| c.unlogged_lsn), None, (Lsn(1000), "the first LSN given to unlogged relations"));
+    let now = chrono::Utc::now().timestamp();
+    let plausible = |x: i64| x > 946_684_800 && x <= now + 86_400;
+    t.pg_control_last_modified = judge(
+        &mut fields,
+        "pg_control_last_modified",
+        f.map(|c| c.pg_control_last_modified).filter(|x| plausible(*x)),
+        None,
+        (t.checkpoint.checkpoint_time, "the checkpoint's time"),
+    );
+    t.mock_authentication_nonce = f.map(|c| c.mock_authentication_nonce).unwrap_or([0; crate::format::control::MOCK_AUTH_NONCE_LEN]);
+    fields.push(FieldCheck {
+        field: "mock_authentication_nonce".into(),
+        found: f.map(|c| crate::format::bytes::hex(&c.mock_authentication_nonce)),
+        used: crate::format::bytes::hex(&t.mock_authentication_nonce),
+        verdict: Verdict::Unverifiable,
+        evidence: "random at initdb; only used to answer logins of roles that do not exist".into(),
+    });
+    ev.fields = fields;
+    if ev.not_rebuildable.is_none() {
+        ev.trusted = Some(t);
+    } else if let Some(c) = found {
+        // Judge the directory with what pg_control holds, geometry made usable.
+        ev.trusted = Some(ControlFile { major, ..c }.with_usable_geometry().0);
     }
 }
 

@@ -165,6 +165,12 @@ fn free_bytes(path: &std::path::Path) -> Option<u64> {
 }
 
 pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -> Result<Diagnosis> {
+    diagnose_with(dd, opts, progress, check::control::examine(dd))
+}
+
+/// [`diagnose`] with pg_control already examined (plan examines it first: reading WAL for
+/// the checkpoint record once is enough).
+pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress, ev: check::control::ControlEvidence) -> Result<Diagnosis> {
     if let Postmaster::Alive { pid } = dd.postmaster() {
         return Err(Error::Refused {
             message: format!(
@@ -188,7 +194,6 @@ pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -
         max_page_lsn: None,
         control: None,
     };
-    let ev = check::control::examine(dd);
     if let Some(root) = control_root(&ev) {
         out.push(root);
     }
@@ -268,7 +273,7 @@ pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -
 /// as confirmed, contradicted or unverifiable, and what a rewrite from the evidence costs.
 fn control_root(ev: &check::control::ControlEvidence) -> Option<Finding> {
     use check::control::Condition;
-    let rebuild = ev.not_rebuildable.is_none() && ev.checkpoint_record.is_some();
+    let rebuild = ev.rebuilt().is_some();
     let x = ev.count(check::control::Verdict::Contradicted);
     let (code, title, what) = match &ev.condition {
         Condition::Intact => return None,
@@ -337,7 +342,7 @@ fn fold_suspect(out: &mut Vec<Finding>, ev: Option<&check::control::ControlEvide
         "wal-file-wrong-size",
         "page-lsn-past-wal",
     ];
-    if ev.is_none_or(|e| e.not_rebuildable.is_none()) {
+    if !ev.is_some_and(check::control::ControlEvidence::suspect) {
         return;
     }
     let mut folded: BTreeMap<&'static str, (usize, String)> = BTreeMap::new();

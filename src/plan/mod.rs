@@ -386,7 +386,7 @@ fn listing(dir: &std::path::Path) -> Option<String> {
 /// Build the plan for a stopped data directory.
 pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
     let ev = crate::check::control::examine(dd);
-    if ev.trusted.is_none() {
+    let Some(c) = ev.trusted.as_ref().map(|c| c.with_usable_geometry().0) else {
         if opts.reset_wal {
             return plan_rebuild(dd, opts, chrono::Utc::now().timestamp());
         }
@@ -397,13 +397,8 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
             ),
             hint: "run `pgsalvage diagnose` to see why, then `pgsalvage plan --reset-wal` to plan the rebuild".into(),
         });
-    }
-    let d = diagnose::diagnose(dd, &DiagnoseOptions::default(), &crate::check::Quiet)?;
-    let c = match ev.trusted.clone() {
-        Some(c) => c,
-        None => dd.control()?.0,
     };
-    let c = c.with_usable_geometry().0;
+    let d = diagnose::diagnose_with(dd, &DiagnoseOptions::default(), &crate::check::Quiet, ev.clone())?;
     let bs = c.database_block_size as usize;
     let bps = c.blocks_per_segment;
     let control = dd.read(crate::datadir::CONTROL_PATH).ok();
@@ -422,8 +417,8 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
     // NextXID, oldestXID and the multixact counters may be the damage. Findings judged
     // against them (lost pg_xact ranges, "never assigned" xids) are not acted on: one
     // flipped byte of NextXID would otherwise plan gigabytes of invented pg_xact.
-    let rebuild = (!ev.intact() && ev.not_rebuildable.is_none()).then(|| ev.trusted.clone()).flatten();
-    let counters_suspect = !ev.intact() && rebuild.is_none();
+    let rebuild = ev.rebuilt();
+    let counters_suspect = ev.suspect();
     const FROM_COUNTERS: &str = "judged against NextXID, oldestXID and the multixact counters of a damaged pg_control that no checkpoint record in WAL confirms: they may be the damage, not the data. Repair pg_control first (its own finding), then plan again";
     let push = |actions: &mut Vec<Action>, finding: &str, kind: ActionKind, target: Target, scope: &str, effect: String, loss: String, risk: Risk| -> String {
         let id = format!("A{}", actions.len() + 1);
@@ -732,7 +727,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
             "wal-lost" | "wal-checkpoint-unreadable" => {
                 refuse("needs a WAL reset (--reset-wal); put the missing WAL back first if it exists anywhere: that loses nothing".into())
             }
-            "control-crc-mismatch" | "control-values-invalid" | "control-unreadable" => match &rebuild {
+            "control-crc-mismatch" | "control-values-invalid" | "control-unreadable" => match rebuild {
                 Some(t) => {
                     let fields = ev.fields.clone();
                     let changed: Vec<String> = fields
