@@ -371,3 +371,38 @@ fn flips_any() {
         flips(m);
     }
 }
+
+/// No rebuild possible (NextXID's high byte flipped, and every WAL record gone: each
+/// segment keeps only its long page header): the thousands of findings judged with the
+/// damaged NextXID fold under the one root finding, and plan acts on none of them.
+#[test]
+fn suspect_values_fold_under_the_root() {
+    if !majors().contains(&15) {
+        return;
+    }
+    let (c, _) = stopped_with_rows(15, false);
+    let p = c.data.join("global/pg_control");
+    let b = std::fs::read(&p).unwrap()[67];
+    scribble(&p, 67, &[b ^ 0xFF]);
+    for e in std::fs::read_dir(c.data.join("pg_wal")).unwrap() {
+        let w = e.unwrap().path();
+        if w.is_file() {
+            let mut x = std::fs::read(&w).unwrap();
+            x.iter_mut().skip(40).for_each(|v| *v = 0);
+            std::fs::write(&w, x).unwrap();
+        }
+    }
+    let d = json(&["diagnose"], &c.data);
+    let errors: Vec<&serde_json::Value> = d["findings"].as_array().unwrap().iter().filter(|f| f["severity"] == "error").collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0]["code"], "control-crc-mismatch");
+    assert!(text(&errors[0]["evidence"]).contains("× xact-status-lost"), "{}", errors[0]);
+    let s = Scratch::new("suspect");
+    let plan = s.path().join("p.json");
+    let (code, out, err) = cli(&["plan", "-o"], &[&plan, Path::new("-D"), &c.data]);
+    // (plan's exit code for "not repairable" is issue 16's: 0 today)
+    assert!(matches!(code, 0 | 1), "{out}{err}");
+    let pj: serde_json::Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
+    assert!(pj["actions"].as_array().unwrap().is_empty(), "{:#}", pj["actions"]);
+    assert!(pj["not_repairable"].as_array().unwrap().iter().any(|n| n["code"] == "control-crc-mismatch"));
+}

@@ -343,19 +343,6 @@ fn find_checkpoint(dd: &DataDir, major: PgMajor, g: WalGeometry, tli: u32, sysid
     best
 }
 
-/// The highest SLRU segment in `dir` (name and the first id it holds).
-fn slru_floor(dd: &DataDir, dir: &str, per_segment: u32) -> Option<(String, u32)> {
-    let seg = dd.list(dir).ok()?.iter().filter_map(|n| crate::format::xact::parse_segment_file_name(n).map(|s| (s, n.clone()))).max()?;
-    Some((seg.1, seg.0.checked_mul(per_segment)?))
-}
-
-/// Whether `first` lies ahead of `next` in the circular id order, inside the live window
-/// that starts at `oldest` (an old segment from before a wraparound is behind, not ahead).
-fn ahead(first: u32, next: u32, oldest: u32) -> bool {
-    let d = first.wrapping_sub(next);
-    d != 0 && d < 1 << 31 && first.wrapping_sub(oldest) < 1 << 31
-}
-
 /// A geometry value kept as found (no evidence) that the server would refuse, and that
 /// would be a divisor: the default instead, said in the field's entry (the last one).
 fn possible(fields: &mut [FieldCheck], v: &mut u32, ok: impl Fn(u32) -> bool, default: u32) {
@@ -552,37 +539,8 @@ fn rebuild(dd: &DataDir, major: PgMajor, ev: &mut ControlEvidence) {
                     cp.checkpoint_wal_level.unwrap_or(0).to_string(),
                 ));
             }
-            // Never a counter below what the directory proves: an SLRU segment exists only
-            // once the counter reached its first id (pg_resetwal's documented rule).
-            let mut cp = cp.clone();
-            let mut raised: Vec<(&str, String)> = Vec::new();
-            let per_xact_seg = t.database_block_size.saturating_mul(4 * crate::format::xact::SLRU_PAGES_PER_SEGMENT);
-            if let Some((seg, first)) = slru_floor(dd, crate::datadir::XACT_DIR, per_xact_seg) {
-                let next = cp.next_xid.xid();
-                if ahead(first, next, cp.oldest_xid) {
-                    cp.next_xid = crate::format::types::FullXid::new(cp.next_xid.epoch(), first);
-                    raised.push(("next_xid", format!("pg_xact/{seg} exists, so xids reached {first}")));
-                }
-            }
-            // MULTIXACT_OFFSETS_PER_PAGE (blcksz / 4) per page, 32 pages per segment.
-            let per_multi_seg = t.database_block_size / 4 * crate::format::xact::SLRU_PAGES_PER_SEGMENT;
-            if let Some((seg, first)) = slru_floor(dd, "pg_multixact/offsets", per_multi_seg) {
-                if ahead(first, cp.next_multixact_id, cp.oldest_multi_xid) {
-                    cp.next_multixact_id = first;
-                    raised.push(("next_multixact_id", format!("pg_multixact/offsets/{seg} exists, so multixacts reached {first}")));
-                }
-            }
-            let cp = cp;
             for (name, fv, wv) in pairs {
-                match raised.iter().find(|r| r.0 == name) {
-                    Some((_, why)) => {
-                        let used = if name == "next_xid" { cp.next_xid.to_string() } else { cp.next_multixact_id.to_string() };
-                        judge(&mut fields, name, fv, Some((used, format!("{rec} gives {wv}, but {why}"))), (String::new(), ""));
-                    }
-                    None => {
-                        judge(&mut fields, name, fv, Some((wv, rec.clone())), (String::new(), ""));
-                    }
-                }
+                judge(&mut fields, name, fv, Some((wv, rec.clone())), (String::new(), ""));
             }
             t.checkpoint = cp.clone();
             // The state: after a shutdown checkpoint that ends WAL, "shut down"; WAL that goes
@@ -677,22 +635,5 @@ fn rebuild(dd: &DataDir, major: PgMajor, ev: &mut ControlEvidence) {
     } else if let Some(c) = found {
         // Judge the directory with what pg_control holds, geometry made usable.
         ev.trusted = Some(ControlFile { major, ..c }.with_usable_geometry().0);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ahead;
-
-    #[test]
-    fn slru_floor_is_ahead_only_inside_the_window() {
-        // pg_xact/0001 (first xid 1048576) with NextXID 900000: NextXID is too low.
-        assert!(ahead(1_048_576, 900_000, 3));
-        // The segment NextXID is in: not ahead.
-        assert!(!ahead(0, 900_000, 3));
-        // An old segment from before a wraparound (0FFF) while NextXID is small: behind.
-        assert!(!ahead(0xFFF0_0000, 5, 4_000_000_000));
-        // Equal: nothing to raise.
-        assert!(!ahead(1_048_576, 1_048_576, 3));
     }
 }
