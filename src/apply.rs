@@ -90,40 +90,47 @@ pub fn applied_and_in_place(dd: &DataDir, plan_sha: &str) -> Vec<History> {
     out
 }
 
-/// Whether a snapshot stands for the data directory a plan was made on: the same system
-/// identifier, or — when the snapshot could not record one (pg_control unreadable and no
-/// WAL page header to read it from) — a manifest holding every target the plan changes
-/// with the hash it was planned on (whole files), or holding it at all (a block's hash is
-/// not in the manifest), or not holding it when the plan expects it absent.
-pub fn snapshot_stands_for(m: &crate::snapshot::manifest::Manifest, p: &Plan) -> std::result::Result<String, String> {
-    if !m.system_identifier.is_empty() {
-        return if m.system_identifier == p.cluster.system_identifier {
-            Ok(format!("a snapshot of cluster {}", m.system_identifier))
-        } else {
-            Err(format!("it is a snapshot of cluster {}, the plan is for {}", m.system_identifier, p.cluster.system_identifier))
-        };
+/// Whether a snapshot stands for the data directory a plan is about to change: the same
+/// system identifier (when the snapshot could record one: pg_control may have been
+/// unreadable and WAL without a page header to read it from), and every file the plan
+/// changes held in the snapshot exactly as it is now (`current` gives a file's sha256 in the
+/// data directory, None when it does not exist). An older snapshot of the cluster, or one of
+/// another copy with the same identifier, does not hold the bytes apply is about to change.
+/// On success, says what was checked.
+pub fn snapshot_stands_for(m: &crate::snapshot::manifest::Manifest, p: &Plan, current: &dyn Fn(&str) -> Option<String>) -> std::result::Result<String, String> {
+    if !m.system_identifier.is_empty() && m.system_identifier != p.cluster.system_identifier {
+        return Err(format!("it is a snapshot of cluster {}, the plan is for {}", m.system_identifier, p.cluster.system_identifier));
     }
+    let mut seen = std::collections::BTreeSet::new();
     for a in &p.actions {
+        // A move aside keeps the bytes in the data directory; a directory is moved whole.
+        if a.precondition.scope == "dir" || matches!(a.kind, ActionKind::MoveAside) || !seen.insert(a.target.path.as_str()) {
+            continue;
+        }
         let path = m.archive_path(&a.target.path);
-        let entry = m.entry(&path);
-        let ok = match (a.precondition.scope.as_str(), entry, &a.precondition.sha256) {
-            ("absent", None, _) => true,
-            ("block", Some(_), _) => true,
-            ("file", Some(e), Some(h)) => e.sha256.as_deref() == Some(h.as_str()),
-            ("file", None, None) => true,
-            ("dir", _, _) => true,
-            _ => false,
-        };
-        if !ok {
-            return Err(format!("it records no system identifier, and it does not hold {} as the plan found it (action {})", a.target.path, a.id));
+        let held = m.entry(&path).and_then(|e| e.sha256.clone());
+        let now = current(&a.target.path);
+        if held != now {
+            return Err(match (&held, &now) {
+                (None, Some(_)) => format!("it does not hold {}, which the plan changes (action {})", a.target.path, a.id),
+                (Some(_), None) => format!("it holds {}, which the data directory no longer has (action {})", a.target.path, a.id),
+                _ => format!("its copy of {} differs from the data directory's (action {}): it was taken before the file last changed, or of another copy", a.target.path, a.id),
+            });
         }
     }
-    Ok("a snapshot without a system identifier (pg_control was unreadable), holding every target of the plan as it was planned on".into())
+    Ok(format!(
+        "{} of {} taken {} on {}, holding the {} the plan changes exactly as they are now",
+        if m.system_identifier.is_empty() { "a snapshot without a system identifier (pg_control was unreadable)".to_string() } else { format!("a snapshot of cluster {}", m.system_identifier) },
+        m.data_directory,
+        m.created_at,
+        m.host,
+        crate::units::count(seen.len() as u64, "file")
+    ))
 }
 
 /// Carry out a plan. The caller has checked confirmation and the snapshot.
 pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> Result<Applied> {
-    p.validate().map_err(|e| Error::Usage(format!("the plan: {e}")))?;
+    p.validate().map_err(|e| Error::Refused { message: format!("the plan is not valid: {e}"), hint: "make the plan again with pgsalvage plan".into() })?;
     if let Postmaster::Alive { pid } = dd.postmaster() {
         return Err(Error::Refused {
             message: format!("a postmaster (pid {pid}) is running on {}", dd.root().display()),
@@ -168,7 +175,10 @@ pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> 
                 ActionKind::RebuildControl { guessed, time, .. } => plan::reset::control_from(guessed, *time).ok(),
                 _ => None,
             })
-            .ok_or_else(|| Error::Usage("pg_control unreadable and the plan does not rebuild it".into()))
+            .ok_or_else(|| Error::Refused {
+                message: "global/pg_control is unreadable and the plan does not rebuild it".into(),
+                hint: "make the plan again with pgsalvage plan: it then plans the rebuild from WAL evidence".into(),
+            })
     })?;
     let c = c.with_usable_geometry().0;
     let dir_mtimes: Vec<(String, (i64, i64))> = dirs_touched(p).into_iter().filter_map(|d| dir_mtime(&dd.path(&d)).map(|t| (d, t))).collect();
@@ -203,7 +213,7 @@ pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> 
             return Err(e);
         }
         return Err(Error::Partial {
-            message: format!("apply stopped after {steps} step(s) of operation {operation}: {e}"),
+            message: format!("apply stopped after {} of operation {operation}: {e}", crate::units::count(steps as u64, "step")),
             datadir: dd.root().display().to_string(),
             also: String::new(),
         });
@@ -258,7 +268,7 @@ impl Runner<'_> {
 
 fn run_actions(r: &mut Runner, dd: &DataDir, p: &Plan, c: &crate::format::control::ControlFile, opts: &ApplyOptions) -> Result<()> {
     let bs = c.database_block_size as u64;
-    let new_bytes = |a: &plan::Action, old: Option<&[u8]>| plan::new_bytes(a, old, c).map_err(|e| Error::Usage(format!("action {}: {e}", a.id)));
+    let new_bytes = |a: &plan::Action, old: Option<&[u8]>| plan::new_bytes(a, old, c).map_err(|e| Error::Refused { message: format!("action {}: {e}", a.id), hint: "nothing of this action was written; run pgsalvage rollback, then plan again".into() });
     let file = |rel: &str, new: Vec<u8>| Pending::File { path: rel.to_string(), old: fs::read(dd.path(rel)).ok(), new };
     for a in &p.actions {
         match (&a.kind, a.target.block) {
@@ -272,7 +282,7 @@ fn run_actions(r: &mut Runner, dd: &DataDir, p: &Plan, c: &crate::format::contro
                 }
                 let old = dd.read(crate::datadir::CONTROL_PATH).ok();
                 let new = new_bytes(a, old.as_deref())?.unwrap_or_default();
-                let seg = plan::reset::segment_bytes(&crate::format::control::ControlFile::parse(&new).map_err(|e| Error::Usage(e.to_string()))?);
+                let seg = plan::reset::segment_bytes(&crate::format::control::ControlFile::parse(&new).map_err(|e| Error::Internal(format!("the pg_control just built does not decode: {e}")))?);
                 r.run(&a.id, file(crate::datadir::CONTROL_PATH, new))?;
                 r.run(&a.id, file(&format!("pg_wal/{wal_file}"), seg))?;
             }
@@ -377,7 +387,7 @@ pub fn append_history(dd: &DataDir, event: &str, operation: &str, plan_sha: &str
     // The data directory's owner, not root: pg_basebackup and every tool that runs as the
     // cluster's owner reads every file there.
     step::chown_to(step::owner_of(dd), &p);
-    let mut line = serde_json::to_vec(&h).map_err(|e| Error::Usage(e.to_string()))?;
+    let mut line = serde_json::to_vec(&h).map_err(|e| Error::Internal(e.to_string()))?;
     line.push(b'\n');
     f.write_all(&line).and_then(|_| f.sync_all()).map_err(io("write history", &p))
 }

@@ -46,6 +46,13 @@ pub struct Tablespace {
     pub version_dirs: Vec<String>,
 }
 
+/// "Run as the owner", naming the owner: the usual mistake is forgetting `sudo -u postgres`.
+fn owner_hint(md: &fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let owner = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(md.uid())).ok().flatten().map(|u| u.name).unwrap_or_else(|| format!("uid {}", md.uid()));
+    format!("the data directory belongs to {owner}: run pgsalvage as that user (sudo -u {owner} pgsalvage ...) or as root")
+}
+
 impl DataDir {
     /// Open `path` if it looks like a data directory (PG_VERSION and global/pg_control).
     pub fn open(path: impl AsRef<Path>) -> Result<DataDir> {
@@ -60,6 +67,15 @@ impl DataDir {
         }
         let pgv = root.join("PG_VERSION");
         let ctl = root.join(CONTROL_PATH);
+        // exists() says "no" for a file it may not look at: ask, so that a permission problem
+        // (forgetting `sudo -u postgres`) is not reported as the wrong directory.
+        for p in [&pgv, &ctl] {
+            if let Err(e) = fs::symlink_metadata(p) {
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    return Err(Error::Io { op: "read data directory", path: root.clone(), source: e, hint: owner_hint(&md) });
+                }
+            }
+        }
         if !pgv.exists() && !ctl.exists() {
             return Err(Error::NotADataDirectory {
                 path: root,

@@ -17,6 +17,16 @@ pub enum Error {
     Refused { message: String, hint: String },
     #[error("{0}")]
     Usage(String),
+    /// A file given to the command is not what it needs (not a plan, not a snapshot): exit 4.
+    #[error("{path}: {message}\nhint: {hint}")]
+    Unusable { path: PathBuf, message: String, hint: String },
+    /// The command examined its input and found it damaged (an archive that fails its
+    /// checksums): exit 1, like damage found in a data directory.
+    #[error("{path}: {message}\nhint: {hint}")]
+    Damaged { path: PathBuf, message: String, hint: String },
+    /// A bug in pgsalvage, not a problem of the cluster or of the input.
+    #[error("internal error: {0}\nhint: this is a bug in pgsalvage; nothing was changed by this step. Please report it with the command line")]
+    Internal(String),
     /// An apply or a rollback stopped after its first change: the data directory is neither
     /// as it was nor as planned until `rollback` runs (again).
     #[error("{message}\npartly changed: run `pgsalvage rollback -D {datadir}` to put every changed byte back{also}")]
@@ -25,15 +35,33 @@ pub enum Error {
 
 impl Error {
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
-        let hint = match source.kind() {
-            std::io::ErrorKind::PermissionDenied => "run pgsalvage as the user that owns the data directory (usually postgres), or as root".to_string(),
-            std::io::ErrorKind::NotFound => "check the path; pgsalvage takes the data directory with -D/--pgdata or PGDATA".to_string(),
-            _ => "check the file system (dmesg, df) and try again".to_string(),
-        };
-        Error::Io { op, path: path.into(), source, hint }
+        let path = path.into();
+        let hint = io_hint(op, &path, &source);
+        Error::Io { op, path, source, hint }
     }
     pub fn format(path: impl Into<PathBuf>, source: FormatError, hint: impl Into<String>) -> Error {
         Error::Format { path: path.into(), source, hint: hint.into() }
+    }
+}
+
+/// The next step for an I/O error: it depends on what failed and on what pgsalvage was doing
+/// (a missing plan file is not a wrong -D).
+fn io_hint(op: &str, path: &std::path::Path, e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    let creating = op.starts_with("create") || op.starts_with("write") || op.starts_with("rename");
+    let datadir = op.contains("data directory");
+    match e.kind() {
+        K::PermissionDenied => "run pgsalvage as the user that owns the data directory (usually postgres: sudo -u postgres pgsalvage ...), or as root".into(),
+        K::NotFound if datadir => "check the path; pgsalvage takes the data directory with -D/--pgdata or the PGDATA environment variable".into(),
+        K::NotFound if creating => {
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            format!("the directory \"{}\" does not exist: create it, or choose another path", dir.display())
+        }
+        K::NotFound => "check the path".into(),
+        K::AlreadyExists => "pgsalvage never overwrites a file: choose another name, or move the existing one aside".into(),
+        K::StorageFull => "free space on that file system (df -h) and try again".into(),
+        K::ReadOnlyFilesystem => "that file system is mounted read-only: choose a path on a writable one".into(),
+        _ => "check the file system (dmesg, df -h) and try again".into(),
     }
 }
 

@@ -16,13 +16,13 @@ pub fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.pgsalvage-tmp-{}", std::process::id()));
-    let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).map_err(|e| Error::io("create", path, e))?;
     let res = f.write_all(bytes).and_then(|_| f.sync_all());
     if let Err(e) = res {
         let _ = fs::remove_file(&tmp);
-        return Err(Error::io("write", &tmp, e));
+        return Err(Error::io("write", path, e));
     }
-    fs::rename(&tmp, path).map_err(|e| Error::io("rename", &tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| Error::io("create", path, e))?;
     sync_dir(dir)
 }
 

@@ -419,8 +419,8 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
     let mut not_fixed: Vec<String> = plan.not_repairable.iter().map(|n| format!("[{}] {}: {}", n.code, n.title, n.reason)).collect();
     match &applied {
         Ok(a) => {
-            ev(&mut timeline, format!("applied the plan on the copy ({} steps)", a.steps));
-            checks.push(Check { what: "plan applied on the copy".into(), ok: true, detail: format!("{} steps", a.steps) });
+            ev(&mut timeline, format!("applied the plan on the copy ({})", crate::units::count(a.steps, "step")));
+            checks.push(Check { what: "plan applied on the copy".into(), ok: true, detail: crate::units::count(a.steps, "step") });
         }
         Err(e) => {
             ev(&mut timeline, format!("applying failed: {e}"));
@@ -489,7 +489,7 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
     let verdict = if !failed.is_empty() || !started {
         format!("does not fix: {}", failed.first().cloned().unwrap_or_else(|| "the server did not start".into()))
     } else if !plan.not_repairable.is_empty() {
-        format!("applies, but {} finding(s) stay unrepaired", plan.not_repairable.len())
+        format!("applies, but {} unrepaired", match plan.not_repairable.len() { 1 => "1 finding stays".to_string(), n => format!("{n} findings stay") })
     } else if !loses.is_empty() {
         format!("safe to apply; loses: {}", loses.join("; "))
     } else {
@@ -624,7 +624,7 @@ fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -
         }
         checks.push(amcheck(&s, r.psql, db, r.major, &touched));
     }
-    ev(format!("read every table of {} database(s), amcheck ran", dbs.lines().count()));
+    ev(format!("read every table of {}, amcheck ran", crate::units::count(dbs.lines().count() as u64, "database")));
     if let Some(c) = written_pages_check(&s, r.psql, r.plan) {
         checks.push(c);
     }
@@ -724,7 +724,7 @@ fn written_pages_check(s: &Server, psql: &Path, plan: &Plan) -> Option<Check> {
     if pages.is_empty() {
         return None;
     }
-    let what = format!("pd_lsn of the {} page(s) the plan wrote is not past the server's WAL (pageinspect)", pages.len());
+    let what = format!("pd_lsn of the {} the plan wrote is not past the server's WAL (pageinspect)", crate::units::count(pages.len() as u64, "page"));
     let mut bad = Vec::new();
     let mut unchecked = 0;
     let mut by_db: std::collections::BTreeMap<&str, Vec<&(String, String, &str, u32)>> = Default::default();
@@ -757,7 +757,7 @@ fn written_pages_check(s: &Server, psql: &Path, plan: &Plan) -> Option<Check> {
     }
     let mut detail = bad.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
     if unchecked > 0 {
-        detail = format!("{detail}{}{unchecked} page(s) not checked (no connectable database or relation)", if detail.is_empty() { "" } else { "; " });
+        detail = format!("{detail}{}{} not checked (no connectable database or relation)", if detail.is_empty() { "" } else { "; " }, crate::units::count(unchecked as u64, "page"));
     }
     Some(Check { what, ok: bad.is_empty(), detail })
 }

@@ -71,36 +71,38 @@ fn every_bad_input_gets_its_exact_response() {
 /// `review` and `apply` refuse each before touching anything, with the words below.
 #[test]
 fn hostile_plans_are_refused_before_anything() {
-    let cases: &[(&str, &str)] = &[
-        ("plan.path-traversal", "target \"../../../etc/cron.d/pgsalvage\" is not a plain path inside the data directory"),
-        ("plan.absolute-path", "target \"/etc/passwd\" is not a plain path inside the data directory"),
-        ("plan.move-outside", "target \"pg_wal/../../outside\" is not a plain path inside the data directory"),
-        ("plan.xact-range-unbounded", "32 pages cannot hold xids 3..=4294967295"),
-        ("plan.offnum-zero", "tuple offsets must be 1..=2048"),
-        ("plan.duplicate-id", "the id appears twice"),
-        ("plan.relocate-relative", "new WAL location \"roomy/pg_wal\" is not an absolute plain path"),
-        ("plan.format-99", "plan format 99 is not supported (this pgsalvage reads 1)"),
-        ("plan.truncated", "not a pgsalvage plan: EOF while parsing"),
+    // exit 3: a plan holding what no plan made by pgsalvage holds is refused for safety;
+    // exit 4: a file that is not a plan of this format at all (docs/exit-codes.md).
+    let cases: &[(&str, &str, i32)] = &[
+        ("plan.path-traversal", "target \"../../../etc/cron.d/pgsalvage\" is not a plain path inside the data directory", 3),
+        ("plan.absolute-path", "target \"/etc/passwd\" is not a plain path inside the data directory", 3),
+        ("plan.move-outside", "target \"pg_wal/../../outside\" is not a plain path inside the data directory", 3),
+        ("plan.xact-range-unbounded", "32 pages cannot hold xids 3..=4294967295", 3),
+        ("plan.offnum-zero", "tuple offsets must be 1..=2048", 3),
+        ("plan.duplicate-id", "the id appears twice", 3),
+        ("plan.relocate-relative", "new WAL location \"roomy/pg_wal\" is not an absolute plain path", 3),
+        ("plan.format-99", "plan format 99 is not supported (this pgsalvage reads 1)", 4),
+        ("plan.truncated", "not a pgsalvage plan: EOF while parsing", 4),
     ];
     let bad = repo_root().join("fixtures/bad");
     let o = pgsalvage().arg("review").arg(bad.join("plan.valid")).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "the valid plan reviews: {}", String::from_utf8_lossy(&o.stderr));
     println!("| input (fixtures/bad/) | command | exit | response (excerpt) |\n|---|---|---|---|");
-    for (file, words) in cases {
+    for &(file, words, code) in cases {
         let o = pgsalvage().arg("review").arg(bad.join(file)).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
-        assert_eq!(o.status.code(), Some(2), "{file}: {err}");
+        assert_eq!(o.status.code(), Some(code), "{file}: {err}");
         assert!(err.contains(words), "{file}: expected {words:?} in {err}");
         // apply refuses the same way, and changes nothing.
         let d = datadir();
         let before = common::tree_state(d.path());
         let o =
             pgsalvage().args(["apply", "--yes", "--without-snapshot-i-may-lose-data", "--plan"]).arg(bad.join(file)).arg("-D").arg(d.path()).output().unwrap();
-        assert_eq!(o.status.code(), Some(2), "{file}: apply: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(o.status.code(), Some(code), "{file}: apply: {}", String::from_utf8_lossy(&o.stderr));
         assert!(String::from_utf8_lossy(&o.stderr).contains(words));
         assert_eq!(before, common::tree_state(d.path()), "{file}: apply changed the data directory");
         let line = err.lines().next().unwrap_or("").replace(&bad.display().to_string(), "fixtures/bad");
-        println!("| `{file}` | `pgsalvage review` / `apply` | 2 | {} |", line.replace('|', "\\|").chars().take(200).collect::<String>());
+        println!("| `{file}` | `pgsalvage review` / `apply` | {code} | {} |", line.replace('|', "\\|").chars().take(200).collect::<String>());
     }
 }
 
@@ -184,12 +186,12 @@ fn bad_archives_are_refused_and_nothing_is_written_outside() {
         let target = parent.path().join("target");
         let r = pgsalvage().args(["snapshot", "restore", "-D"]).arg(&target).arg(&a).output().unwrap();
         let err = String::from_utf8_lossy(&r.stderr).into_owned();
-        assert_eq!(r.status.code(), Some(3), "{name}: restore: {err}");
+        assert_eq!(r.status.code(), Some(1), "{name}: restore: {err}");
         assert!(err.contains(words), "{name}: restore: expected {words:?} in {err}");
         assert!(!target.exists(), "{name}: the failed restore left its target");
         assert_eq!(std::fs::read_dir(victim).unwrap().count(), 0, "{name}: something was written outside the target");
         let line = err.lines().find(|l| l.contains(words)).unwrap_or("").trim().replace(&bad.display().to_string(), "fixtures/bad");
-        println!("| `archive.{name}.tar.zst` | 1 | 3 | {} |", line.replace('|', "\\|").chars().take(200).collect::<String>());
+        println!("| `archive.{name}.tar.zst` | 1 | 1 | {} |", line.replace('|', "\\|").chars().take(200).collect::<String>());
     }
     let _ = std::fs::remove_dir_all(victim);
 }

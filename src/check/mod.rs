@@ -130,7 +130,7 @@ pub fn check_with(dd: &DataDir, opts: &CheckOptions, progress: &dyn Progress, ev
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.unwrap_or(0))
         .build()
-        .map_err(|e| crate::error::Error::Usage(format!("cannot start worker threads: {e}")))?;
+        .map_err(|e| crate::error::Error::Internal(format!("cannot start worker threads: {e}")))?;
     // Pages in parallel on the pool; WAL and pg_xact on this thread meanwhile.
     let (pages, (xact, wal)) = pool.install(|| {
         rayon::join(
@@ -178,8 +178,8 @@ fn pages_past_wal(p: &PageSummary, w: &WalSummary, wf: &mut [Finding]) -> Vec<Fi
     let max = past.iter().map(|x| x.2).max().unwrap_or(end);
     if let Some(brk) = wf.iter_mut().find(|f| matches!(f.code, "wal-segment-missing" | "wal-record-broken")) {
         brk.evidence.push(format!(
-            "{} page(s) carry LSNs past the end of valid WAL {}, up to {} (first: {} block {}): the server wrote them from WAL that is lost",
-            past.len(),
+            "{} carry LSNs past the end of valid WAL {}, up to {} (first: {} block {}): the server wrote them from WAL that is lost",
+            crate::units::count(past.len() as u64, "page"),
             crate::format::types::Lsn(end),
             crate::format::types::Lsn(max),
             past[0].0,
@@ -208,7 +208,7 @@ fn pages_past_wal(p: &PageSummary, w: &WalSummary, wf: &mut [Finding]) -> Vec<Fi
         .collect();
     if past.len() > shown {
         if let Some(last) = out.last_mut() {
-            last.evidence.push(format!("{} more page(s) like it are not listed", past.len() - shown));
+            last.evidence.push(format!("{} more like it not listed", crate::units::count((past.len() - shown) as u64, "page")));
         }
     }
     out

@@ -2,7 +2,6 @@ use super::{json, out, EXIT_OK};
 use pgsalvage::apply;
 use pgsalvage::datadir::DataDir;
 use pgsalvage::error::Error;
-use pgsalvage::plan::Plan;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -54,15 +53,17 @@ pub struct AuditArgs {
 
 pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
     let dd = DataDir::open(&a.pgdata)?;
-    let bytes = std::fs::read(&a.plan).map_err(|e| Error::io("read plan", &a.plan, e))?;
-    let p = Plan::from_json(&bytes, &a.plan.display().to_string()).map_err(pgsalvage::error::Error::Usage)?;
+    let (p, bytes) = super::load_plan(&a.plan)?;
     match (&a.snapshot, a.without_snapshot_i_may_lose_data) {
         (Some(s), _) => {
+            pgsalvage::snapshot::check_archive_file(s)?;
             let m = pgsalvage::snapshot::verify::read_manifest(s)
                 .map_err(|e| Error::Refused { message: e, hint: "give a snapshot made by `pgsalvage snapshot create`".into() })?;
-            if let Err(why) = pgsalvage::apply::snapshot_stands_for(&m, &p) {
-                return Err(Error::Refused { message: format!("{}: {why}", s.display()), hint: "snapshot this cluster first".into() }.into());
-            }
+            let current = |rel: &str| dd.read(rel).ok().map(|b| pgsalvage::plan::sha256_hex(&b));
+            let stands = pgsalvage::apply::snapshot_stands_for(&m, &p, &current).map_err(|why| Error::Refused {
+                message: format!("{}: {why}", s.display()),
+                hint: format!("take a snapshot of this data directory now: pgsalvage snapshot create -D {} -o FILE.tar.zst", dd.root().display()),
+            })?;
             let r = pgsalvage::snapshot::verify::verify(s, &pgsalvage::check::Quiet);
             if !r.ok {
                 return Err(Error::Refused {
@@ -71,6 +72,7 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
                 }
                 .into());
             }
+            eprintln!("pgsalvage: snapshot {} verified ({}, every sha256 matches): {stands}", s.display(), pgsalvage::units::count(r.files as u64, "file"));
         }
         (None, true) => eprintln!("pgsalvage: warning: applying without a snapshot"),
         (None, false) => {
@@ -110,8 +112,8 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
     }
     let r = apply::apply(&dd, &p, &bytes, &apply::ApplyOptions { store_root: a.rollback_dir.clone(), wal_dir_override: None })?;
     out(&format!(
-        "applied {} steps as operation {}; rollback store {}\nundo with: pgsalvage rollback -D {} --operation {}\n",
-        r.steps,
+        "applied {} as operation {}; rollback store {}\nundo with: pgsalvage rollback -D {} --operation {}\n",
+        pgsalvage::units::count(r.steps, "step"),
         r.operation,
         r.store,
         dd.root().display(),
@@ -126,7 +128,7 @@ pub fn run_rollback(a: &RollbackArgs) -> anyhow::Result<i32> {
     if r.already {
         out(&format!("operation {} was already rolled back; nothing to do\n", r.operation))?;
     } else {
-        out(&format!("rolled back operation {}: {} steps restored from the rollback store\n", r.operation, r.restored))?;
+        out(&format!("rolled back operation {}: {} restored from the rollback store\n", r.operation, pgsalvage::units::count(r.restored as u64, "step")))?;
     }
     Ok(EXIT_OK)
 }

@@ -1,3 +1,4 @@
+use pgsalvage::units::count;
 use super::{json, out, EXIT_FINDINGS, EXIT_OK};
 use clap::ValueEnum;
 use pgsalvage::check::{CheckOptions, CheckReport};
@@ -72,14 +73,14 @@ pub fn render(r: &CheckReport) -> String {
         let _ = writeln!(s);
     }
     let bad = |code_prefix: &str| r.findings.iter().filter(|f| f.code.starts_with(code_prefix) && f.severity <= Severity::Warning).count();
-    let verdict = |n: usize| if n == 0 { "ok".to_string() } else { format!("{n} problem{}", if n == 1 { "" } else { "s" }) };
+    let verdict = |n: usize| if n == 0 { "ok".to_string() } else { count(n as u64, "problem") };
     let _ = writeln!(s, "{:<9}{:<12}scanned", "area", "result");
     if let Some(p) = &r.pages {
         let what = format!(
-            "{} relation files, {}, {} blocks ({} all-zero), checksums {}",
-            p.files,
+            "{}, {}, {} ({} all-zero), checksums {}",
+            count(p.files as u64, "relation file"),
             size(p.bytes),
-            p.blocks,
+            count(p.blocks, "block"),
             p.all_zero_blocks,
             if p.checksums_verified { "verified" } else { "off in this cluster" }
         );
@@ -91,17 +92,17 @@ pub fn render(r: &CheckReport) -> String {
             (Some(a), _) => format!("segment {a}"),
             _ => "no segment".into(),
         };
-        let what = format!("xids {}..{} (oldestXID..NextXID): {} pages in {segs}", x.oldest_xid, x.next_xid, x.pages_needed);
+        let what = format!("xids {}..{} (oldestXID..NextXID): {} in {segs}", x.oldest_xid, x.next_xid, count(x.pages_needed as u64, "page"));
         let _ = writeln!(s, "{:<9}{:<12}{what}", "pg_xact", verdict(bad("xact-")));
     }
     if let Some(w) = &r.wal {
         let what = format!(
-            "{} .. {} ({}, {} records, {} segments), checkpoint record {}",
+            "{} .. {} ({}, {}, {}), checkpoint record {}",
             w.redo_lsn,
             w.end_of_valid_wal,
             size(w.bytes),
-            w.records,
-            w.segments_replayed.len(),
+            count(w.records as u64, "record"),
+            count(w.segments_replayed.len() as u64, "segment"),
             if w.checkpoint_record_ok { "ok" } else { "NOT readable" }
         );
         let _ = writeln!(s, "{:<9}{:<12}{what}", "WAL", verdict(bad("wal-")));
@@ -109,6 +110,6 @@ pub fn render(r: &CheckReport) -> String {
     }
     let errors = r.findings.iter().filter(|f| f.severity == Severity::Error).count();
     let warnings = r.findings.iter().filter(|f| f.severity == Severity::Warning).count();
-    let _ = writeln!(s, "\n{errors} error(s), {warnings} warning(s) in {:.1} s", r.elapsed_ms as f64 / 1000.0);
+    let _ = writeln!(s, "\n{}, {} in {:.1} s", count(errors as u64, "error"), count(warnings as u64, "warning"), r.elapsed_ms as f64 / 1000.0);
     s
 }

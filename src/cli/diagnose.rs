@@ -2,6 +2,7 @@ use super::{json, out, Bar, EXIT_FINDINGS, EXIT_OK};
 use pgsalvage::datadir::DataDir;
 use pgsalvage::diagnose::{diagnose, DiagnoseOptions, Diagnosis};
 use pgsalvage::finding::Severity;
+use pgsalvage::units::count;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -16,6 +17,9 @@ pub struct DiagnoseArgs {
     /// Worker threads (default: one per core)
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
+    /// Read even though a server is running (read-only; findings may be artefacts of pages being written)
+    #[arg(long)]
+    pub allow_running: bool,
     /// Print machine-readable JSON instead of text
     #[arg(long)]
     pub json: bool,
@@ -29,9 +33,12 @@ pub fn run(a: &DiagnoseArgs) -> anyhow::Result<i32> {
         logs.push((p.display().to_string(), String::from_utf8_lossy(&b).into_owned()));
     }
     let bar = Bar::new("reading pages", 0, a.json);
-    let d = diagnose(&dd, &DiagnoseOptions { logs, jobs: a.jobs }, bar.as_progress());
+    let d = diagnose(&dd, &DiagnoseOptions { logs, jobs: a.jobs, allow_running: a.allow_running }, bar.as_progress());
     bar.finish();
     let d = d?;
+    if let Some(pid) = d.read_while_running {
+        eprintln!("pgsalvage: warning: a postmaster (pid {pid}) is running on this data directory; pages being written now may be reported as damaged: the result is possibly inconsistent");
+    }
     if a.json {
         json(&d)?;
     } else {
@@ -61,6 +68,9 @@ fn wrap(s: &mut String, indent: usize, text: &str) {
 pub fn render(d: &Diagnosis) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "pgsalvage diagnose of {} (PostgreSQL {})", d.data_directory, d.major.map(|m| m.to_string()).unwrap_or_else(|| "?".into()));
+    if let Some(pid) = d.read_while_running {
+        wrap(&mut s, 0, &format!("READ WHILE THE SERVER RAN (postmaster pid {pid}): pages being written may look damaged and counters move; treat every finding as possibly inconsistent, and stop the server before planning a repair."));
+    }
     for (sev, head) in [(Severity::Error, "ERRORS"), (Severity::Warning, "WARNINGS"), (Severity::Info, "FOR INFORMATION")] {
         let fs: Vec<_> = d.findings.iter().filter(|f| f.severity == sev).collect();
         if fs.is_empty() {
@@ -114,10 +124,15 @@ pub fn render(d: &Diagnosis) -> String {
     }
     let errors = d.findings.iter().filter(|f| f.severity == Severity::Error).count();
     let warnings = d.findings.iter().filter(|f| f.severity == Severity::Warning).count();
+    let starred = d.findings.iter().any(|f| f.repairs.iter().any(|r| r.least_loss));
     let _ = writeln!(
         s,
-        "\n{errors} error(s), {warnings} warning(s); {} heap pages and {} tuples scanned. Repairs marked * lose the least.",
-        d.heap_pages_scanned, d.tuples_scanned
+        "\n{}, {}; {} and {} scanned.{}",
+        count(errors as u64, "error"),
+        count(warnings as u64, "warning"),
+        count(d.heap_pages_scanned, "heap page"),
+        count(d.tuples_scanned, "tuple"),
+        if starred { " Repairs marked * lose the least." } else { "" }
     );
     s
 }

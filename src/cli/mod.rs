@@ -87,6 +87,9 @@ pub fn run() -> i32 {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
+            if e.kind() == clap::error::ErrorKind::MissingRequiredArgument && e.to_string().contains("--pgdata") {
+                eprintln!("hint: give the data directory with -D DATADIR, or set the PGDATA environment variable");
+            }
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };
@@ -122,12 +125,31 @@ pub fn run() -> i32 {
                 Some(pgsalvage::error::Error::Refused { .. }) => EXIT_REFUSED,
                 Some(pgsalvage::error::Error::Usage(_)) => EXIT_USAGE,
                 Some(pgsalvage::error::Error::Partial { .. }) => EXIT_PARTIAL,
+                Some(pgsalvage::error::Error::Damaged { .. }) => EXIT_FINDINGS,
                 _ => EXIT_ERROR,
             };
             eprintln!("pgsalvage: error: {e}");
             code
         }
     }
+}
+
+/// Read a plan file: a missing file is an I/O error and a file that is not a plan an unusable
+/// input (both exit 4); a plan holding what no plan made by pgsalvage holds is refused (3).
+pub fn load_plan(path: &std::path::Path) -> anyhow::Result<(pgsalvage::plan::Plan, Vec<u8>)> {
+    let bytes = std::fs::read(path).map_err(|e| pgsalvage::error::Error::io("read plan", path, e))?;
+    let p = pgsalvage::plan::Plan::from_json(&bytes, &path.display().to_string()).map_err(|e| match e {
+        pgsalvage::plan::PlanFileError::NotAPlan(message) => pgsalvage::error::Error::Unusable {
+            path: path.to_path_buf(),
+            message: message.strip_prefix(&format!("{}: ", path.display())).unwrap_or(&message).to_string(),
+            hint: "give a plan file written by `pgsalvage plan -o FILE`".into(),
+        },
+        pgsalvage::plan::PlanFileError::Invalid(message) => pgsalvage::error::Error::Refused {
+            message: format!("{message}: no plan made by pgsalvage holds this"),
+            hint: "use the plan file exactly as `pgsalvage plan` wrote it; make a new one if in doubt".into(),
+        },
+    })?;
+    Ok((p, bytes))
 }
 
 /// Write to stdout; a closed pipe (`| head`) is not an error.
@@ -149,7 +171,8 @@ pub struct Bar(Option<indicatif::ProgressBar>);
 impl Bar {
     pub fn new(label: &str, total: u64, quiet: bool) -> Bar {
         use std::io::IsTerminal;
-        if quiet || !std::io::stderr().is_terminal() {
+        // A bar redraws with cursor escapes: only on a terminal that understands them.
+        if quiet || !std::io::stderr().is_terminal() || std::env::var("TERM").is_ok_and(|t| t == "dumb") {
             return Bar(None);
         }
         let style = indicatif::ProgressStyle::with_template(&format!("{label} {{bar:30}} {{bytes}}/{{total_bytes}} {{bytes_per_sec}} eta {{eta}}"))

@@ -7,8 +7,11 @@ use std::path::PathBuf;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Policy {
+    /// Statuses from WAL and hint bits; every xid without evidence set ABORTED (no committed row is invented)
     Infer,
+    /// Every xid without evidence set COMMITTED (rows of aborted transactions may reappear)
     Committed,
+    /// Every xid without evidence set ABORTED (rows of committed transactions may vanish)
     Aborted,
 }
 
@@ -20,7 +23,7 @@ pub struct PlanArgs {
     /// The plan file to write (must not exist)
     #[arg(short = 'o', long = "output", value_name = "PLAN.json")]
     pub output: PathBuf,
-    /// Status for lost transactions with no evidence in WAL or hint bits
+    /// Status for lost transactions with no evidence in WAL or hint bits (infer sets them aborted)
     #[arg(long, value_enum, default_value_t = Policy::Infer)]
     pub xact_status: Policy,
     /// Allow emptying pages that cannot be rebuilt (the default)
@@ -78,12 +81,12 @@ pub fn run_plan(a: &PlanArgs) -> anyhow::Result<i32> {
     pgsalvage::fsx::write_new_file(&a.output, &bytes, 0o600)?;
     out(&render(&p, None))?;
     out(&format!("\nplan written to {} ({} actions, {} findings not repairable by this plan)\n", a.output.display(), p.actions.len(), p.not_repairable.len()))?;
-    Ok(EXIT_OK)
+    // A plan that leaves findings unanswered is "problems remain" (docs/exit-codes.md).
+    Ok(if p.not_repairable.is_empty() { EXIT_OK } else { super::EXIT_FINDINGS })
 }
 
 pub fn run_review(a: &ReviewArgs) -> anyhow::Result<i32> {
-    let text = std::fs::read(&a.plan).map_err(|e| pgsalvage::error::Error::io("read plan", &a.plan, e))?;
-    let p = Plan::from_json(&text, &a.plan.display().to_string()).map_err(pgsalvage::error::Error::Usage)?;
+    let (p, _) = super::load_plan(&a.plan)?;
     let drift = match &a.pgdata {
         Some(d) => Some(plan::drift(&DataDir::open(d)?, &p)?),
         None => None,
@@ -136,7 +139,7 @@ fn render(p: &Plan, drift: Option<&(bool, Vec<plan::Drift>)>) -> String {
     }
     if let Some((same, d)) = drift {
         let _ =
-            writeln!(s, "\ndrift check: {}", if d.is_empty() { "every precondition still holds".to_string() } else { format!("{} action(s) STALE", d.len()) });
+            writeln!(s, "\ndrift check: {}", if d.is_empty() { "every precondition still holds".to_string() } else { format!("{} STALE", pgsalvage::units::count(d.len() as u64, "action")) });
         if !same {
             let _ = writeln!(s, "  note: pg_control changed since planning (the server ran, or the cluster was changed)");
         }

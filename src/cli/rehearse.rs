@@ -1,7 +1,5 @@
 use super::{json, out, EXIT_FINDINGS, EXIT_OK};
 use pgsalvage::datadir::DataDir;
-use pgsalvage::error::Error;
-use pgsalvage::plan::Plan;
 use pgsalvage::rehearse::{self, RehearseOptions, Report};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -73,8 +71,7 @@ fn progress(stage: &str) {
 
 pub fn run(a: &RehearseArgs) -> anyhow::Result<i32> {
     let dd = DataDir::open(&a.pgdata)?;
-    let bytes = std::fs::read(&a.plan).map_err(|e| Error::io("read plan", &a.plan, e))?;
-    let p = Plan::from_json(&bytes, &a.plan.display().to_string()).map_err(pgsalvage::error::Error::Usage)?;
+    let (p, bytes) = super::load_plan(&a.plan)?;
     let r = rehearse::rehearse(
         &dd,
         &p,

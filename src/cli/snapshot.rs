@@ -94,8 +94,8 @@ pub fn run(c: SnapshotCommand) -> anyhow::Result<i32> {
                 }
                 let _ = writeln!(
                     s,
-                    "  skipped:    {} paths, as pg_basebackup skips them{}",
-                    m.skipped.len(),
+                    "  skipped:    {}, as pg_basebackup skips them{}",
+                    pgsalvage::units::count(m.skipped.len() as u64, "path"),
                     if m.skipped.is_empty() { String::new() } else { format!(": {}", m.skipped.join(", ")) }
                 );
                 if !m.consistent {
@@ -106,6 +106,7 @@ pub fn run(c: SnapshotCommand) -> anyhow::Result<i32> {
             Ok(EXIT_OK)
         }
         SnapshotCommand::Verify { file, json: as_json } => {
+            pgsalvage::snapshot::check_archive_file(&file)?;
             let total = verify::read_manifest(&file).map(|m| m.total_bytes).unwrap_or(0);
             let bar = Bar::new("verifying", total, as_json);
             let r = verify::verify(&file, bar.as_progress());
@@ -121,7 +122,7 @@ pub fn run(c: SnapshotCommand) -> anyhow::Result<i32> {
                     if r.used_sidecar { " (inside and beside the archive)" } else { "" }
                 ))?;
             } else {
-                let mut s = format!("{}: {} problem(s)\n", r.archive, r.problems.len());
+                let mut s = format!("{}: {}\n", r.archive, pgsalvage::units::count(r.problems.len() as u64, "problem"));
                 for p in &r.problems {
                     let _ = writeln!(s, "  {p}");
                 }
@@ -130,7 +131,12 @@ pub fn run(c: SnapshotCommand) -> anyhow::Result<i32> {
             Ok(if r.ok { EXIT_OK } else { EXIT_FINDINGS })
         }
         SnapshotCommand::List { file, json: as_json } => {
-            let m = verify::read_manifest(&file).map_err(|e| pgsalvage::error::Error::Refused { message: e, hint: "is this a pgsalvage snapshot?".into() })?;
+            pgsalvage::snapshot::check_archive_file(&file)?;
+            let m = verify::read_manifest(&file).map_err(|e| pgsalvage::error::Error::Damaged {
+                path: file.clone(),
+                message: e.strip_prefix(&format!("{}: ", file.display())).unwrap_or(&e).to_string(),
+                hint: "run `pgsalvage snapshot verify` on it; a damaged snapshot cannot be listed or restored".into(),
+            })?;
             if as_json {
                 json(&m)?;
             } else {
@@ -176,6 +182,7 @@ pub fn run(c: SnapshotCommand) -> anyhow::Result<i32> {
                 let (old, new) = m.split_once('=').ok_or_else(|| pgsalvage::error::Error::Usage(format!("--tablespace-map {m:?}: expected OLD=NEW")))?;
                 map.push((old.to_string(), PathBuf::from(new)));
             }
+            pgsalvage::snapshot::check_archive_file(&file)?;
             let total = verify::read_manifest(&file).map(|m| m.total_bytes).unwrap_or(0);
             let bar = Bar::new("restoring", total, as_json);
             let r = restore::restore(&file, &pgdata, &restore::RestoreOptions { tablespace_map: map }, bar.as_progress());

@@ -5,6 +5,7 @@
 pub mod log;
 pub mod tuples;
 
+use crate::units::count;
 use crate::catalog::Catalog;
 use crate::check::{self, CheckOptions, CheckReport, Progress};
 use crate::datadir::{DataDir, Postmaster, WAL_DIR};
@@ -126,6 +127,10 @@ impl Finding {
 pub struct Diagnosis {
     pub data_directory: String,
     pub major: Option<u32>,
+    /// The pid of the postmaster that was running while diagnose read (--allow-running):
+    /// every finding may then be an artefact of pages being written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_while_running: Option<i32>,
     pub state: Option<DbState>,
     pub findings: Vec<Finding>,
     /// Relevant log lines no finding explains.
@@ -156,6 +161,19 @@ pub struct DiagnoseOptions {
     /// Server log files: (name, text).
     pub logs: Vec<(String, String)>,
     pub jobs: Option<usize>,
+    /// Read a cluster whose server is running (read-only; the result may be inconsistent:
+    /// pages being written can look damaged).
+    pub allow_running: bool,
+}
+
+/// `text` ending with a full stop (a check message quoted inside a longer explanation).
+fn sentence(text: &str) -> String {
+    let t = text.trim_end();
+    if t.ends_with(['.', '!', '?', ':']) {
+        t.to_string()
+    } else {
+        format!("{t}.")
+    }
 }
 
 /// Free bytes on the file system holding `path` (following links), for unprivileged users.
@@ -171,13 +189,17 @@ pub fn diagnose(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress) -
 /// [`diagnose`] with pg_control already examined (plan examines it first: reading WAL for
 /// the checkpoint record once is enough).
 pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progress, ev: check::control::ControlEvidence) -> Result<Diagnosis> {
-    if let Postmaster::Alive { pid } = dd.postmaster() {
+    let running = match dd.postmaster() {
+        Postmaster::Alive { pid } if opts.allow_running => Some(pid),
+        _ => None,
+    };
+    if let (Postmaster::Alive { pid }, None) = (dd.postmaster(), running) {
         return Err(Error::Refused {
             message: format!(
                 "a postmaster (pid {pid}) is running on {}: diagnose reads a stopped cluster (running, its files change under the reader)",
                 dd.root().display()
             ),
-            hint: "stop the server first (pg_ctl stop -m fast); if it cannot be stopped, `pgsalvage check` reads a running cluster with a warning".into(),
+            hint: "stop the server first (pg_ctl stop -m fast); if it cannot be stopped, pass --allow-running (read-only; the result may be inconsistent)".into(),
         });
     }
     let logs: Vec<LogLine> = opts.logs.iter().flat_map(|(name, text)| log::parse(name, text)).collect();
@@ -185,6 +207,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
     let mut d = Diagnosis {
         data_directory: dd.root().display().to_string(),
         major: None,
+        read_while_running: running,
         state: None,
         findings: vec![],
         unexplained_log: vec![],
@@ -547,8 +570,8 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
                 let names: Vec<String> = tables.iter().take(5).map(|t| name_of(t).unwrap_or_else(|| t.to_string())).collect();
                 Finding::new("xact-status-lost", format!("commit status of transactions {a}..{b} is lost ({})", f.file.clone().unwrap_or_default()))
                     .explain(
-                        format!("pg_xact holds two bits per transaction (committed, aborted, ...). {} The server needs them for tuples that carry no hint bits yet: {} tuples in {} relations{}{}. These xids are inside the live window [oldestXID {}, NextXID {}): this is genuinely missing commit status, not damaged tuples.",
-                            f.message, affected.len(), tables.len(), if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) }, if tables.len() > 5 { ", ..." } else { "" }, c.checkpoint.oldest_xid, c.checkpoint.next_xid.xid()),
+                        format!("pg_xact holds two bits per transaction (committed, aborted, ...). {} The server needs them for tuples that carry no hint bits yet: {} in {}{}{}. These xids are inside the live window [oldestXID {}, NextXID {}): this is genuinely missing commit status, not damaged tuples.",
+                            sentence(&f.message), count(affected.len() as u64, "tuple"), count(tables.len() as u64, "relation"), if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) }, if tables.len() > 5 { ", ..." } else { "" }, c.checkpoint.oldest_xid, c.checkpoint.next_xid.xid()),
                         format!("queries touching those tuples fail with \"could not access status of transaction {a}\"; the server may not start if the page it needs at startup is gone"),
                     )
                     .repair("rebuild the missing pages from evidence: commit/abort records still in WAL and hint bits on tuples, with a policy only for the rest (pgsalvage plan)", "the commit status of xids with no evidence (the policy decides: committed may resurrect aborted rows, aborted may hide committed ones)", true)
@@ -607,41 +630,42 @@ fn from_tuples(dd: &DataDir, c: &ControlFile, problems: &[TupleProblem], name_of
         let rows = rows_on(dd, &file, block, c).map(|n| format!("{n} rows")).unwrap_or_else(|| "its rows".into());
         let items: Vec<String> = ps.iter().map(|p| format!("item {}: {}", p.offnum, p.detail)).collect();
         let n = ps.len();
+        let (tuples, nrows, pointers) = (count(n as u64, "tuple"), count(n as u64, "row"), count(n as u64, "line pointer"));
         let xids: Vec<Xid> = ps.iter().filter_map(|p| p.xid).collect();
         let mut f = match kind {
             TupleProblemKind::XidInFuture => {
                 let x = xids.first().copied().unwrap_or(0);
                 let seg = crate::format::xact::segment_file_name(crate::format::xact::ClogGeometry::new(c.database_block_size).segment_of(x));
-                Finding::new("tuple-xid-never-assigned", format!("{n} tuple(s) in block {block} of {what} carry transaction ids that were never assigned"))
+                Finding::new("tuple-xid-never-assigned", format!("{tuples} in block {block} of {what} carry transaction ids that were never assigned"))
                     .explain(
                         format!("the cluster has assigned transaction ids only up to NextXID {} (epoch {}), yet these tuples name xid {x}{}. No transaction with that id has ever run: the tuple header bytes are damaged. This is damaged tuple data, NOT missing commit status: the server asks for pg_xact/{seg} (\"could not access status of transaction {x}\"), but creating that file, with dd or otherwise, would be wrong — it makes a garbage tuple look committed or aborted at random, hides the real damage, and the next read of the page fails elsewhere.", next.xid(), next.epoch(), if xids.len() > 1 { format!(" (and {} more)", xids.len() - 1) } else { String::new() }),
                         format!("every query that reads these tuples fails with \"could not access status of transaction {x}\"; pg_dump of the table fails"),
                     )
-                    .repair("freeze the tuple(s): mark xmin frozen and xmax invalid, as pg_surgery's heap_force_freeze does", format!("nothing is deleted, but the {n} row(s) may hold garbage: check them after"), true)
-                    .repair("kill the tuple(s), as heap_force_kill does", format!("{n} row(s)"), false)
+                    .repair("freeze the tuples: mark xmin frozen and xmax invalid, as pg_surgery's heap_force_freeze does", format!("nothing is deleted, but the {nrows} may hold garbage: check them after"), true)
+                    .repair("kill the tuples, as heap_force_kill does", nrows.clone(), false)
                     .repair("replace the page with an empty one, keeping its bytes as a salvage file", rows.clone(), false)
                     .repair("create the missing pg_xact file", "it is the wrong fix: see the explanation", false)
             }
-            TupleProblemKind::XidBeforeHorizon => Finding::new("tuple-xid-before-horizon", format!("{n} tuple(s) in block {block} of {what} have unfrozen transaction ids older than the freeze horizon"))
+            TupleProblemKind::XidBeforeHorizon => Finding::new("tuple-xid-before-horizon", format!("{tuples} in block {block} of {what} have unfrozen transaction ids older than the freeze horizon"))
                 .explain(
                     format!("every tuple older than oldestXID {} must be frozen; these are not, so their status would be looked up in pg_xact pages that may already be truncated away, or that belong to a later wraparound cycle. Either VACUUM missed them (a bug or damage) or their header bytes are damaged.", c.checkpoint.oldest_xid),
                     "queries reading them may fail with \"could not access status of transaction\", or see them with the status of an unrelated newer transaction",
                 )
-                .repair("freeze the tuple(s) (they are older than any live transaction, so most likely committed)", "nothing if they were committed; an aborted row would reappear", true)
-                .repair("kill the tuple(s)", format!("{n} row(s)"), false),
-            TupleProblemKind::MultiOutOfRange => Finding::new("tuple-multixact-out-of-range", format!("{n} tuple(s) in block {block} of {what} name multixacts outside the cluster's range"))
+                .repair("freeze the tuples (they are older than any live transaction, so most likely committed)", "nothing if they were committed; an aborted row would reappear", true)
+                .repair("kill the tuples", nrows.clone(), false),
+            TupleProblemKind::MultiOutOfRange => Finding::new("tuple-multixact-out-of-range", format!("{tuples} in block {block} of {what} name multixacts outside the cluster's range"))
                 .explain(format!("xmax says it is a MultiXactId, but it lies outside [oldestMulti {}, NextMultiXactId {}): the header is damaged", c.checkpoint.oldest_multi_xid, c.checkpoint.next_multixact_id), "queries fail with \"MultiXactId has not been created yet\" or \"could not access status\"")
                 .repair("clear xmax (mark it invalid)", "nothing, unless the row was really deleted by that multixact", true)
-                .repair("kill the tuple(s)", format!("{n} row(s)"), false),
-            TupleProblemKind::PointerInvalid => Finding::new("tuple-pointer-invalid", format!("{n} line pointer(s) in block {block} of {what} point outside the page or at garbage"))
+                .repair("kill the tuples", nrows.clone(), false),
+            TupleProblemKind::PointerInvalid => Finding::new("tuple-pointer-invalid", format!("{pointers} in block {block} of {what} point outside the page or at garbage"))
                 .explain("a line pointer gives the offset and length of a tuple; these do not fit the page, so reading them can crash the server or return garbage", "queries reading the page may crash the backend")
-                .repair("mark the broken line pointers dead without storage, as heap_force_kill does", format!("{n} row(s)"), true)
+                .repair("mark the broken line pointers dead without storage, as heap_force_kill does", nrows.clone(), true)
                 .repair("replace the page with an empty one, keeping its bytes as a salvage file", rows.clone(), false),
-            TupleProblemKind::PointerHidesRow => Finding::new("tuple-pointer-hides-row", format!("{n} row(s) in block {block} of {what} are hidden: their line pointers say unused or dead, yet the tuples are intact"))
+            TupleProblemKind::PointerHidesRow => Finding::new("tuple-pointer-hides-row", format!("{nrows} in block {block} of {what} are hidden: their line pointers say unused or dead, yet the tuples are intact"))
                 .explain("PostgreSQL zeroes the offset and length of every line pointer it makes unused or dead on a heap page; these still point at whole tuples, so their flag bits were damaged. No query, pg_dump or amcheck sees the rows", "the rows are silently missing; the next VACUUM or pruning of the page discards them for good")
                 .repair("restore the line pointers to normal: the tuples are visible again under the usual visibility rules", "nothing", true)
-                .repair("mark them dead without storage", format!("{n} row(s)"), false),
-            TupleProblemKind::HintContradiction => Finding::new("tuple-hint-contradiction", format!("{n} tuple(s) in block {block} of {what} have contradictory hint bits"))
+                .repair("mark them dead without storage", nrows.clone(), false),
+            TupleProblemKind::HintContradiction => Finding::new("tuple-hint-contradiction", format!("{tuples} in block {block} of {what} have contradictory hint bits"))
                 .explain("the server never sets these hint bit combinations; the header bytes changed", "visibility of these rows may be wrong")
                 .repair("clear the hint bits so the server looks the status up again", "nothing", true),
         };
@@ -657,13 +681,21 @@ fn from_tuples(dd: &DataDir, c: &ControlFile, problems: &[TupleProblem], name_of
     out
 }
 
+/// Whether `text` holds `word` followed by exactly the number `n` (not a longer number).
+fn says(text: &str, word: &str, n: u32) -> bool {
+    let needle = format!("{word}{n}");
+    text.match_indices(&needle).any(|(i, _)| !text[i + needle.len()..].starts_with(|c: char| c.is_ascii_digit()))
+}
+
 /// Attach each relevant log line to the finding that explains it.
 fn attach_logs(fs: &mut [Finding], logs: &[LogLine], unexplained: &mut Vec<LogLine>) {
     for l in logs {
         let hit = fs.iter_mut().find(|f| match &l.event {
             LogEvent::XactStatusMissing { xid } => match f.code {
                 "tuple-xid-never-assigned" | "tuple-xid-before-horizon" => f.xids.is_some_and(|(a, b)| *xid >= a && *xid <= b),
-                "xact-status-lost" => f.xids.is_some_and(|(a, b)| xid.wrapping_sub(a) <= b.wrapping_sub(a)),
+                // At startup the server reads the pg_xact page of NextXID itself, one past the
+                // last xid whose status is lost: that failure is the same finding.
+                "xact-status-lost" => f.xids.is_some_and(|(a, b)| xid.wrapping_sub(a) <= b.wrapping_sub(a).saturating_add(1)),
                 _ => false,
             },
             LogEvent::XactFileMissing { file } => {
@@ -677,7 +709,12 @@ fn attach_logs(fs: &mut [Finding], logs: &[LogLine], unexplained: &mut Vec<LogLi
                     && f.file.as_deref().is_some_and(|p| p.split('.').next() == Some(relation.as_str()) || p == relation)
             }
             LogEvent::ChecksumFailure { calculated, expected } => {
-                f.code == "page-checksum-failure" && f.evidence.iter().any(|e| e.contains(&format!("calculated checksum {calculated} but expected {expected}")))
+                // check words it "calculated checksum X but expected Y", or "calculated X but
+                // expected Y" when the header is bad too: the numbers are what identify it.
+                matches!(f.code, "page-checksum-failure" | "page-invalid")
+                    && f.evidence.iter().any(|e| {
+                        (says(e, "calculated checksum ", *calculated) || says(e, "calculated ", *calculated)) && says(e, "expected ", *expected)
+                    })
             }
             LogEvent::NoCheckpointRecord => matches!(f.code, "wal-checkpoint-unreadable" | "wal-lost" | "control-unreadable"),
             LogEvent::ControlFileRefused => f.code.starts_with("control-"),

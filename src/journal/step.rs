@@ -257,7 +257,7 @@ impl Pending {
                 fsync_path(p.parent().unwrap_or(Path::new(".")))
             }
             (Pending::RelocateWal { to }, Change::RelocateWal { old_link, .. }) => switch_wal(ctx, to, old_link.is_some()),
-            _ => Err(Error::Usage("internal: a step and its journal record disagree".into())),
+            _ => Err(Error::Internal("a step and its journal record disagree".into())),
         }
     }
 }

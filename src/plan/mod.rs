@@ -8,6 +8,7 @@ pub mod bytes;
 pub mod evidence;
 pub mod reset;
 
+use crate::units::count;
 use crate::datadir::{DataDir, Postmaster};
 use crate::diagnose::{self, tuples, DiagnoseOptions};
 use crate::error::{Error, Result};
@@ -27,6 +28,17 @@ pub enum XactPolicy {
     Infer,
     Committed,
     Aborted,
+}
+
+impl XactPolicy {
+    /// What the policy does to an xid with no evidence, in the words plan prints.
+    pub fn describe(self) -> &'static str {
+        match self {
+            XactPolicy::Infer => "--xact-status infer: evidence first, the rest set aborted",
+            XactPolicy::Committed => "--xact-status committed: set committed",
+            XactPolicy::Aborted => "--xact-status aborted: set aborted",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -185,16 +197,28 @@ pub struct Plan {
     pub not_repairable: Vec<NotRepairable>,
 }
 
+/// Why a plan file cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanFileError {
+    /// Not JSON of a plan, or of another plan format version.
+    #[error("{0}")]
+    NotAPlan(String),
+    /// A plan, but with something no plan made by `pgsalvage plan` holds (a path leaving the
+    /// data directory, an unbounded range): refused for safety.
+    #[error("{0}")]
+    Invalid(String),
+}
+
 impl Plan {
     /// Read a plan file: JSON of the expected shape, this format version, and every field
     /// a hostile or hand-edited plan could abuse checked ([`Plan::validate`]). `label` names
     /// the file in errors.
-    pub fn from_json(bytes: &[u8], label: &str) -> std::result::Result<Plan, String> {
-        let p: Plan = serde_json::from_slice(bytes).map_err(|e| format!("{label}: not a pgsalvage plan: {e}"))?;
+    pub fn from_json(bytes: &[u8], label: &str) -> std::result::Result<Plan, PlanFileError> {
+        let p: Plan = serde_json::from_slice(bytes).map_err(|e| PlanFileError::NotAPlan(format!("{label}: not a pgsalvage plan: {e}")))?;
         if p.format != FORMAT_VERSION {
-            return Err(format!("{label}: plan format {} is not supported (this pgsalvage reads {FORMAT_VERSION})", p.format));
+            return Err(PlanFileError::NotAPlan(format!("{label}: plan format {} is not supported (this pgsalvage reads {FORMAT_VERSION})", p.format)));
         }
-        p.validate().map_err(|e| format!("{label}: {e}"))?;
+        p.validate().map_err(|e| PlanFileError::Invalid(format!("{label}: {e}")))?;
         Ok(p)
     }
 
@@ -488,8 +512,9 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 if offnums.is_empty() {
                     continue;
                 }
-                let n = offnums.len();
-                ids.push(push(&mut actions, f.code, ActionKind::FreezeTuples { offnums }, target(file, Some(block)), "block", format!("{n} tuple(s) marked frozen (xmin frozen, xmax invalid): the server stops asking pg_xact about the damaged ids and the rows are visible"), format!("nothing is deleted; the {n} row(s) may hold damaged values: check them"), Risk::Medium));
+                let n = offnums.len() as u64;
+                let (tuples, rows) = (count(n, "tuple"), count(n, "row"));
+                ids.push(push(&mut actions, f.code, ActionKind::FreezeTuples { offnums }, target(file, Some(block)), "block", format!("{tuples} marked frozen (xmin frozen, xmax invalid): the server stops asking pg_xact about the damaged ids and the rows are visible"), format!("nothing is deleted; the {rows} may hold damaged values: check them"), Risk::Medium));
                 ids.extend(clear_vm(&mut actions, f.code, file, block));
             }
             "tuple-pointer-hides-row" => {
@@ -511,7 +536,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     ActionKind::RestorePointers { items },
                     target(file, Some(block)),
                     "block",
-                    format!("{n} line pointer(s) made normal again, with the offset and length they kept: the hidden rows are read again, under the usual visibility rules"),
+                    format!("{} made normal again", count(n as u64, "line pointer")) + ", with the offset and length they kept: the hidden rows are read again, under the usual visibility rules",
                     "nothing".into(),
                     Risk::Medium,
                 ));
@@ -537,8 +562,8 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     ActionKind::KillTuples { offnums },
                     target(file, Some(block)),
                     "block",
-                    format!("{n} broken line pointer(s) marked dead without storage, as heap_force_kill does: nothing reads where they pointed; the next VACUUM removes their index entries"),
-                    format!("{n} row(s): whatever those pointers once found (they point at garbage now)"),
+                    format!("{} marked dead without storage, as heap_force_kill does: nothing reads where they pointed; the next VACUUM removes their index entries", count(n as u64, "broken line pointer")),
+                    format!("{}: whatever those pointers once found", count(n as u64, "row")) + " (they point at garbage now)",
                     Risk::Medium,
                 ));
                 // Index-only scans must not trust the page as all-visible any more.
@@ -629,9 +654,9 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                         let (scope, desc) = if dd.path(file).exists() { ("file", "extended") } else { ("absent", "created") };
                         let ActionKind::SynthesizeXact { sources, .. } = &kind else { continue };
                         let loss = format!(
-                            "statuses of {} xids come from the policy ({:?}): {}",
-                            sources.from_policy,
-                            opts.xact_status,
+                            "the statuses of {} come from the policy ({}): {}",
+                            count(sources.from_policy as u64, "xid"),
+                            opts.xact_status.describe(),
                             match opts.xact_status {
                                 XactPolicy::Committed => "rows of aborted transactions may reappear",
                                 _ => "rows of committed transactions without evidence may vanish",
@@ -703,7 +728,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 // page makes every checkpoint fail (pg_resetwal leaves that to -l).
                 let past_pages = past_page_lsn(&c, d.max_page_lsn);
                 let r = reset::compute(&c, &listing, &reset::ResetOverrides { past_pages, ..Default::default() }, now)
-                    .map_err(|e| Error::Usage(format!("cannot plan a WAL reset: {e}")))?;
+                    .map_err(|e| Error::Refused { message: format!("cannot plan a WAL reset: {e}"), hint: "see docs/reset.md; the values can be given by hand with pg_resetwal".into() })?;
                 let cp = &r.control.checkpoint;
                 // Only what differs from pg_control is an override: the rest is read from it again.
                 let guessed = |f: &str| r.sources.iter().any(|s| s.field == f && s.source != "pg_control");
@@ -859,8 +884,8 @@ pub fn ensure_fresh(dd: &DataDir, p: &Plan) -> Result<()> {
     if !drift.is_empty() || !same_control {
         return Err(Error::Refused {
             message: format!(
-                "the data directory changed since the plan was made: {} action(s) stale{}",
-                drift.len(),
+                "the data directory changed since the plan was made: {} stale{}",
+                count(drift.len() as u64, "action"),
                 if same_control { "" } else { ", pg_control differs" }
             ),
             hint: "run `pgsalvage review PLAN -D DATADIR` to see which, then make a new plan".into(),

@@ -267,7 +267,7 @@ pub fn create(dd: &DataDir, out: &Path, opts: &CreateOptions, progress: &dyn Pro
         }
     };
     let sidecar = sidecar_path(out);
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))?;
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(format!("cannot encode the manifest: {e}")))?;
     crate::fsx::write_new_file(&sidecar, &json, 0o600)?;
     Ok(Created { manifest, archive: out.to_path_buf(), sidecar, compressed_bytes })
 }
@@ -354,7 +354,7 @@ fn write_archive(dd: &DataDir, file: File, opts: &CreateOptions, progress: &dyn 
         files: w.files,
         skipped: w.skipped,
     };
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))?;
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(format!("cannot encode the manifest: {e}")))?;
     let mut h = tar::Header::new_ustar();
     h.set_entry_type(tar::EntryType::Regular);
     h.set_mode(0o600);

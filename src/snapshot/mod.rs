@@ -25,6 +25,28 @@ pub const MANIFEST_ENTRY: &str = "pgsalvage-manifest.json";
 pub const DATA_PREFIX: &str = "data";
 pub const LINKS_PREFIX: &str = "links";
 
+/// Before reading an archive: it exists, can be opened, and starts with a zstd frame (a
+/// file that does not is not a pgsalvage snapshot at all, which is not the same as a damaged
+/// one).
+pub fn check_archive_file(archive: &std::path::Path) -> crate::error::Result<()> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(archive).map_err(|e| crate::error::Error::io("open snapshot", archive, e))?;
+    let mut magic = [0u8; 4];
+    let n = f.read(&mut magic).map_err(|e| crate::error::Error::io("read snapshot", archive, e))?;
+    // RFC 8878: a zstd frame starts with 0xFD2FB528, little-endian.
+    if n < 4 || magic != [0x28, 0xb5, 0x2f, 0xfd] {
+        return Err(crate::error::Error::Unusable {
+            path: archive.to_path_buf(),
+            message: format!(
+                "not a pgsalvage snapshot: it does not start with a zstd frame (byte 0: {})",
+                if n == 0 { "the file is empty".to_string() } else { crate::format::bytes::hex(&magic[..n]) }
+            ),
+            hint: "give the .tar.zst file written by `pgsalvage snapshot create`".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Path of the manifest beside an archive.
 pub fn sidecar_path(archive: &std::path::Path) -> std::path::PathBuf {
     let mut s = archive.as_os_str().to_owned();

@@ -236,6 +236,8 @@ fn restore_with(label: &str, scan: impl FnOnce(&mut Writer) -> super::verify::Sc
     };
     let s = scan(&mut w);
     let mut problems = compare(&s);
+    // Damage in the archive (exit 1) or a failure to write the copy (exit 4).
+    let damaged = !problems.is_empty();
     if problems.is_empty() {
         if let Err(e) = finish(&w, &s) {
             problems.push(e);
@@ -250,9 +252,11 @@ fn restore_with(label: &str, scan: impl FnOnce(&mut Writer) -> super::verify::Sc
                 format!("cleaning up failed ({e}); {FAILED_MARKER} marks the directory")
             }
         };
-        return Err(Error::Refused {
-            message: format!("restore of {label} failed; {what}:\n  {}", problems.iter().take(20).cloned().collect::<Vec<_>>().join("\n  ")),
-            hint: "run `pgsalvage snapshot verify` on the archive; a damaged archive cannot be restored".into(),
+        let message = format!("restore failed; {what}:\n  {}", problems.iter().take(20).cloned().collect::<Vec<_>>().join("\n  "));
+        return Err(if damaged {
+            Error::Damaged { path: label.into(), message, hint: "run `pgsalvage snapshot verify` on the archive; a damaged archive cannot be restored".into() }
+        } else {
+            Error::Unusable { path: target.clone(), message, hint: "check the space, permissions and ownership of the target".into() }
         });
     }
     let m = s.manifest.as_ref();

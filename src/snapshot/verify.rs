@@ -83,6 +83,10 @@ pub struct Seen {
 pub struct Scan {
     pub manifest: Option<Manifest>,
     pub sidecar: Option<Manifest>,
+    /// The exact bytes of both manifests: the one beside the archive has no checksum of its
+    /// own, so it must be byte for byte the one inside (which the zstd frame checksums cover).
+    pub sidecar_bytes: Option<Vec<u8>>,
+    pub manifest_bytes: Option<Vec<u8>>,
     pub seen: BTreeMap<String, Seen>,
     /// Fatal: the archive could not be read to its end, or held an entry refused outright.
     pub fatal: Option<String>,
@@ -97,7 +101,10 @@ pub fn scan(archive: &Path, sink: &mut dyn Sink, progress: &dyn super::Progress)
     let side = sidecar_path(archive);
     if let Ok(b) = std::fs::read(&side) {
         match Manifest::from_json(&b) {
-            Ok(m) => s.sidecar = Some(m),
+            Ok(m) => {
+                s.sidecar = Some(m);
+                s.sidecar_bytes = Some(b);
+            }
             Err(e) => {
                 s.fatal = Some(format!("{}: {e}", side.display()));
                 return s;
@@ -152,7 +159,10 @@ pub fn scan_tar(reader: impl Read, label: &str, sink: &mut dyn Sink, progress: &
                 return s;
             }
             match Manifest::from_json(&b) {
-                Ok(m) => s.manifest = Some(m),
+                Ok(m) => {
+                    s.manifest = Some(m);
+                    s.manifest_bytes = Some(b);
+                }
                 Err(err) => {
                     s.fatal = Some(where_(format!("{MANIFEST_ENTRY}: {err}")));
                     return s;
@@ -226,6 +236,15 @@ pub fn compare(s: &Scan) -> Vec<String> {
         if side != m {
             let first = side.files.iter().zip(&m.files).find(|(a, b)| a != b).map(|(a, _)| format!(" (first difference at {})", a.path)).unwrap_or_default();
             out.push(format!("the manifest beside the archive disagrees with the one inside it{first}"));
+        } else if let (Some(a), Some(b)) = (&s.sidecar_bytes, &s.manifest_bytes) {
+            if a != b {
+                let at = a.iter().zip(b.iter()).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+                out.push(format!(
+                    "the manifest beside the archive is not byte for byte the one inside it (first difference at byte {at}; {} bytes beside, {} inside)",
+                    a.len(),
+                    b.len()
+                ));
+            }
         }
     }
     let mut listed = std::collections::BTreeSet::new();
