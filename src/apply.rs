@@ -114,13 +114,20 @@ pub fn snapshot_stands_for(m: &crate::snapshot::manifest::Manifest, p: &Plan, cu
             return Err(match (&held, &now) {
                 (None, Some(_)) => format!("it does not hold {}, which the plan changes (action {})", a.target.path, a.id),
                 (Some(_), None) => format!("it holds {}, which the data directory no longer has (action {})", a.target.path, a.id),
-                _ => format!("its copy of {} differs from the data directory's (action {}): it was taken before the file last changed, or of another copy", a.target.path, a.id),
+                _ => format!(
+                    "its copy of {} differs from the data directory's (action {}): it was taken before the file last changed, or of another copy",
+                    a.target.path, a.id
+                ),
             });
         }
     }
     Ok(format!(
         "{} of {} taken {} on {}, holding the {} the plan changes exactly as they are now",
-        if m.system_identifier.is_empty() { "a snapshot without a system identifier (pg_control was unreadable)".to_string() } else { format!("a snapshot of cluster {}", m.system_identifier) },
+        if m.system_identifier.is_empty() {
+            "a snapshot without a system identifier (pg_control was unreadable)".to_string()
+        } else {
+            format!("a snapshot of cluster {}", m.system_identifier)
+        },
         m.data_directory,
         m.created_at,
         m.host,
@@ -268,7 +275,12 @@ impl Runner<'_> {
 
 fn run_actions(r: &mut Runner, dd: &DataDir, p: &Plan, c: &crate::format::control::ControlFile, opts: &ApplyOptions) -> Result<()> {
     let bs = c.database_block_size as u64;
-    let new_bytes = |a: &plan::Action, old: Option<&[u8]>| plan::new_bytes(a, old, c).map_err(|e| Error::Refused { message: format!("action {}: {e}", a.id), hint: "nothing of this action was written; run pgsalvage rollback, then plan again".into() });
+    let new_bytes = |a: &plan::Action, old: Option<&[u8]>| {
+        plan::new_bytes(a, old, c).map_err(|e| Error::Refused {
+            message: format!("action {}: {e}", a.id),
+            hint: "nothing of this action was written; run pgsalvage rollback, then plan again".into(),
+        })
+    };
     let file = |rel: &str, new: Vec<u8>| Pending::File { path: rel.to_string(), old: fs::read(dd.path(rel)).ok(), new };
     for a in &p.actions {
         match (&a.kind, a.target.block) {
@@ -282,7 +294,10 @@ fn run_actions(r: &mut Runner, dd: &DataDir, p: &Plan, c: &crate::format::contro
                 }
                 let old = dd.read(crate::datadir::CONTROL_PATH).ok();
                 let new = new_bytes(a, old.as_deref())?.unwrap_or_default();
-                let seg = plan::reset::segment_bytes(&crate::format::control::ControlFile::parse(&new).map_err(|e| Error::Internal(format!("the pg_control just built does not decode: {e}")))?);
+                let seg = plan::reset::segment_bytes(
+                    &crate::format::control::ControlFile::parse(&new)
+                        .map_err(|e| Error::Internal(format!("the pg_control just built does not decode: {e}")))?,
+                );
                 r.run(&a.id, file(crate::datadir::CONTROL_PATH, new))?;
                 r.run(&a.id, file(&format!("pg_wal/{wal_file}"), seg))?;
             }

@@ -26,36 +26,76 @@ pub enum Area {
     Wal,
 }
 
-/// Every finding code, with its severity and a one-line meaning (docs/check.md lists them).
-pub const CODES: &[(&str, Severity, &str)] = &[
-    ("control-unreadable", Severity::Error, "global/pg_control cannot be decoded"),
-    ("control-crc-mismatch", Severity::Error, "global/pg_control's CRC does not match its contents"),
-    (
-        "control-values-invalid",
-        Severity::Error,
-        "pg_control holds a block size, segment size or WAL geometry PostgreSQL does not allow (the defaults are used to read the files)",
-    ),
-    ("page-invalid-header", Severity::Error, "a page header fails the server's checks (invalid page in block N)"),
-    ("page-checksum-failure", Severity::Error, "a page's data checksum does not match its contents"),
-    ("page-new-not-zero", Severity::Error, "a page with pd_upper 0 holds non-zero bytes (the server rejects it)"),
-    ("page-lsn-past-wal", Severity::Error, "a page's pd_lsn lies past the end of valid WAL (its next write makes every checkpoint fail)"),
-    ("relation-partial-block", Severity::Error, "a relation file's size is not a multiple of the block size"),
-    ("relation-segment-gap", Severity::Error, "a relation segment file is missing between others"),
-    ("relation-segment-short", Severity::Error, "a relation segment that is not the last is shorter than a full segment"),
-    ("xact-segment-missing", Severity::Error, "a pg_xact segment needed for xids between oldestXID and NextXID is missing"),
-    ("xact-segment-short", Severity::Error, "a pg_xact segment lacks pages needed for xids between oldestXID and NextXID"),
-    ("wal-segment-missing", Severity::Error, "a WAL segment needed to replay from the REDO point is missing"),
-    ("wal-checkpoint-unreadable", Severity::Error, "the latest checkpoint record cannot be read"),
-    ("wal-checkpoint-mismatch", Severity::Error, "the latest checkpoint record differs from pg_control's copy"),
-    ("wal-record-broken", Severity::Error, "valid WAL stops at a damaged record or page, and more WAL follows it"),
-    ("wal-foreign-segment", Severity::Error, "a file in pg_wal belongs to another cluster or major"),
-    ("wal-segment-misplaced", Severity::Error, "a WAL segment's pages carry addresses of another segment"),
-    ("wal-segment-wrong-size", Severity::Warning, "a WAL segment file is not the cluster's segment size"),
-];
+/// Declares a finding-code enum from one table: each variant's stable kebab-case string, its
+/// severity and its one-line meaning (the documentation's code tables are generated from it).
+/// Code that acts on findings `match`es on the enum with no `_` arm, so a code nobody
+/// handles does not compile, and a misspelt code is not a silent string mismatch.
+macro_rules! finding_codes {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = ($code:literal, $sev:ident, $doc:literal),)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        $vis enum $name { $($(#[$vmeta])* $variant,)* }
+        impl $name {
+            /// Every code, in table order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+            /// The stable kebab-case code.
+            pub const fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $code,)* }
+            }
+            pub const fn severity(self) -> $crate::finding::Severity {
+                match self { $($name::$variant => $crate::finding::Severity::$sev,)* }
+            }
+            /// What the code means, in one line.
+            pub const fn doc(self) -> &'static str {
+                match self { $($name::$variant => $doc,)* }
+            }
+            /// The code for its string (`--only CODE`).
+            pub fn parse(s: &str) -> Option<$name> {
+                $name::ALL.iter().copied().find(|c| c.as_str() == s)
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use finding_codes;
+
+finding_codes! {
+    /// What `check` finds in the bytes (docs/check.md lists them).
+    pub enum Code {
+        ControlUnreadable = ("control-unreadable", Error, "global/pg_control cannot be decoded"),
+        ControlCrcMismatch = ("control-crc-mismatch", Error, "global/pg_control's CRC does not match its contents"),
+        ControlValuesInvalid = ("control-values-invalid", Error, "pg_control holds a block size, segment size or WAL geometry PostgreSQL does not allow (the defaults are used to read the files)"),
+        PageInvalidHeader = ("page-invalid-header", Error, "a page header fails the server's checks (invalid page in block N)"),
+        PageChecksumFailure = ("page-checksum-failure", Error, "a page's data checksum does not match its contents"),
+        PageNewNotZero = ("page-new-not-zero", Error, "a page with pd_upper 0 holds non-zero bytes (the server rejects it)"),
+        PageLsnPastWal = ("page-lsn-past-wal", Error, "a page's pd_lsn lies past the end of valid WAL (its next write makes every checkpoint fail)"),
+        RelationPartialBlock = ("relation-partial-block", Error, "a relation file's size is not a multiple of the block size"),
+        RelationSegmentGap = ("relation-segment-gap", Error, "a relation segment file is missing between others"),
+        RelationSegmentShort = ("relation-segment-short", Error, "a relation segment that is not the last is shorter than a full segment"),
+        XactSegmentMissing = ("xact-segment-missing", Error, "a pg_xact segment needed for xids between oldestXID and NextXID is missing"),
+        XactSegmentShort = ("xact-segment-short", Error, "a pg_xact segment lacks pages needed for xids between oldestXID and NextXID"),
+        WalSegmentMissing = ("wal-segment-missing", Error, "a WAL segment needed to replay from the REDO point is missing"),
+        WalCheckpointUnreadable = ("wal-checkpoint-unreadable", Error, "the latest checkpoint record cannot be read"),
+        WalCheckpointMismatch = ("wal-checkpoint-mismatch", Error, "the latest checkpoint record differs from pg_control's copy"),
+        WalRecordBroken = ("wal-record-broken", Error, "valid WAL stops at a damaged record or page, and more WAL follows it"),
+        WalForeignSegment = ("wal-foreign-segment", Error, "a file in pg_wal belongs to another cluster or major"),
+        WalSegmentMisplaced = ("wal-segment-misplaced", Error, "a WAL segment's pages carry addresses of another segment"),
+        WalSegmentWrongSize = ("wal-segment-wrong-size", Warning, "a WAL segment file is not the cluster's segment size"),
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Finding {
-    pub code: &'static str,
+    pub code: Code,
     pub severity: Severity,
     pub area: Area,
     /// Path relative to the data directory.
@@ -79,8 +119,8 @@ pub struct Finding {
 
 impl Finding {
     /// A finding with the registered severity of `code`.
-    pub fn new(code: &'static str, area: Area, message: impl Into<String>) -> Finding {
-        let severity = CODES.iter().find(|c| c.0 == code).map(|c| c.1).unwrap_or(Severity::Error);
+    pub fn new(code: Code, area: Area, message: impl Into<String>) -> Finding {
+        let severity = code.severity();
         Finding { code, severity, area, file: None, block: None, offset: None, lsn: None, xids: None, message: message.into(), evidence: Vec::new() }
     }
     pub fn file(mut self, f: impl Into<String>) -> Self {
@@ -136,10 +176,20 @@ mod tests {
 
     #[test]
     fn codes_are_unique_kebab_case() {
-        let mut seen = std::collections::HashSet::new();
-        for (code, _, _) in CODES {
-            assert!(seen.insert(*code), "duplicate code {code}");
-            assert!(code.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'), "{code}");
+        let check: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        let diagnose: Vec<&str> = crate::diagnose::Code::ALL.iter().map(|c| c.as_str()).collect();
+        for table in [&check, &diagnose] {
+            let mut seen = std::collections::HashSet::new();
+            for code in table.iter() {
+                assert!(seen.insert(*code), "duplicate code {code}");
+                assert!(code.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'), "{code}");
+            }
+        }
+        // A code both commands use means the same in both.
+        for c in Code::ALL {
+            if let Some(d) = crate::diagnose::Code::parse(c.as_str()) {
+                assert_eq!(c.severity(), d.severity(), "{c}");
+            }
         }
     }
 }

@@ -18,6 +18,8 @@ pub mod finding;
 pub mod format;
 pub mod fsx;
 #[doc(hidden)]
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
 pub mod fuzzing;
 pub mod inspect;
 pub mod journal;

@@ -489,7 +489,13 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
     let verdict = if !failed.is_empty() || !started {
         format!("does not fix: {}", failed.first().cloned().unwrap_or_else(|| "the server did not start".into()))
     } else if !plan.not_repairable.is_empty() {
-        format!("applies, but {} unrepaired", match plan.not_repairable.len() { 1 => "1 finding stays".to_string(), n => format!("{n} findings stay") })
+        format!(
+            "applies, but {} unrepaired",
+            match plan.not_repairable.len() {
+                1 => "1 finding stays".to_string(),
+                n => format!("{n} findings stay"),
+            }
+        )
     } else if !loses.is_empty() {
         format!("safe to apply; loses: {}", loses.join("; "))
     } else {
@@ -757,7 +763,11 @@ fn written_pages_check(s: &Server, psql: &Path, plan: &Plan) -> Option<Check> {
     }
     let mut detail = bad.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
     if unchecked > 0 {
-        detail = format!("{detail}{}{} not checked (no connectable database or relation)", if detail.is_empty() { "" } else { "; " }, crate::units::count(unchecked as u64, "page"));
+        detail = format!(
+            "{detail}{}{} not checked (no connectable database or relation)",
+            if detail.is_empty() { "" } else { "; " },
+            crate::units::count(unchecked as u64, "page")
+        );
     }
     Some(Check { what, ok: bad.is_empty(), detail })
 }

@@ -10,7 +10,7 @@ mod xact;
 
 use crate::datadir::DataDir;
 use crate::error::Result;
-use crate::finding::{Area, Finding, Severity};
+use crate::finding::{Area, Code, Finding, Severity};
 use crate::format::control::ControlFile;
 use crate::format::version::PgMajor;
 use serde::Serialize;
@@ -84,12 +84,12 @@ pub fn control_root(ev: &control::ControlEvidence) -> Option<Finding> {
     let (code, what) = match &ev.condition {
         control::Condition::Intact => return None,
         control::Condition::CrcMismatch { stored, computed, .. } => {
-            ("control-crc-mismatch", format!("pg_control CRC mismatch: stored {stored:#010x}, computed {computed:#010x}"))
+            (Code::ControlCrcMismatch, format!("pg_control CRC mismatch: stored {stored:#010x}, computed {computed:#010x}"))
         }
         control::Condition::ValuesInvalid { problems } => {
-            ("control-values-invalid", format!("pg_control holds values PostgreSQL does not allow: {}", problems.join("; ")))
+            (Code::ControlValuesInvalid, format!("pg_control holds values PostgreSQL does not allow: {}", problems.join("; ")))
         }
-        control::Condition::Unreadable { reason } => ("control-unreadable", format!("pg_control cannot be read: {reason}")),
+        control::Condition::Unreadable { reason } => (Code::ControlUnreadable, format!("pg_control cannot be read: {reason}")),
     };
     let (c, x, r, u) = (
         ev.count(control::Verdict::Confirmed),
@@ -121,7 +121,7 @@ pub fn check_with(dd: &DataDir, opts: &CheckOptions, progress: &dyn Progress, ev
     let mut findings = Vec::new();
     findings.extend(control_root(&ev));
     if !notes.is_empty() && ev.intact() {
-        let mut f = Finding::new("control-values-invalid", Area::Control, "pg_control holds a page or WAL geometry PostgreSQL does not allow".to_string())
+        let mut f = Finding::new(Code::ControlValuesInvalid, Area::Control, "pg_control holds a page or WAL geometry PostgreSQL does not allow".to_string())
             .file(crate::datadir::CONTROL_PATH);
         f.evidence = notes;
         findings.push(f);
@@ -176,7 +176,7 @@ fn pages_past_wal(p: &PageSummary, w: &WalSummary, wf: &mut [Finding]) -> Vec<Fi
     }
     past.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     let max = past.iter().map(|x| x.2).max().unwrap_or(end);
-    if let Some(brk) = wf.iter_mut().find(|f| matches!(f.code, "wal-segment-missing" | "wal-record-broken")) {
+    if let Some(brk) = wf.iter_mut().find(|f| matches!(f.code, Code::WalSegmentMissing | Code::WalRecordBroken)) {
         brk.evidence.push(format!(
             "{} carry LSNs past the end of valid WAL {}, up to {} (first: {} block {}): the server wrote them from WAL that is lost",
             crate::units::count(past.len() as u64, "page"),
@@ -196,7 +196,7 @@ fn pages_past_wal(p: &PageSummary, w: &WalSummary, wf: &mut [Finding]) -> Vec<Fi
         .take(shown)
         .map(|(file, block, lsn)| {
             Finding::new(
-                "page-lsn-past-wal",
+                Code::PageLsnPastWal,
                 Area::Pages,
                 format!("block {block} of {file} has pd_lsn {}, past the end of valid WAL {}", crate::format::types::Lsn(*lsn), crate::format::types::Lsn(end)),
             )

@@ -7,7 +7,7 @@
 use super::Progress;
 use crate::datadir::{map_range, DataDir, RelFile};
 use crate::error::{Error, Result};
-use crate::finding::{Area, Finding};
+use crate::finding::{Area, Code, Finding};
 use crate::format::control::ControlFile;
 use crate::format::page::{verify_page, PageVerdict};
 use rayon::prelude::*;
@@ -147,14 +147,14 @@ fn scan_item(dd: &DataDir, f: &RelFile, it: &Item, bs: u64, blocks_per_segment: 
             }
             PageVerdict::ChecksumFailure(cf) => Some(
                 Finding::new(
-                    "page-checksum-failure",
+                    Code::PageChecksumFailure,
                     Area::Pages,
                     format!("page verification failed, calculated checksum {} but expected {}", cf.calculated, cf.stored),
                 )
                 .evidence("the page header is sane: the damage is in the contents (tuples), or the checksum itself"),
             ),
             PageVerdict::InvalidHeader { problems, checksum_failure } => {
-                let mut fd = Finding::new("page-invalid-header", Area::Pages, format!("invalid page in block {blkno} of relation {}", f.dir_relpath()));
+                let mut fd = Finding::new(Code::PageInvalidHeader, Area::Pages, format!("invalid page in block {blkno} of relation {}", f.dir_relpath()));
                 for p in problems {
                     fd = fd.evidence(p.to_string());
                 }
@@ -164,7 +164,7 @@ fn scan_item(dd: &DataDir, f: &RelFile, it: &Item, bs: u64, blocks_per_segment: 
                 Some(fd)
             }
             PageVerdict::NewButNotZero { first_nonzero } => Some(
-                Finding::new("page-new-not-zero", Area::Pages, format!("invalid page in block {blkno} of relation {}", f.dir_relpath()))
+                Finding::new(Code::PageNewNotZero, Area::Pages, format!("invalid page in block {blkno} of relation {}", f.dir_relpath()))
                     .evidence(format!("pd_upper is 0 (a new page) but byte {first_nonzero} is not zero")),
             ),
         };
@@ -193,7 +193,7 @@ fn file_level(files: &[RelFile], bs: u64, blocks_per_segment: u64) -> Vec<Findin
         if f.len % bs != 0 {
             out.push(
                 Finding::new(
-                    "relation-partial-block",
+                    Code::RelationPartialBlock,
                     Area::Pages,
                     format!("{} is {} bytes, not a multiple of the block size {bs}: its last {} bytes are a partial block", f.path(), f.len, f.len % bs),
                 )
@@ -213,7 +213,7 @@ fn file_level(files: &[RelFile], bs: u64, blocks_per_segment: u64) -> Vec<Findin
                 let name = RelFile { segno: missing, ..(*s).clone() }.path();
                 out.push(
                     Finding::new(
-                        "relation-segment-gap",
+                        Code::RelationSegmentGap,
                         Area::Pages,
                         format!("{name} is missing while {} exists: blocks from {} on are unreachable", s.path(), missing as u64 * blocks_per_segment),
                     )
@@ -224,7 +224,7 @@ fn file_level(files: &[RelFile], bs: u64, blocks_per_segment: u64) -> Vec<Findin
             if s.segno != last && s.len < full {
                 out.push(
                     Finding::new(
-                        "relation-segment-short",
+                        Code::RelationSegmentShort,
                         Area::Pages,
                         format!(
                             "{} is {} bytes but is not the last segment (a full one is {full}): the server stops at its end and never reads the later segments",
@@ -256,13 +256,13 @@ mod tests {
         let files =
             vec![rf(1, 0, full), rf(1, 1, full), rf(1, 2, 8192), rf(2, 0, full), rf(2, 2, 8192), rf(3, 0, 100 * 8192), rf(3, 1, 8192), rf(4, 0, 8192 + 10)];
         let f = file_level(&files, 8192, 131072);
-        let codes: Vec<(&str, String)> = f.iter().map(|f| (f.code, f.file.clone().unwrap())).collect();
+        let codes: Vec<(Code, String)> = f.iter().map(|f| (f.code, f.file.clone().unwrap())).collect();
         assert_eq!(
             codes,
             vec![
-                ("relation-partial-block", "base/5/4".to_string()),
-                ("relation-segment-gap", "base/5/2.1".to_string()),
-                ("relation-segment-short", "base/5/3".to_string()),
+                (Code::RelationPartialBlock, "base/5/4".to_string()),
+                (Code::RelationSegmentGap, "base/5/2.1".to_string()),
+                (Code::RelationSegmentShort, "base/5/3".to_string()),
             ]
         );
         assert_eq!(f[1].block, Some(131072));

@@ -5,7 +5,7 @@
 
 use crate::datadir::{DataDir, DirWalSource, WAL_DIR};
 use crate::error::Result;
-use crate::finding::{Area, Finding};
+use crate::finding::{Area, Code, Finding};
 use crate::format::control::{ControlFile, DbState};
 use crate::format::types::Lsn;
 use crate::format::wal::page::{validate_page_header, PageExpect, WalPageHeader};
@@ -160,7 +160,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile) -> Result<(WalSummary, Vec<Finding>)>
         Ok(g) => g,
         Err(e) => {
             findings.push(
-                Finding::new("control-unreadable", Area::Control, format!("pg_control has an invalid WAL geometry: {e}")).file(crate::datadir::CONTROL_PATH),
+                Finding::new(Code::ControlUnreadable, Area::Control, format!("pg_control has an invalid WAL geometry: {e}")).file(crate::datadir::CONTROL_PATH),
             );
             let s = WalSummary {
                 redo_lsn: c.checkpoint.redo_lsn,
@@ -185,7 +185,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile) -> Result<(WalSummary, Vec<Finding>)>
         let rel = format!("{WAL_DIR}/{name}");
         if *len != g.seg_size as u64 {
             findings.push(
-                Finding::new("wal-segment-wrong-size", Area::Wal, format!("{rel} is {len} bytes; this cluster's WAL segments are {} bytes", g.seg_size))
+                Finding::new(Code::WalSegmentWrongSize, Area::Wal, format!("{rel} is {len} bytes; this cluster's WAL segments are {} bytes", g.seg_size))
                     .file(rel.clone())
                     .offset(*len),
             );
@@ -202,7 +202,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile) -> Result<(WalSummary, Vec<Finding>)>
             (_, Ok(())) => real_segnos.push(*segno),
             (Some(l), Err(_)) if l.sysid != c.system_identifier && h.magic == c.major.wal_page_magic() => findings.push(
                 Finding::new(
-                    "wal-foreign-segment",
+                    Code::WalForeignSegment,
                     Area::Wal,
                     format!("{rel} belongs to another cluster: its system identifier is {}, this cluster's is {}", l.sysid, c.system_identifier),
                 )
@@ -215,7 +215,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile) -> Result<(WalSummary, Vec<Finding>)>
                 if let Some(m) = other {
                     findings.push(
                         Finding::new(
-                            "wal-foreign-segment",
+                            Code::WalForeignSegment,
                             Area::Wal,
                             format!("{rel} is WAL of PostgreSQL {m} (magic {:04X}); this cluster is PostgreSQL {}", h.magic, c.major),
                         )
@@ -227,7 +227,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile) -> Result<(WalSummary, Vec<Finding>)>
             }
             (_, Err(_)) if h.pageaddr > g.segment_start(*segno) => findings.push(
                 Finding::new(
-                    "wal-segment-misplaced",
+                    Code::WalSegmentMisplaced,
                     Area::Wal,
                     format!("{rel} holds WAL of {} (page address {}), not of its own name", g.file_name(h.tli, g.segno(h.pageaddr)), h.pageaddr),
                 )
@@ -286,7 +286,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile) -> Result<(WalSummary, Vec<Finding>)>
     match (&stop, beyond) {
         (WalError::MissingSegment { segno, .. }, Some(after)) => findings.push(
             Finding::new(
-                "wal-segment-missing",
+                Code::WalSegmentMissing,
                 Area::Wal,
                 format!(
                     "{WAL_DIR}/{} is missing: replay from the REDO point {redo} stops at {stop_lsn}, although WAL continues at {after}",
@@ -299,7 +299,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile) -> Result<(WalSummary, Vec<Finding>)>
         ),
         (WalError::MissingSegment { segno, .. }, None) if !reached_checkpoint || needs_more(c, stop_lsn) => findings.push(
             Finding::new(
-                "wal-segment-missing",
+                Code::WalSegmentMissing,
                 Area::Wal,
                 format!("{WAL_DIR}/{} is missing: it is needed to replay from the REDO point {redo}", reader.source.expected_name(*segno)),
             )
@@ -312,7 +312,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile) -> Result<(WalSummary, Vec<Finding>)>
             let at = normalize(&g, lsn).min(stop_lsn);
             let seg = g.segno(at);
             findings.push(
-                Finding::new("wal-record-broken", Area::Wal, format!("WAL is broken at {at}: {stop}"))
+                Finding::new(Code::WalRecordBroken, Area::Wal, format!("WAL is broken at {at}: {stop}"))
                     .file(format!("{WAL_DIR}/{}", file_of(seg)))
                     .offset(g.offset_in_segment(at) as u64)
                     .lsn(at)
@@ -324,12 +324,12 @@ pub fn scan(dd: &DataDir, c: &ControlFile) -> Result<(WalSummary, Vec<Finding>)>
     if !reached_checkpoint {
         let consequence =
             format!("the latest checkpoint record at {} lies beyond it: the server fails with: could not locate a valid checkpoint record", c.checkpoint_lsn);
-        if let Some(f) = findings.iter_mut().find(|f| f.code == "wal-segment-missing" || f.code == "wal-record-broken") {
+        if let Some(f) = findings.iter_mut().find(|f| f.code == Code::WalSegmentMissing || f.code == Code::WalRecordBroken) {
             f.evidence.push(consequence);
         } else {
             let seg = g.segno(c.checkpoint_lsn);
             findings.push(
-                Finding::new("wal-checkpoint-unreadable", Area::Wal, format!("the latest checkpoint record at {} cannot be read: {stop}", c.checkpoint_lsn))
+                Finding::new(Code::WalCheckpointUnreadable, Area::Wal, format!("the latest checkpoint record at {} cannot be read: {stop}", c.checkpoint_lsn))
                     .file(format!("{WAL_DIR}/{}", file_of(seg)))
                     .offset(g.offset_in_segment(c.checkpoint_lsn) as u64)
                     .lsn(c.checkpoint_lsn)
@@ -418,15 +418,19 @@ fn run_segment(src: &DirWalSource, c: &ControlFile, g: &WalGeometry, segno: SegN
                         Ok(cp) if cp == c.checkpoint => run.checkpoint_ok = true,
                         Ok(_) => run.findings.push(
                             Finding::new(
-                                "wal-checkpoint-mismatch",
+                                Code::WalCheckpointMismatch,
                                 Area::Wal,
                                 format!("the checkpoint record at {} differs from pg_control's copy of it", c.checkpoint_lsn),
                             )
                             .lsn(c.checkpoint_lsn),
                         ),
                         Err(e) => run.findings.push(
-                            Finding::new("wal-checkpoint-unreadable", Area::Wal, format!("the record at {} is not a checkpoint record: {e}", c.checkpoint_lsn))
-                                .lsn(c.checkpoint_lsn),
+                            Finding::new(
+                                Code::WalCheckpointUnreadable,
+                                Area::Wal,
+                                format!("the record at {} is not a checkpoint record: {e}", c.checkpoint_lsn),
+                            )
+                            .lsn(c.checkpoint_lsn),
                         ),
                     }
                 }

@@ -3,7 +3,7 @@
 
 use crate::datadir::{DataDir, XACT_DIR};
 use crate::error::Result;
-use crate::finding::{Area, Finding};
+use crate::finding::{Area, Code, Finding};
 use crate::format::control::ControlFile;
 use crate::format::types::Xid;
 use crate::format::xact::{segment_file_name, ClogGeometry, SLRU_PAGES_PER_SEGMENT};
@@ -52,7 +52,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile) -> Result<(XactSummary, Vec<Finding>)
         if !present.contains(&name) {
             findings.push(
                 Finding::new(
-                    "xact-segment-missing",
+                    Code::XactSegmentMissing,
                     Area::Xact,
                     format!("{rel} is missing; it holds the commit status of xids {first}..{last}, which are between oldestXID {oldest} and NextXID {next}"),
                 )
@@ -68,7 +68,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile) -> Result<(XactSummary, Vec<Finding>)
             let have = len / bs;
             findings.push(
                 Finding::new(
-                    "xact-segment-short",
+                    Code::XactSegmentShort,
                     Area::Xact,
                     format!(
                         "{rel} is {len} bytes ({have} pages); the status of xids {}..{} is on pages it lacks ({}..{} of the segment)",

@@ -1,9 +1,9 @@
-use pgsalvage::units::count;
 use super::{json, out, EXIT_FINDINGS, EXIT_OK};
 use clap::ValueEnum;
 use pgsalvage::check::{CheckOptions, CheckReport};
 use pgsalvage::datadir::DataDir;
 use pgsalvage::finding::{Area, Severity};
+use pgsalvage::units::count;
 use pgsalvage::units::human_size as size;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -72,7 +72,7 @@ pub fn render(r: &CheckReport) -> String {
     if !r.findings.is_empty() {
         let _ = writeln!(s);
     }
-    let bad = |code_prefix: &str| r.findings.iter().filter(|f| f.code.starts_with(code_prefix) && f.severity <= Severity::Warning).count();
+    let bad = |area: Area| r.findings.iter().filter(|f| f.area == area && f.severity <= Severity::Warning).count();
     let verdict = |n: usize| if n == 0 { "ok".to_string() } else { count(n as u64, "problem") };
     let _ = writeln!(s, "{:<9}{:<12}scanned", "area", "result");
     if let Some(p) = &r.pages {
@@ -84,7 +84,7 @@ pub fn render(r: &CheckReport) -> String {
             p.all_zero_blocks,
             if p.checksums_verified { "verified" } else { "off in this cluster" }
         );
-        let _ = writeln!(s, "{:<9}{:<12}{what}", "pages", verdict(bad("page-") + bad("relation-")));
+        let _ = writeln!(s, "{:<9}{:<12}{what}", "pages", verdict(bad(Area::Pages)));
     }
     if let Some(x) = &r.xact {
         let segs = match (x.segments_needed.first(), x.segments_needed.last()) {
@@ -93,7 +93,7 @@ pub fn render(r: &CheckReport) -> String {
             _ => "no segment".into(),
         };
         let what = format!("xids {}..{} (oldestXID..NextXID): {} in {segs}", x.oldest_xid, x.next_xid, count(x.pages_needed as u64, "page"));
-        let _ = writeln!(s, "{:<9}{:<12}{what}", "pg_xact", verdict(bad("xact-")));
+        let _ = writeln!(s, "{:<9}{:<12}{what}", "pg_xact", verdict(bad(Area::Xact)));
     }
     if let Some(w) = &r.wal {
         let what = format!(
@@ -101,11 +101,11 @@ pub fn render(r: &CheckReport) -> String {
             w.redo_lsn,
             w.end_of_valid_wal,
             size(w.bytes),
-            count(w.records as u64, "record"),
+            count(w.records, "record"),
             count(w.segments_replayed.len() as u64, "segment"),
             if w.checkpoint_record_ok { "ok" } else { "NOT readable" }
         );
-        let _ = writeln!(s, "{:<9}{:<12}{what}", "WAL", verdict(bad("wal-")));
+        let _ = writeln!(s, "{:<9}{:<12}{what}", "WAL", verdict(bad(Area::Wal)));
         let _ = writeln!(s, "{:21}end of valid WAL: {}", "", w.end_reason);
     }
     let errors = r.findings.iter().filter(|f| f.severity == Severity::Error).count();

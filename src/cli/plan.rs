@@ -62,6 +62,10 @@ pub struct ReviewArgs {
 }
 
 pub fn run_plan(a: &PlanArgs) -> anyhow::Result<i32> {
+    if let Some(bad) = a.only.iter().find(|o| pgsalvage::diagnose::Code::parse(o).is_none()) {
+        let known: Vec<&str> = pgsalvage::diagnose::Code::ALL.iter().map(|c| c.as_str()).collect();
+        return Err(pgsalvage::error::Error::Usage(format!("--only {bad}: not a diagnose finding code; the codes are: {}", known.join(", "))).into());
+    }
     let dd = DataDir::open(&a.pgdata)?;
     plan::ensure_stopped(&dd)?;
     let opts = PlanOptions {
@@ -138,8 +142,11 @@ fn render(p: &Plan, drift: Option<&(bool, Vec<plan::Drift>)>) -> String {
         }
     }
     if let Some((same, d)) = drift {
-        let _ =
-            writeln!(s, "\ndrift check: {}", if d.is_empty() { "every precondition still holds".to_string() } else { format!("{} STALE", pgsalvage::units::count(d.len() as u64, "action")) });
+        let _ = writeln!(
+            s,
+            "\ndrift check: {}",
+            if d.is_empty() { "every precondition still holds".to_string() } else { format!("{} STALE", pgsalvage::units::count(d.len() as u64, "action")) }
+        );
         if !same {
             let _ = writeln!(s, "  note: pg_control changed since planning (the server ran, or the cluster was changed)");
         }

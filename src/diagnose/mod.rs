@@ -5,46 +5,48 @@
 pub mod log;
 pub mod tuples;
 
-use crate::units::count;
 use crate::catalog::Catalog;
 use crate::check::{self, CheckOptions, CheckReport, Progress};
 use crate::datadir::{DataDir, Postmaster, WAL_DIR};
 use crate::error::{Error, Result};
-use crate::finding::{Finding as CheckFinding, Severity};
+use crate::finding::{Code as CheckCode, Finding as CheckFinding, Severity};
 use crate::format::control::{ControlFile, DbState};
 use crate::format::types::{Lsn, Xid};
+use crate::units::count;
 use crate::units::human_size as size;
 use log::{LogEvent, LogLine};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tuples::{TupleProblem, TupleProblemKind};
 
-/// Every diagnose finding code (stable), with its severity.
-pub const CODES: &[(&str, Severity)] = &[
-    ("not-corruption-wal-disk-full", Severity::Error),
-    ("tuple-xid-never-assigned", Severity::Error),
-    ("tuple-xid-before-horizon", Severity::Error),
-    ("tuple-multixact-out-of-range", Severity::Error),
-    ("tuple-pointer-invalid", Severity::Error),
-    ("tuple-pointer-hides-row", Severity::Error),
-    ("tuple-hint-contradiction", Severity::Warning),
-    ("xact-status-lost", Severity::Error),
-    ("page-invalid", Severity::Error),
-    ("page-checksum-failure", Severity::Error),
-    ("page-lsn-past-wal", Severity::Error),
-    ("relation-file-damaged", Severity::Error),
-    ("wal-lost", Severity::Error),
-    ("wal-checkpoint-unreadable", Severity::Error),
-    ("wal-foreign-file", Severity::Error),
-    ("wal-file-wrong-size", Severity::Warning),
-    ("control-unreadable", Severity::Error),
-    ("control-crc-mismatch", Severity::Error),
-    ("control-values-invalid", Severity::Error),
-    ("postmaster-pid-stale", Severity::Warning),
-    ("postmaster-pid-left", Severity::Info),
-    ("cluster-state", Severity::Info),
-    ("catalog-unreadable", Severity::Warning),
-];
+crate::finding::finding_codes! {
+    /// What `diagnose` concludes (docs/diagnose.md lists them); `plan` matches on every one.
+    pub enum Code {
+        NotCorruptionWalDiskFull = ("not-corruption-wal-disk-full", Error, "crash recovery cannot finish because pg_wal's file system is full: NOT corruption; make room or move pg_wal"),
+        TupleXidNeverAssigned = ("tuple-xid-never-assigned", Error, "tuples name xids the cluster never assigned: damaged tuple data, not missing pg_xact"),
+        TupleXidBeforeHorizon = ("tuple-xid-before-horizon", Error, "tuples carry unfrozen xids older than the freeze horizon (oldestXID)"),
+        TupleMultixactOutOfRange = ("tuple-multixact-out-of-range", Error, "tuples name multixacts outside the cluster's multixact window"),
+        TuplePointerInvalid = ("tuple-pointer-invalid", Error, "line pointers point outside the page or at garbage"),
+        TuplePointerHidesRow = ("tuple-pointer-hides-row", Error, "line pointers marked unused or dead still point at intact tuples: rows no query sees"),
+        TupleHintContradiction = ("tuple-hint-contradiction", Warning, "tuples carry hint-bit combinations the server never sets"),
+        XactStatusLost = ("xact-status-lost", Error, "pg_xact pages holding the commit status of live xids are missing"),
+        PageInvalid = ("page-invalid", Error, "a page the server rejects (invalid page in block N): header, or a new page with bytes set"),
+        PageChecksumFailure = ("page-checksum-failure", Error, "a page's data checksum does not match its contents"),
+        PageLsnPastWal = ("page-lsn-past-wal", Error, "a page's pd_lsn lies past the end of valid WAL: its next write makes every checkpoint fail"),
+        RelationFileDamaged = ("relation-file-damaged", Error, "a relation file is cut short, has a partial block, or a segment is missing between others"),
+        WalLost = ("wal-lost", Error, "WAL needed from the REDO point is missing or damaged while valid WAL follows: recovery would stop early and lose what follows"),
+        WalCheckpointUnreadable = ("wal-checkpoint-unreadable", Error, "the latest checkpoint record cannot be read: the server cannot start"),
+        WalForeignFile = ("wal-foreign-file", Error, "a file in pg_wal belongs to another cluster or major, or carries another segment's addresses"),
+        WalFileWrongSize = ("wal-file-wrong-size", Warning, "a WAL segment file is not the cluster's segment size"),
+        ControlUnreadable = ("control-unreadable", Error, "global/pg_control is missing, short, zeroed or of no supported version; each field rebuilt from evidence"),
+        ControlCrcMismatch = ("control-crc-mismatch", Error, "global/pg_control's CRC fails; each field checked against evidence"),
+        ControlValuesInvalid = ("control-values-invalid", Error, "pg_control holds values PostgreSQL does not allow; each field checked against evidence"),
+        PostmasterPidStale = ("postmaster-pid-stale", Warning, "postmaster.pid names a pid that now belongs to another process: the server refuses to start"),
+        PostmasterPidLeft = ("postmaster-pid-left", Info, "postmaster.pid of a postmaster that no longer runs: harmless, the server replaces it"),
+        ClusterState = ("cluster-state", Info, "the state in pg_control, what the next start will do, and how far WAL replay moves the counters"),
+        CatalogUnreadable = ("catalog-unreadable", Warning, "the system catalogs cannot be read offline: relations are named by file path"),
+    }
+}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Repair {
@@ -58,7 +60,7 @@ pub struct Repair {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
-    pub code: &'static str,
+    pub code: Code,
     pub severity: Severity,
     pub title: String,
     /// The relation in the database's own words, when the finding is about one.
@@ -83,8 +85,8 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(code: &'static str, title: impl Into<String>) -> Finding {
-        let severity = CODES.iter().find(|c| c.0 == code).map(|c| c.1).unwrap_or(Severity::Error);
+    fn new(code: Code, title: impl Into<String>) -> Finding {
+        let severity = code.severity();
         Finding {
             code,
             severity,
@@ -199,7 +201,8 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
                 "a postmaster (pid {pid}) is running on {}: diagnose reads a stopped cluster (running, its files change under the reader)",
                 dd.root().display()
             ),
-            hint: "stop the server first (pg_ctl stop -m fast); if it cannot be stopped, pass --allow-running (read-only; the result may be inconsistent)".into(),
+            hint: "stop the server first (pg_ctl stop -m fast); if it cannot be stopped, pass --allow-running (read-only; the result may be inconsistent)"
+                .into(),
         });
     }
     let logs: Vec<LogLine> = opts.logs.iter().flat_map(|(name, text)| log::parse(name, text)).collect();
@@ -231,7 +234,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
     out.push(state_finding(&c, &postmaster, !ev.intact()));
     match &postmaster {
         Postmaster::Stale { pid, reason, reused: true } => out.push(
-            Finding::new("postmaster-pid-stale", format!("postmaster.pid names pid {pid}, which now belongs to another process"))
+            Finding::new(Code::PostmasterPidStale, format!("postmaster.pid names pid {pid}, which now belongs to another process"))
                 .explain(
                     format!("{reason}. The server left postmaster.pid behind when it stopped without shutting down, and the pid was given to another process since."),
                     "the server refuses to start: \"lock file \"postmaster.pid\" already exists\" (it cannot tell that process from a running postmaster)",
@@ -239,7 +242,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
                 .repair("move postmaster.pid aside (pgsalvage plan)", "nothing", true),
         ),
         Postmaster::Stale { pid, reason, reused: false } => out.push(
-            Finding::new("postmaster-pid-left", format!("postmaster.pid names pid {pid}, which no longer runs"))
+            Finding::new(Code::PostmasterPidLeft, format!("postmaster.pid names pid {pid}, which no longer runs"))
                 .explain(
                     format!("{reason}. The server left postmaster.pid behind when it stopped without shutting down."),
                     "nothing: the server sees that no process has that pid and replaces the file at start",
@@ -253,7 +256,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
     // will carry them forward. Tuples are judged against where replay leaves them.
     let c = match report.wal.as_ref().map(|w| &w.advance).filter(|a| !a.is_empty()) {
         Some(a) => {
-            if let Some(f) = out.iter_mut().find(|f| f.code == "cluster-state") {
+            if let Some(f) = out.iter_mut().find(|f| f.code == Code::ClusterState) {
                 f.evidence.push(describe_advance(&c, a));
             }
             a.apply(&c)
@@ -263,7 +266,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
     d.max_page_lsn = report.pages.as_ref().map(|p| p.max_page_lsn);
     let catalog = Catalog::load(dd, &c);
     if !catalog.problems.is_empty() {
-        let mut f = Finding::new("catalog-unreadable", "parts of the system catalogs cannot be read: some relations are named by file path only").explain(
+        let mut f = Finding::new(Code::CatalogUnreadable, "parts of the system catalogs cannot be read: some relations are named by file path only").explain(
             "pgsalvage reads pg_database, pg_class, pg_namespace and pg_index from disk to name relations; where they are damaged, names fall back to paths",
             "the damage in the catalog is itself reported by its own findings",
         );
@@ -277,7 +280,8 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
     };
     let files = dd.relation_files(&check::version_dir(&c))?;
     // Hint bits are evidence for the xids whose pg_xact pages are lost (check knows which).
-    let lost: Vec<(Xid, Xid)> = report.findings.iter().filter(|f| f.code.starts_with("xact-segment-")).filter_map(|f| f.xids).collect();
+    let lost: Vec<(Xid, Xid)> =
+        report.findings.iter().filter(|f| matches!(f.code, CheckCode::XactSegmentMissing | CheckCode::XactSegmentShort)).filter_map(|f| f.xids).collect();
     let ts = tuples::scan(dd, &c, &files, &lost);
     d.heap_pages_scanned = ts.heap_pages;
     d.tuples_scanned = ts.tuples;
@@ -301,16 +305,16 @@ fn control_root(ev: &check::control::ControlEvidence) -> Option<Finding> {
     let (code, title, what) = match &ev.condition {
         Condition::Intact => return None,
         Condition::CrcMismatch { stored, computed, offset } => (
-            "control-crc-mismatch",
+            Code::ControlCrcMismatch,
             "pg_control's checksum does not match its contents".to_string(),
             format!("global/pg_control stores CRC {stored:#010x} but its first {offset} bytes give {computed:#010x}: some of its bytes changed after it was written (a torn write, a bad disk, a hand edit), so every value in it is a suspect"),
         ),
         Condition::ValuesInvalid { problems } => (
-            "control-values-invalid",
+            Code::ControlValuesInvalid,
             "pg_control holds values PostgreSQL does not allow".to_string(),
             format!("{}: the server refuses such a file whatever its CRC says", problems.join("; ")),
         ),
-        Condition::Unreadable { reason } => ("control-unreadable", "pg_control cannot be read".to_string(), reason.clone()),
+        Condition::Unreadable { reason } => (Code::ControlUnreadable, "pg_control cannot be read".to_string(), reason.clone()),
     };
     let judged = if rebuild {
         format!(
@@ -355,20 +359,20 @@ fn control_root(ev: &check::control::ControlEvidence) -> Option<Finding> {
 /// effects. They go under the root finding as counted evidence, not as errors of their own,
 /// and `plan` does not act on them.
 fn fold_suspect(out: &mut Vec<Finding>, ev: Option<&check::control::ControlEvidence>) {
-    const DERIVED: &[&str] = &[
-        "xact-status-lost",
-        "tuple-xid-never-assigned",
-        "tuple-xid-before-horizon",
-        "tuple-multixact-out-of-range",
-        "wal-lost",
-        "wal-checkpoint-unreadable",
-        "wal-file-wrong-size",
-        "page-lsn-past-wal",
+    const DERIVED: &[Code] = &[
+        Code::XactStatusLost,
+        Code::TupleXidNeverAssigned,
+        Code::TupleXidBeforeHorizon,
+        Code::TupleMultixactOutOfRange,
+        Code::WalLost,
+        Code::WalCheckpointUnreadable,
+        Code::WalFileWrongSize,
+        Code::PageLsnPastWal,
     ];
     if !ev.is_some_and(check::control::ControlEvidence::suspect) {
         return;
     }
-    let mut folded: BTreeMap<&'static str, (usize, String)> = BTreeMap::new();
+    let mut folded: BTreeMap<Code, (usize, String)> = BTreeMap::new();
     out.retain(|f| {
         if DERIVED.contains(&f.code) {
             let e = folded.entry(f.code).or_insert((0, f.title.clone()));
@@ -378,7 +382,7 @@ fn fold_suspect(out: &mut Vec<Finding>, ev: Option<&check::control::ControlEvide
             true
         }
     });
-    if let Some(root) = out.iter_mut().find(|f| f.code.starts_with("control-")) {
+    if let Some(root) = out.iter_mut().find(|f| matches!(f.code, Code::ControlUnreadable | Code::ControlCrcMismatch | Code::ControlValuesInvalid)) {
         for (code, (n, first)) in folded {
             root.evidence.push(format!("judged with pg_control's suspect values, so not reported on their own: {n} × {code} (first: {first})"));
         }
@@ -423,7 +427,7 @@ fn state_finding(c: &ControlFile, pm: &Postmaster, rebuilt: bool) -> Finding {
         DbState::StartingUp => ("starting up: the server stopped while starting", "the next start runs recovery again"),
         DbState::Unknown(_) => ("in an unknown state (pg_control is damaged?)", "the server may refuse to start"),
     };
-    let mut f = Finding::new("cluster-state", format!("the cluster is {title}")).explain(
+    let mut f = Finding::new(Code::ClusterState, format!("the cluster is {title}")).explain(
         format!(
             "{} \"{}\"; latest checkpoint at {}, REDO location {}, on timeline {}",
             if rebuilt { "pg_control as the evidence rebuilds it says" } else { "pg_control says" },
@@ -460,7 +464,7 @@ fn disk_full(dd: &DataDir, c: &ControlFile, r: &CheckReport, logs: &[LogLine]) -
     } else {
         "NOT corruption: the WAL file system is full, and crash recovery needs room for new WAL"
     };
-    let mut f = Finding::new("not-corruption-wal-disk-full", title)
+    let mut f = Finding::new(Code::NotCorruptionWalDiskFull, title)
         .explain(
             format!(
                 "crash recovery replays {} of WAL from the REDO location {} and then must write new WAL (a new {} segment for the end-of-recovery checkpoint); the file system of pg_wal ({target}) has {} free. The server stops with: could not write to file \"pg_wal/xlogtemp.N\": No space left on device; and later says \"This probably means that some data is corrupted\" — it is not: {}",
@@ -501,14 +505,14 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
         let rel = f.file.as_deref().and_then(name_of);
         let what = rel.clone().unwrap_or_else(|| f.file.clone().unwrap_or_default());
         let g = match f.code {
-            "page-invalid-header" | "page-new-not-zero" | "page-checksum-failure" => {
+            CheckCode::PageInvalidHeader | CheckCode::PageNewNotZero | CheckCode::PageChecksumFailure => {
                 let blk = f.block.unwrap_or(0);
                 // The page read once: its rows, and whether its header can be rebuilt.
                 let page = f.file.as_deref().and_then(|p| page_on(dd, p, blk, c));
                 let rows = page.as_deref().and_then(tuples::rows_on_page);
                 let rows_txt = rows.map(|n| format!("{n} rows")).unwrap_or_else(|| "the rows (count unknown: the line pointer array is unreadable)".into());
-                if f.code == "page-checksum-failure" {
-                    Finding::new("page-checksum-failure", format!("checksum failure in block {blk} of {what}"))
+                if f.code == CheckCode::PageChecksumFailure {
+                    Finding::new(Code::PageChecksumFailure, format!("checksum failure in block {blk} of {what}"))
                         .explain(
                             format!("the page header is sane but the data checksum does not match the page's contents: some bytes in the tuples (or the checksum itself) changed after the server wrote the page. The page holds {rows_txt}."),
                             format!("every query that reads block {blk} fails with \"page verification failed\"; pg_dump of this table fails"),
@@ -520,7 +524,7 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
                     // The repair offered first is the one `plan` makes: a header rebuild only
                     // when the line pointers and tuples are consistent enough to derive it.
                     let rebuildable = page.as_deref().is_some_and(|pg| crate::plan::bytes::derive_header(pg, 0).is_some());
-                    let finding = Finding::new("page-invalid", format!("invalid page header in block {blk} of {what}")).explain(
+                    let finding = Finding::new(Code::PageInvalid, format!("invalid page header in block {blk} of {what}")).explain(
                         format!(
                             "the 24-byte page header fails the checks the server makes before it uses a page (pd_lower <= pd_upper <= pd_special <= block size, valid flags), so the server refuses the whole block. The page holds {rows_txt}.{}",
                             if rebuildable { "" } else { " Its line pointers are not consistent enough to rebuild the header from them." }
@@ -541,9 +545,9 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
                         .repair("restore the table from a backup", "changes since that backup", false)
                 }
             }
-            "page-lsn-past-wal" => {
+            CheckCode::PageLsnPastWal => {
                 let blk = f.block.unwrap_or(0);
-                Finding::new("page-lsn-past-wal", format!("block {blk} of {what} carries an LSN past the end of WAL"))
+                Finding::new(Code::PageLsnPastWal, format!("block {blk} of {what} carries an LSN past the end of WAL"))
                     .explain(
                         format!(
                             "{}. Every page's LSN is the WAL position of its last change, and the server writes WAL before the page, so no intact page is ahead of the WAL on disk: either its pd_lsn bytes are damaged (a header scribble, a bad earlier repair), or WAL written after {} is lost from the end of pg_wal",
@@ -555,20 +559,20 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
                     .repair("set the page's pd_lsn to the latest checkpoint's REDO location (the content stays)", "nothing, if the pd_lsn bytes were the damage; if WAL was lost, the changes it held are lost already", true)
                     .repair("reset WAL to start past the highest page LSN (pgsalvage plan --reset-wal)", "the transactions after the latest checkpoint that only WAL holds", false)
             }
-            "relation-partial-block" | "relation-segment-gap" | "relation-segment-short" => {
-                Finding::new("relation-file-damaged", format!("{} of {what}", f.code.replace('-', " ")))
+            CheckCode::RelationPartialBlock | CheckCode::RelationSegmentGap | CheckCode::RelationSegmentShort => {
+                Finding::new(Code::RelationFileDamaged, format!("{} of {what}", f.code.as_str().replace('-', " ")))
                     .explain(
                         f.message.clone(),
                         "the server reads the relation only up to the damage: the blocks after it are unreachable, or reading them fails",
                     )
                     .repair("keep the partial bytes as a salvage file and cut or pad the file to whole blocks", "the rows in the partial block", true)
             }
-            "xact-segment-missing" | "xact-segment-short" => {
+            CheckCode::XactSegmentMissing | CheckCode::XactSegmentShort => {
                 let (a, b) = f.xids.unwrap_or((0, 0));
                 let affected: Vec<&(Xid, String)> = ts.unhinted.iter().filter(|(x, _)| x.wrapping_sub(a) <= b.wrapping_sub(a)).collect();
                 let tables: std::collections::BTreeSet<&String> = affected.iter().map(|(_, f)| f).collect();
                 let names: Vec<String> = tables.iter().take(5).map(|t| name_of(t).unwrap_or_else(|| t.to_string())).collect();
-                Finding::new("xact-status-lost", format!("commit status of transactions {a}..{b} is lost ({})", f.file.clone().unwrap_or_default()))
+                Finding::new(Code::XactStatusLost, format!("commit status of transactions {a}..{b} is lost ({})", f.file.clone().unwrap_or_default()))
                     .explain(
                         format!("pg_xact holds two bits per transaction (committed, aborted, ...). {} The server needs them for tuples that carry no hint bits yet: {} in {}{}{}. These xids are inside the live window [oldestXID {}, NextXID {}): this is genuinely missing commit status, not damaged tuples.",
                             sentence(&f.message), count(affected.len() as u64, "tuple"), count(tables.len() as u64, "relation"), if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) }, if tables.len() > 5 { ", ..." } else { "" }, c.checkpoint.oldest_xid, c.checkpoint.next_xid.xid()),
@@ -577,9 +581,9 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
                     .repair("rebuild the missing pages from evidence: commit/abort records still in WAL and hint bits on tuples, with a policy only for the rest (pgsalvage plan)", "the commit status of xids with no evidence (the policy decides: committed may resurrect aborted rows, aborted may hide committed ones)", true)
                     .repair("zero-filled pg_xact pages (what `dd if=/dev/zero` does)", format!("every transaction in {a}..{b} reads as aborted or in progress: their committed rows vanish"), false)
             }
-            "wal-segment-missing" | "wal-record-broken" => {
+            CheckCode::WalSegmentMissing | CheckCode::WalRecordBroken => {
                 let end = r.wal.as_ref().map(|w| w.end_of_valid_wal).unwrap_or_default();
-                Finding::new("wal-lost", format!("WAL is lost from {}: {}", f.lsn.unwrap_or_default(), f.message))
+                Finding::new(Code::WalLost, format!("WAL is lost from {}: {}", f.lsn.unwrap_or_default(), f.message))
                     .explain(
                         format!("recovery replays WAL from the REDO location {} and stops at {}; {}", c.checkpoint.redo_lsn, end, f.evidence.join("; ")),
                         "crash recovery stops at the break and the server starts as if the WAL ended there: every transaction committed after that LSN is silently lost, and data pages already written after it may be inconsistent",
@@ -587,27 +591,26 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
                     .repair("find the missing segment (archive, another disk, a backup of pg_wal) and put it back", "nothing", true)
                     .repair("reset WAL past the break, as pg_resetwal does (pgsalvage plan --reset-wal)", format!("every transaction after {end}; pages written after it may disagree with each other"), false)
             }
-            "wal-checkpoint-unreadable" | "wal-checkpoint-mismatch" => Finding::new("wal-checkpoint-unreadable", "the latest checkpoint record cannot be read")
+            CheckCode::WalCheckpointUnreadable | CheckCode::WalCheckpointMismatch => Finding::new(Code::WalCheckpointUnreadable, "the latest checkpoint record cannot be read")
                 .explain(f.message.clone(), "the server refuses to start: \"could not locate a valid checkpoint record\"")
                 .repair("put back the WAL segment holding it (archive, backup)", "nothing", true)
                 .repair("reset WAL, as pg_resetwal does (pgsalvage plan --reset-wal)", "the transactions after the last checkpoint that only WAL holds", false),
-            "wal-foreign-segment" | "wal-segment-misplaced" => Finding::new("wal-foreign-file", f.message.clone())
+            CheckCode::WalForeignSegment | CheckCode::WalSegmentMisplaced => Finding::new(Code::WalForeignFile, f.message.clone())
                 .explain(
                     "a file in pg_wal carries another cluster's or another segment's WAL: if recovery reaches it, it stops there",
                     "recovery may stop early at this file",
                 )
                 .repair("move the file out of pg_wal", "nothing", true),
-            "wal-segment-wrong-size" => Finding::new("wal-file-wrong-size", f.message.clone())
+            CheckCode::WalSegmentWrongSize => Finding::new(Code::WalFileWrongSize, f.message.clone())
                 .explain("a WAL segment file of the wrong size cannot be replayed", "recovery stops at it")
                 .repair("move it aside; find a full copy", "nothing if a copy exists", true),
-            "control-crc-mismatch" | "control-unreadable" => continue, // reported from pg_control's evidence
-            "control-values-invalid" => Finding::new("control-values-invalid", "pg_control holds values PostgreSQL does not allow")
+            CheckCode::ControlCrcMismatch | CheckCode::ControlUnreadable => continue, // reported from pg_control's evidence
+            CheckCode::ControlValuesInvalid => Finding::new(Code::ControlValuesInvalid, "pg_control holds values PostgreSQL does not allow")
                 .explain(
                     format!("{}. pgsalvage read the data files with the defaults instead; every finding judged with pg_control's values may be an effect of this damage", f.evidence.join("; ")),
                     "the server refuses to start (\"database files are incompatible with server\")",
                 )
                 .repair("rebuild pg_control from what the data directory shows: move it aside, then pgsalvage plan --reset-wal (rehearse first)", "what only WAL held; the settings return to defaults", true),
-            _ => Finding::new("relation-file-damaged", f.message.clone()).explain(f.message.clone(), "").repair("see check", "", false),
         };
         let mut g = g.with_check(f);
         g.relation = rel;
@@ -636,7 +639,7 @@ fn from_tuples(dd: &DataDir, c: &ControlFile, problems: &[TupleProblem], name_of
             TupleProblemKind::XidInFuture => {
                 let x = xids.first().copied().unwrap_or(0);
                 let seg = crate::format::xact::segment_file_name(crate::format::xact::ClogGeometry::new(c.database_block_size).segment_of(x));
-                Finding::new("tuple-xid-never-assigned", format!("{tuples} in block {block} of {what} carry transaction ids that were never assigned"))
+                Finding::new(Code::TupleXidNeverAssigned, format!("{tuples} in block {block} of {what} carry transaction ids that were never assigned"))
                     .explain(
                         format!("the cluster has assigned transaction ids only up to NextXID {} (epoch {}), yet these tuples name xid {x}{}. No transaction with that id has ever run: the tuple header bytes are damaged. This is damaged tuple data, NOT missing commit status: the server asks for pg_xact/{seg} (\"could not access status of transaction {x}\"), but creating that file, with dd or otherwise, would be wrong — it makes a garbage tuple look committed or aborted at random, hides the real damage, and the next read of the page fails elsewhere.", next.xid(), next.epoch(), if xids.len() > 1 { format!(" (and {} more)", xids.len() - 1) } else { String::new() }),
                         format!("every query that reads these tuples fails with \"could not access status of transaction {x}\"; pg_dump of the table fails"),
@@ -646,26 +649,26 @@ fn from_tuples(dd: &DataDir, c: &ControlFile, problems: &[TupleProblem], name_of
                     .repair("replace the page with an empty one, keeping its bytes as a salvage file", rows.clone(), false)
                     .repair("create the missing pg_xact file", "it is the wrong fix: see the explanation", false)
             }
-            TupleProblemKind::XidBeforeHorizon => Finding::new("tuple-xid-before-horizon", format!("{tuples} in block {block} of {what} have unfrozen transaction ids older than the freeze horizon"))
+            TupleProblemKind::XidBeforeHorizon => Finding::new(Code::TupleXidBeforeHorizon, format!("{tuples} in block {block} of {what} have unfrozen transaction ids older than the freeze horizon"))
                 .explain(
                     format!("every tuple older than oldestXID {} must be frozen; these are not, so their status would be looked up in pg_xact pages that may already be truncated away, or that belong to a later wraparound cycle. Either VACUUM missed them (a bug or damage) or their header bytes are damaged.", c.checkpoint.oldest_xid),
                     "queries reading them may fail with \"could not access status of transaction\", or see them with the status of an unrelated newer transaction",
                 )
                 .repair("freeze the tuples (they are older than any live transaction, so most likely committed)", "nothing if they were committed; an aborted row would reappear", true)
                 .repair("kill the tuples", nrows.clone(), false),
-            TupleProblemKind::MultiOutOfRange => Finding::new("tuple-multixact-out-of-range", format!("{tuples} in block {block} of {what} name multixacts outside the cluster's range"))
+            TupleProblemKind::MultiOutOfRange => Finding::new(Code::TupleMultixactOutOfRange, format!("{tuples} in block {block} of {what} name multixacts outside the cluster's range"))
                 .explain(format!("xmax says it is a MultiXactId, but it lies outside [oldestMulti {}, NextMultiXactId {}): the header is damaged", c.checkpoint.oldest_multi_xid, c.checkpoint.next_multixact_id), "queries fail with \"MultiXactId has not been created yet\" or \"could not access status\"")
                 .repair("clear xmax (mark it invalid)", "nothing, unless the row was really deleted by that multixact", true)
                 .repair("kill the tuples", nrows.clone(), false),
-            TupleProblemKind::PointerInvalid => Finding::new("tuple-pointer-invalid", format!("{pointers} in block {block} of {what} point outside the page or at garbage"))
+            TupleProblemKind::PointerInvalid => Finding::new(Code::TuplePointerInvalid, format!("{pointers} in block {block} of {what} point outside the page or at garbage"))
                 .explain("a line pointer gives the offset and length of a tuple; these do not fit the page, so reading them can crash the server or return garbage", "queries reading the page may crash the backend")
                 .repair("mark the broken line pointers dead without storage, as heap_force_kill does", nrows.clone(), true)
                 .repair("replace the page with an empty one, keeping its bytes as a salvage file", rows.clone(), false),
-            TupleProblemKind::PointerHidesRow => Finding::new("tuple-pointer-hides-row", format!("{nrows} in block {block} of {what} are hidden: their line pointers say unused or dead, yet the tuples are intact"))
+            TupleProblemKind::PointerHidesRow => Finding::new(Code::TuplePointerHidesRow, format!("{nrows} in block {block} of {what} are hidden: their line pointers say unused or dead, yet the tuples are intact"))
                 .explain("PostgreSQL zeroes the offset and length of every line pointer it makes unused or dead on a heap page; these still point at whole tuples, so their flag bits were damaged. No query, pg_dump or amcheck sees the rows", "the rows are silently missing; the next VACUUM or pruning of the page discards them for good")
                 .repair("restore the line pointers to normal: the tuples are visible again under the usual visibility rules", "nothing", true)
                 .repair("mark them dead without storage", nrows.clone(), false),
-            TupleProblemKind::HintContradiction => Finding::new("tuple-hint-contradiction", format!("{tuples} in block {block} of {what} have contradictory hint bits"))
+            TupleProblemKind::HintContradiction => Finding::new(Code::TupleHintContradiction, format!("{tuples} in block {block} of {what} have contradictory hint bits"))
                 .explain("the server never sets these hint bit combinations; the header bytes changed", "visibility of these rows may be wrong")
                 .repair("clear the hint bits so the server looks the status up again", "nothing", true),
         };
@@ -692,37 +695,37 @@ fn attach_logs(fs: &mut [Finding], logs: &[LogLine], unexplained: &mut Vec<LogLi
     for l in logs {
         let hit = fs.iter_mut().find(|f| match &l.event {
             LogEvent::XactStatusMissing { xid } => match f.code {
-                "tuple-xid-never-assigned" | "tuple-xid-before-horizon" => f.xids.is_some_and(|(a, b)| *xid >= a && *xid <= b),
+                Code::TupleXidNeverAssigned | Code::TupleXidBeforeHorizon => f.xids.is_some_and(|(a, b)| *xid >= a && *xid <= b),
                 // At startup the server reads the pg_xact page of NextXID itself, one past the
                 // last xid whose status is lost: that failure is the same finding.
-                "xact-status-lost" => f.xids.is_some_and(|(a, b)| xid.wrapping_sub(a) <= b.wrapping_sub(a).saturating_add(1)),
+                Code::XactStatusLost => f.xids.is_some_and(|(a, b)| xid.wrapping_sub(a) <= b.wrapping_sub(a).saturating_add(1)),
                 _ => false,
             },
             LogEvent::XactFileMissing { file } => {
                 let seg = file.rsplit('/').next().unwrap_or("");
-                (f.code == "xact-status-lost" && f.file.as_deref().is_some_and(|p| p.ends_with(seg)))
-                    || (f.code == "tuple-xid-never-assigned" && f.explanation.contains(&format!("pg_xact/{seg}")))
+                (f.code == Code::XactStatusLost && f.file.as_deref().is_some_and(|p| p.ends_with(seg)))
+                    || (f.code == Code::TupleXidNeverAssigned && f.explanation.contains(&format!("pg_xact/{seg}")))
             }
             LogEvent::InvalidPage { block, relation } => {
-                matches!(f.code, "page-invalid" | "page-checksum-failure")
+                matches!(f.code, Code::PageInvalid | Code::PageChecksumFailure)
                     && f.block == Some(*block)
                     && f.file.as_deref().is_some_and(|p| p.split('.').next() == Some(relation.as_str()) || p == relation)
             }
             LogEvent::ChecksumFailure { calculated, expected } => {
                 // check words it "calculated checksum X but expected Y", or "calculated X but
                 // expected Y" when the header is bad too: the numbers are what identify it.
-                matches!(f.code, "page-checksum-failure" | "page-invalid")
-                    && f.evidence.iter().any(|e| {
-                        (says(e, "calculated checksum ", *calculated) || says(e, "calculated ", *calculated)) && says(e, "expected ", *expected)
-                    })
+                matches!(f.code, Code::PageChecksumFailure | Code::PageInvalid)
+                    && f.evidence
+                        .iter()
+                        .any(|e| (says(e, "calculated checksum ", *calculated) || says(e, "calculated ", *calculated)) && says(e, "expected ", *expected))
             }
-            LogEvent::NoCheckpointRecord => matches!(f.code, "wal-checkpoint-unreadable" | "wal-lost" | "control-unreadable"),
-            LogEvent::ControlFileRefused => f.code.starts_with("control-"),
-            LogEvent::NoSpace | LogEvent::CorruptionHint => f.code == "not-corruption-wal-disk-full",
-            LogEvent::InterruptedRecovery => f.code == "not-corruption-wal-disk-full" || f.code == "cluster-state",
-            LogEvent::InvalidRecordLength => matches!(f.code, "wal-lost" | "wal-checkpoint-unreadable"),
-            LogEvent::InvalidPagesReferenced => matches!(f.code, "wal-lost" | "page-invalid" | "relation-file-damaged"),
-            LogEvent::MultixactMissing { .. } => f.code == "tuple-multixact-out-of-range",
+            LogEvent::NoCheckpointRecord => matches!(f.code, Code::WalCheckpointUnreadable | Code::WalLost | Code::ControlUnreadable),
+            LogEvent::ControlFileRefused => matches!(f.code, Code::ControlUnreadable | Code::ControlCrcMismatch | Code::ControlValuesInvalid),
+            LogEvent::NoSpace | LogEvent::CorruptionHint => f.code == Code::NotCorruptionWalDiskFull,
+            LogEvent::InterruptedRecovery => f.code == Code::NotCorruptionWalDiskFull || f.code == Code::ClusterState,
+            LogEvent::InvalidRecordLength => matches!(f.code, Code::WalLost | Code::WalCheckpointUnreadable),
+            LogEvent::InvalidPagesReferenced => matches!(f.code, Code::WalLost | Code::PageInvalid | Code::RelationFileDamaged),
+            LogEvent::MultixactMissing { .. } => f.code == Code::TupleMultixactOutOfRange,
         });
         match hit {
             Some(f) => f.log.push(format!("{}:{}: {}", l.file, l.line, l.text)),

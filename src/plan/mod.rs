@@ -8,12 +8,13 @@ pub mod bytes;
 pub mod evidence;
 pub mod reset;
 
-use crate::units::count;
 use crate::datadir::{DataDir, Postmaster};
+use crate::diagnose::Code;
 use crate::diagnose::{self, tuples, DiagnoseOptions};
 use crate::error::{Error, Result};
 use crate::format::types::Xid;
 use crate::format::xact::{ClogGeometry, SLRU_PAGES_PER_SEGMENT};
+use crate::units::count;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -436,7 +437,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
     let mut answered = Vec::new();
     let mut not_repairable = Vec::new();
     let now = chrono::Utc::now().timestamp();
-    let wanted = |code: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == code);
+    let wanted = |code: Code| opts.only.is_empty() || opts.only.iter().any(|o| o == code.as_str());
     // pg_control is damaged and cannot be rebuilt from evidence (no checkpoint record):
     // NextXID, oldestXID and the multixact counters may be the damage. Findings judged
     // against them (lost pg_xact ranges, "never assigned" xids) are not acted on: one
@@ -444,7 +445,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
     let rebuild = ev.rebuilt();
     let counters_suspect = ev.suspect();
     const FROM_COUNTERS: &str = "judged against NextXID, oldestXID and the multixact counters of a damaged pg_control that no checkpoint record in WAL confirms: they may be the damage, not the data. Repair pg_control first (its own finding), then plan again";
-    let push = |actions: &mut Vec<Action>, finding: &str, kind: ActionKind, target: Target, scope: &str, effect: String, loss: String, risk: Risk| -> String {
+    let push = |actions: &mut Vec<Action>, finding: Code, kind: ActionKind, target: Target, scope: &str, effect: String, loss: String, risk: Risk| -> String {
         let id = format!("A{}", actions.len() + 1);
         let precondition = current_precondition(dd, &target, scope, bs, bps);
         actions.push(Action { id: id.clone(), finding: finding.to_string(), kind, target, precondition, effect, data_loss: loss, risk, expected_log: vec![] });
@@ -453,7 +454,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
     // Pages whose checksum fails: any rewrite of them stores a new checksum, which accepts
     // whatever else changed in the page, so it needs the same opt-in as accepting it.
     let checksum_failed: std::collections::BTreeSet<(String, u32)> =
-        d.findings.iter().filter(|f| f.code == "page-checksum-failure").filter_map(|f| Some((f.file.clone()?, f.block?))).collect();
+        d.findings.iter().filter(|f| f.code == Code::PageChecksumFailure).filter_map(|f| Some((f.file.clone()?, f.block?))).collect();
     let hides_checksum_failure = |file: &str, block: u32| !opts.accept_checksum_failures && checksum_failed.contains(&(file.to_string(), block));
     const CHECKSUM_TOO: &str = "the page also fails its data checksum: rewriting it stores a new checksum, which accepts whatever else changed in it. Read its rows first (SET ignore_checksum_failure = on), then plan with --accept-checksum-failures";
     for f in &d.findings {
@@ -463,8 +464,8 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
         // The repairs not chosen: all but the first (least loss), except for a WAL reset,
         // which is chosen over putting the WAL back only because that is not in our hands.
         // Likewise moving pg_wal is chosen over making room in place when --wal-dir is given.
-        let chosen_reset = matches!(f.code, "wal-lost" | "wal-checkpoint-unreadable") && opts.reset_wal;
-        let chosen_move = f.code == "not-corruption-wal-disk-full" && opts.wal_dir.is_some();
+        let chosen_reset = matches!(f.code, Code::WalLost | Code::WalCheckpointUnreadable) && opts.reset_wal;
+        let chosen_move = f.code == Code::NotCorruptionWalDiskFull && opts.wal_dir.is_some();
         let alternatives: Vec<Alternative> = f
             .repairs
             .iter()
@@ -479,7 +480,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
         let target = |path: &str, block: Option<u32>| Target { path: path.to_string(), block, relation: f.relation.clone() };
         // A repair that changes tuples must not leave the heap block marked all-visible or
         // all-frozen: its visibility map bits are cleared too, where the map has the block.
-        let clear_vm = |actions: &mut Vec<Action>, finding: &str, file: &str, block: u32| -> Option<String> {
+        let clear_vm = |actions: &mut Vec<Action>, finding: Code, file: &str, block: u32| -> Option<String> {
             let (vm, vblk) = vm_block(dd, file, block, bs, bps)?;
             Some(push(
                 actions,
@@ -494,12 +495,14 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
         };
         let mut ids = Vec::new();
         let mut refuse = |reason: String| not_repairable.push(NotRepairable { code: f.code.to_string(), title: f.title.clone(), reason });
-        if counters_suspect && matches!(f.code, "xact-status-lost" | "tuple-xid-never-assigned" | "tuple-xid-before-horizon" | "tuple-multixact-out-of-range") {
+        if counters_suspect
+            && matches!(f.code, Code::XactStatusLost | Code::TupleXidNeverAssigned | Code::TupleXidBeforeHorizon | Code::TupleMultixactOutOfRange)
+        {
             refuse(FROM_COUNTERS.into());
             continue;
         }
         match f.code {
-            "tuple-xid-never-assigned" | "tuple-xid-before-horizon" | "tuple-multixact-out-of-range" => {
+            Code::TupleXidNeverAssigned | Code::TupleXidBeforeHorizon | Code::TupleMultixactOutOfRange => {
                 let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
                 if hides_checksum_failure(file, block) {
                     refuse(CHECKSUM_TOO.into());
@@ -514,10 +517,21 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 }
                 let n = offnums.len() as u64;
                 let (tuples, rows) = (count(n, "tuple"), count(n, "row"));
-                ids.push(push(&mut actions, f.code, ActionKind::FreezeTuples { offnums }, target(file, Some(block)), "block", format!("{tuples} marked frozen (xmin frozen, xmax invalid): the server stops asking pg_xact about the damaged ids and the rows are visible"), format!("nothing is deleted; the {rows} may hold damaged values: check them"), Risk::Medium));
+                ids.push(push(
+                    &mut actions,
+                    f.code,
+                    ActionKind::FreezeTuples { offnums },
+                    target(file, Some(block)),
+                    "block",
+                    format!(
+                        "{tuples} marked frozen (xmin frozen, xmax invalid): the server stops asking pg_xact about the damaged ids and the rows are visible"
+                    ),
+                    format!("nothing is deleted; the {rows} may hold damaged values: check them"),
+                    Risk::Medium,
+                ));
                 ids.extend(clear_vm(&mut actions, f.code, file, block));
             }
-            "tuple-pointer-hides-row" => {
+            Code::TuplePointerHidesRow => {
                 let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
                 if hides_checksum_failure(file, block) {
                     refuse(CHECKSUM_TOO.into());
@@ -536,13 +550,14 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     ActionKind::RestorePointers { items },
                     target(file, Some(block)),
                     "block",
-                    format!("{} made normal again", count(n as u64, "line pointer")) + ", with the offset and length they kept: the hidden rows are read again, under the usual visibility rules",
+                    format!("{} made normal again", count(n as u64, "line pointer"))
+                        + ", with the offset and length they kept: the hidden rows are read again, under the usual visibility rules",
                     "nothing".into(),
                     Risk::Medium,
                 ));
                 ids.extend(clear_vm(&mut actions, f.code, file, block));
             }
-            "tuple-pointer-invalid" => {
+            Code::TuplePointerInvalid => {
                 let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
                 if hides_checksum_failure(file, block) {
                     refuse(CHECKSUM_TOO.into());
@@ -569,7 +584,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 // Index-only scans must not trust the page as all-visible any more.
                 ids.extend(clear_vm(&mut actions, f.code, file, block));
             }
-            "page-invalid" => {
+            Code::PageInvalid => {
                 let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
                 if hides_checksum_failure(file, block) {
                     refuse(CHECKSUM_TOO.into());
@@ -614,7 +629,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     refuse("the line pointers are not consistent enough to rebuild the header, and --no-zero-pages forbids emptying the page".into());
                 }
             }
-            "page-lsn-past-wal" => {
+            Code::PageLsnPastWal => {
                 let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
                 let lsn = c.checkpoint.redo_lsn;
                 ids.push(push(
@@ -628,7 +643,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     Risk::Medium,
                 ));
             }
-            "page-checksum-failure" => {
+            Code::PageChecksumFailure => {
                 let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
                 if opts.accept_checksum_failures {
                     let Some(page) = block_bytes(dd, file, block, bs, bps) else { continue };
@@ -647,7 +662,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     refuse("the page structure is sound; rewriting its checksum accepts content that may be wrong, so it is an explicit opt-in (--accept-checksum-failures); read the rows with ignore_checksum_failure=on first".into());
                 }
             }
-            "xact-status-lost" => {
+            Code::XactStatusLost => {
                 let (Some(file), Some((a, b))) = (&f.file, f.xids) else { continue };
                 match evidence::synthesize(dd, &c, file, a, b, &ts.hints, opts.xact_status) {
                     Ok(kind) => {
@@ -655,7 +670,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                         let ActionKind::SynthesizeXact { sources, .. } = &kind else { continue };
                         let loss = format!(
                             "the statuses of {} come from the policy ({}): {}",
-                            count(sources.from_policy as u64, "xid"),
+                            count(sources.from_policy, "xid"),
                             opts.xact_status.describe(),
                             match opts.xact_status {
                                 XactPolicy::Committed => "rows of aborted transactions may reappear",
@@ -671,7 +686,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     Err(e) => refuse(e),
                 }
             }
-            "not-corruption-wal-disk-full" => match &opts.wal_dir {
+            Code::NotCorruptionWalDiskFull => match &opts.wal_dir {
                 Some(to) => ids.push(push(
                     &mut actions,
                     f.code,
@@ -687,7 +702,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                         .into(),
                 ),
             },
-            "postmaster-pid-stale" => {
+            Code::PostmasterPidStale => {
                 ids.push(push(
                     &mut actions,
                     f.code,
@@ -699,7 +714,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     Risk::Low,
                 ));
             }
-            "wal-foreign-file" => {
+            Code::WalForeignFile => {
                 let Some(file) = &f.file else { continue };
                 ids.push(push(
                     &mut actions,
@@ -712,7 +727,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     Risk::Low,
                 ));
             }
-            "wal-lost" | "wal-checkpoint-unreadable" if opts.reset_wal => {
+            Code::WalLost | Code::WalCheckpointUnreadable if opts.reset_wal => {
                 if actions.iter().any(|a| matches!(a.kind, ActionKind::ResetWal { .. })) {
                     continue; // one reset answers every WAL finding
                 }
@@ -727,8 +742,10 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 // New WAL must start past the highest page LSN, or the first write of that
                 // page makes every checkpoint fail (pg_resetwal leaves that to -l).
                 let past_pages = past_page_lsn(&c, d.max_page_lsn);
-                let r = reset::compute(&c, &listing, &reset::ResetOverrides { past_pages, ..Default::default() }, now)
-                    .map_err(|e| Error::Refused { message: format!("cannot plan a WAL reset: {e}"), hint: "see docs/reset.md; the values can be given by hand with pg_resetwal".into() })?;
+                let r = reset::compute(&c, &listing, &reset::ResetOverrides { past_pages, ..Default::default() }, now).map_err(|e| Error::Refused {
+                    message: format!("cannot plan a WAL reset: {e}"),
+                    hint: "see docs/reset.md; the values can be given by hand with pg_resetwal".into(),
+                })?;
                 let cp = &r.control.checkpoint;
                 // Only what differs from pg_control is an override: the rest is read from it again.
                 let guessed = |f: &str| r.sources.iter().any(|s| s.field == f && s.source != "pg_control");
@@ -738,7 +755,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     wal_file: Some(r.segment_name.clone()),
                     ..Default::default()
                 };
-                let lost = d.findings.iter().filter_map(|f| (f.code == "wal-lost").then_some(f.lsn).flatten()).min();
+                let lost = d.findings.iter().filter_map(|f| (f.code == Code::WalLost).then_some(f.lsn).flatten()).min();
                 let loss = match lost {
                     Some(l) => format!(
                         "every transaction whose WAL is at or after {l} (it never reaches the data files), and consistency between pages written after it"
@@ -749,10 +766,10 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 let kind = ActionKind::ResetWal { overrides, wal_file: r.segment_name.clone(), moves: r.moves.clone(), time: now, sources: r.sources.clone() };
                 ids.push(push(&mut actions, f.code, kind, target(crate::datadir::CONTROL_PATH, None), "file", effect, loss, Risk::High));
             }
-            "wal-lost" | "wal-checkpoint-unreadable" => {
+            Code::WalLost | Code::WalCheckpointUnreadable => {
                 refuse("needs a WAL reset (--reset-wal); put the missing WAL back first if it exists anywhere: that loses nothing".into())
             }
-            "control-crc-mismatch" | "control-values-invalid" | "control-unreadable" => match rebuild {
+            Code::ControlCrcMismatch | Code::ControlValuesInvalid | Code::ControlUnreadable => match rebuild {
                 Some(t) => {
                     let fields = ev.fields.clone();
                     let changed: Vec<String> = fields
@@ -793,7 +810,12 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     ev.not_rebuildable.clone().unwrap_or_default()
                 )),
             },
-            other => refuse(format!("no repair is built for {other} yet")),
+            // No `_` arm: a new diagnose code does not compile until it is handled here.
+            Code::TupleHintContradiction | Code::RelationFileDamaged | Code::WalFileWrongSize | Code::CatalogUnreadable => {
+                refuse(format!("no repair is built for {} yet", f.code))
+            }
+            // Information, not damage (skipped above).
+            Code::PostmasterPidLeft | Code::ClusterState => continue,
         }
         if !ids.is_empty() {
             answered.push(Answered { code: f.code.to_string(), title: f.title.clone(), actions: ids, alternatives });
@@ -1067,7 +1089,7 @@ fn plan_rebuild(dd: &DataDir, opts: &PlanOptions, now: i64) -> Result<Plan> {
     let precondition = current_precondition(dd, &target, "file", c.database_block_size as usize, c.blocks_per_segment);
     let action = Action {
         id: "A1".into(),
-        finding: "control-unreadable".into(),
+        finding: Code::ControlUnreadable.to_string(),
         kind: ActionKind::RebuildControl { guessed, wal_file: r.segment_name.clone(), moves: r.moves.clone(), time: now, sources },
         target,
         precondition,
@@ -1088,7 +1110,7 @@ fn plan_rebuild(dd: &DataDir, opts: &PlanOptions, now: i64) -> Result<Plan> {
         },
         options: opts.clone(),
         findings: vec![Answered {
-            code: "control-unreadable".into(),
+            code: Code::ControlUnreadable.to_string(),
             title: "pg_control cannot be read".into(),
             actions: vec!["A1".into()],
             alternatives: vec![Alternative { action: "pg_resetwal -f with values guessed by hand".into(), loses: "the same, with worse guesses".into() }],
