@@ -29,6 +29,40 @@ fn help_version_completions_man() {
     let o = pgsalvage().arg("man").output().unwrap();
     let man = String::from_utf8_lossy(&o.stdout);
     assert!(man.starts_with(".ie") && man.contains(".TH pgsalvage 1"), "{man}");
+    // A page per subcommand, nested ones included, and every long option of each in its page;
+    // the SEE ALSO names of pgsalvage(1) are pages that exist.
+    let dir = tempfile::tempdir().unwrap();
+    let o = pgsalvage().arg("man").arg("--dir").arg(dir.path()).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let subs: Vec<Vec<&str>> = vec![
+        vec!["inspect"],
+        vec!["check"],
+        vec!["diagnose"],
+        vec!["plan"],
+        vec!["review"],
+        vec!["rehearse"],
+        vec!["apply"],
+        vec!["rollback"],
+        vec!["audit"],
+        vec!["snapshot", "create"],
+        vec!["snapshot", "verify"],
+        vec!["snapshot", "list"],
+        vec!["snapshot", "restore"],
+    ];
+    let long = regex::Regex::new(r"(?m)^\s+(?:-[a-zA-Z], )?(--[a-z-]+)").unwrap();
+    for sub in subs {
+        let page = std::fs::read_to_string(dir.path().join(format!("pgsalvage-{}.1", sub.join("-")))).unwrap();
+        assert!(page.contains(&format!(".TH pgsalvage-{} 1", sub.join("-"))), "{sub:?}");
+        let help = String::from_utf8_lossy(&pgsalvage().args(&sub).arg("--help").output().unwrap().stdout).into_owned();
+        for opt in long.captures_iter(&help).map(|c| c[1].to_string()) {
+            assert!(page.contains(&opt.replace('-', "\\-")), "pgsalvage-{}(1) lacks {opt}", sub.join("-"));
+        }
+        let single = String::from_utf8_lossy(&pgsalvage().args(["man", &sub.join("-")]).output().unwrap().stdout).into_owned();
+        assert_eq!(single, page, "man {} prints the same page", sub.join("-"));
+    }
+    for see in regex::Regex::new(r"pgsalvage\\?-([a-z-]+)\(1\)").unwrap().captures_iter(&man) {
+        assert!(dir.path().join(format!("pgsalvage-{}.1", see[1].replace("\\", ""))).exists(), "pgsalvage(1) refers to {}", &see[0]);
+    }
     // A usage error is exit code 2.
     assert_eq!(pgsalvage().args(["check", "--only", "bogus", "-D", "/tmp"]).output().unwrap().status.code(), Some(2));
 }

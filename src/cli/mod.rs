@@ -75,8 +75,15 @@ enum Command {
         /// The shell to write the script for
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) generated from these definitions
-    Man,
+    /// Print a man page (roff) generated from these definitions: pgsalvage(1), or one per subcommand
+    Man {
+        /// The subcommand whose page to print (`snapshot-create` for a nested one); none: pgsalvage(1)
+        #[arg(value_name = "SUBCOMMAND")]
+        page: Option<String>,
+        /// Write every page (pgsalvage.1, pgsalvage-inspect.1, ...) into this directory instead
+        #[arg(long, value_name = "DIR", conflicts_with = "page")]
+        dir: Option<PathBuf>,
+    },
     /// Keep the exact bytes of a data directory before touching it: create, verify, list, restore
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
@@ -104,13 +111,7 @@ pub fn run() -> i32 {
             clap_complete::generate(shell, &mut cmd, "pgsalvage", &mut buf);
             out(&String::from_utf8_lossy(&buf)).map(|_| EXIT_OK)
         }
-        Command::Man => {
-            let mut buf = Vec::new();
-            match clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut buf) {
-                Ok(()) => out(&String::from_utf8_lossy(&buf)).map(|_| EXIT_OK),
-                Err(e) => Err(e.into()),
-            }
-        }
+        Command::Man { page, dir } => man(page.as_deref(), dir.as_deref()),
         Command::Plan(a) => plan::run_plan(&a),
         Command::Apply(a) => apply::run_apply(&a),
         Command::Rehearse(a) => rehearse::run(&a),
@@ -132,6 +133,47 @@ pub fn run() -> i32 {
             code
         }
     }
+}
+
+/// Every man page: (name, command), pgsalvage itself first, then each subcommand and each
+/// nested one (`pgsalvage-snapshot-create`), with its own options.
+fn man_pages() -> Vec<(String, clap::Command)> {
+    fn walk(prefix: &str, cmd: &clap::Command, out: &mut Vec<(String, clap::Command)>) {
+        for sub in cmd.get_subcommands() {
+            let name = format!("{prefix}-{}", sub.get_name());
+            out.push((name.clone(), sub.clone().name(name.clone()).bin_name(name.replace('-', " ")).version(env!("CARGO_PKG_VERSION"))));
+            walk(&name, sub, out);
+        }
+    }
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    let mut out = vec![("pgsalvage".to_string(), cmd.clone())];
+    walk("pgsalvage", &cmd, &mut out);
+    out
+}
+
+fn man(page: Option<&str>, dir: Option<&std::path::Path>) -> anyhow::Result<i32> {
+    let pages = man_pages();
+    let render = |cmd: &clap::Command| -> anyhow::Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd.clone()).section("1").render(&mut buf)?;
+        Ok(buf)
+    };
+    if let Some(dir) = dir {
+        for (name, cmd) in &pages {
+            let path = dir.join(format!("{name}.1"));
+            pgsalvage::fsx::write_new_file(&path, &render(cmd)?, 0o644)?;
+        }
+        out(&format!("wrote {} into {}\n", pgsalvage::units::count(pages.len() as u64, "man page"), dir.display()))?;
+        return Ok(EXIT_OK);
+    }
+    let want = page.map(|p| if p.starts_with("pgsalvage") { p.to_string() } else { format!("pgsalvage-{p}") }).unwrap_or_else(|| "pgsalvage".into());
+    let Some((_, cmd)) = pages.iter().find(|(n, _)| *n == want) else {
+        let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(pgsalvage::error::Error::Usage(format!("no man page {want}; the pages are: {}", names.join(", "))).into());
+    };
+    out(&String::from_utf8_lossy(&render(cmd)?))?;
+    Ok(EXIT_OK)
 }
 
 /// Read a plan file: a missing file is an I/O error and a file that is not a plan an unusable

@@ -44,6 +44,7 @@ crate::finding::finding_codes! {
         PostmasterPidStale = ("postmaster-pid-stale", Warning, "postmaster.pid names a pid that now belongs to another process: the server refuses to start"),
         PostmasterPidLeft = ("postmaster-pid-left", Info, "postmaster.pid of a postmaster that no longer runs: harmless, the server replaces it"),
         ClusterState = ("cluster-state", Info, "the state in pg_control, what the next start will do, and how far WAL replay moves the counters"),
+        OwnershipWrong = ("ownership-wrong", Warning, "the data directory belongs to root, or files in it belong to another user than the directory: the server refuses to start or cannot open them"),
         CatalogUnreadable = ("catalog-unreadable", Warning, "the system catalogs cannot be read offline: relations are named by file path"),
     }
 }
@@ -250,6 +251,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
         ),
         _ => {}
     }
+    out.extend(ownership(dd));
     let report = check::check_with(dd, &CheckOptions { jobs: opts.jobs, only: None }, progress, ev.clone())?;
     d.control = (!ev.intact()).then_some(ev);
     // pg_control's counters are those of the last checkpoint; after a crash, the WAL replay
@@ -294,6 +296,69 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
     d.findings = out;
     d.tuples = ts;
     Ok(d)
+}
+
+/// Who owns what: the server runs as the data directory's owner (never root) and must be
+/// able to open every file in it. A file created or copied as root (`dd` into pg_xact, a
+/// `cp` without -a) makes it fail with "Permission denied"; a data directory owned by root
+/// makes it refuse to start. pg_wal and tablespaces are followed through their links.
+fn ownership(dd: &DataDir) -> Option<Finding> {
+    use std::os::unix::fs::MetadataExt;
+    let root_md = std::fs::metadata(dd.root()).ok()?;
+    let (owner, group) = (root_md.uid(), root_md.gid());
+    // What the owner may do with a file it does not own: through its group, or as "other"
+    // (read and write; directories also search).
+    let usable = |md: &std::fs::Metadata| {
+        let need = if md.is_dir() { 0o7 } else { 0o6 };
+        md.uid() == owner || md.mode() & need == need || (md.gid() == group && (md.mode() >> 3) & need == need)
+    };
+    let name = |uid: u32| nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.name).unwrap_or_else(|| format!("uid {uid}"));
+    let mut others: Vec<(String, u32)> = Vec::new();
+    let mut count = 0usize;
+    let mut stack: Vec<(std::path::PathBuf, String)> = vec![(dd.root().to_path_buf(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            let child = format!("{rel}{}", e.file_name().to_string_lossy());
+            let Ok(md) = e.path().symlink_metadata() else { continue };
+            // Links the server follows: pg_wal and the tablespaces (their targets are checked).
+            let followed = md.file_type().is_symlink() && (child == crate::datadir::WAL_DIR || child.starts_with("pg_tblspc/"));
+            let md = if followed { std::fs::metadata(e.path()).unwrap_or(md) } else { md };
+            if !usable(&md) {
+                count += 1;
+                if others.len() < 8 {
+                    others.push((child.clone(), md.uid()));
+                }
+            }
+            if md.is_dir() && (!md.file_type().is_symlink() || followed) {
+                stack.push((e.path(), format!("{child}/")));
+            }
+        }
+    }
+    if owner != 0 && count == 0 {
+        return None;
+    }
+    let dir = std::fs::canonicalize(dd.root()).unwrap_or_else(|_| dd.root().to_path_buf());
+    let dir = dir.display();
+    let mut f = if owner == 0 {
+        Finding::new(Code::OwnershipWrong, "the data directory belongs to root: the server will not start").explain(
+            "PostgreSQL refuses to run as root, and refuses a data directory that is not owned by the user it runs as (\"data directory ... has wrong ownership\"). A directory restored or copied as root keeps root as its owner",
+            "the server does not start",
+        )
+    } else {
+        let files = if count == 1 { "1 file in the data directory is".to_string() } else { format!("{count} files in the data directory are") };
+        Finding::new(Code::OwnershipWrong, format!("{files} owned by another user and not readable and writable by {}, the directory's owner", name(owner))).explain(
+            format!("the server runs as {} and must open every file of the data directory; a file created or copied by another user (root running dd or cp) cannot be opened or written: queries or startup fail with \"Permission denied\"", name(owner)),
+            "the server fails on those files",
+        )
+    };
+    let user = if owner == 0 { "postgres".to_string() } else { name(owner) };
+    f = f.repair(format!("as root: chown -R {user}: {dir} (and the directories pg_wal and the tablespaces link to)"), "nothing", true);
+    f.evidence = others.iter().map(|(p, uid)| format!("{p}: owned by {}", name(*uid))).collect();
+    if count > others.len() {
+        f.evidence.push(format!("... {} more", count - others.len()));
+    }
+    Some(f)
 }
 
 /// The one root finding for a damaged pg_control: what is wrong with the file, each field

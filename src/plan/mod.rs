@@ -811,6 +811,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 )),
             },
             // No `_` arm: a new diagnose code does not compile until it is handled here.
+            Code::OwnershipWrong => refuse("a plan does not change ownership: run the chown the finding shows, as root".into()),
             Code::TupleHintContradiction | Code::RelationFileDamaged | Code::WalFileWrongSize | Code::CatalogUnreadable => {
                 refuse(format!("no repair is built for {} yet", f.code))
             }
