@@ -180,7 +180,7 @@ fn preconditions_hold() {
     let o = apply_cmd(&c.data, &plan, &work.path().join("s5")).env("PGSALVAGE_TEST_FAIL_BEFORE_STEP", "3").output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(5), "{err}");
-    assert!(err.contains("apply stopped after 3 step(s)") && err.contains("partly changed: run `pgsalvage rollback -D"), "{err}");
+    assert!(err.contains("apply stopped after 3 steps") && err.contains("partly changed: run `pgsalvage rollback -D"), "{err}");
     assert_ne!(before, tree(&c.data));
     let (code, _, err) = cli(&["rollback", "-D"], &[&c.data]);
     assert_eq!(code, 0, "{err}");

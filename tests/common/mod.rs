@@ -588,3 +588,34 @@ pub fn ziplog_cluster(major: u32, vacuum: bool) -> (Cluster, String) {
     c.stop();
     (c, rel)
 }
+
+/// A block of a document that a test generates: the text between
+/// `<!-- generated: NAME (by TEST) -->` and `<!-- end: NAME -->` in `doc` (relative to the
+/// repository) must equal `content`, so that a document that drifts from the binary fails
+/// the build. With PGSALVAGE_BLESS=1 the block is rewritten instead (scripts/docs-examples).
+pub fn doc_block(doc: &str, name: &str, content: &str) {
+    let path = repo_root().join(doc);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{doc}: {e}"));
+    let start_re = regex::Regex::new(&format!(r"<!-- generated: {} \(by [^)]*\) -->\n", regex::escape(name))).unwrap();
+    let end = format!("<!-- end: {name} -->");
+    let m = start_re.find(&text).unwrap_or_else(|| panic!("{doc} has no `<!-- generated: {name} (by ...) -->` marker"));
+    let stop = text[m.end()..].find(&end).map(|i| m.end() + i).unwrap_or_else(|| panic!("{doc}: no `{end}`"));
+    let have = &text[m.end()..stop];
+    let want = if content.ends_with('\n') { content.to_string() } else { format!("{content}\n") };
+    if have == want {
+        return;
+    }
+    if std::env::var("PGSALVAGE_BLESS").is_ok_and(|v| v == "1") {
+        let new = format!("{}{}{}", &text[..m.end()], want, &text[stop..]);
+        std::fs::write(&path, new).unwrap();
+        eprintln!("{doc}: block {name} rewritten");
+        return;
+    }
+    let first = have.lines().zip(want.lines()).position(|(a, b)| a != b).unwrap_or(have.lines().count().min(want.lines().count()));
+    panic!(
+        "{doc}, block {name}, differs from what the binary does now (first at line {} of the block):\n  doc:    {:?}\n  binary: {:?}\nregenerate with scripts/docs-examples (PGSALVAGE_BLESS=1) and read the diff",
+        first + 1,
+        have.lines().nth(first).unwrap_or("(end)"),
+        want.lines().nth(first).unwrap_or("(end)")
+    );
+}
