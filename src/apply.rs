@@ -122,7 +122,7 @@ pub fn snapshot_stands_for(m: &crate::snapshot::manifest::Manifest, p: &Plan, cu
         }
     }
     Ok(format!(
-        "{} of {} taken {} on {}, holding the {} the plan changes exactly as they are now",
+        "{} of {} taken {} on {}, holding the {} the plan changes exactly as {} now",
         if m.system_identifier.is_empty() {
             "a snapshot without a system identifier (pg_control was unreadable)".to_string()
         } else {
@@ -131,7 +131,8 @@ pub fn snapshot_stands_for(m: &crate::snapshot::manifest::Manifest, p: &Plan, cu
         m.data_directory,
         m.created_at,
         m.host,
-        crate::units::count(seen.len() as u64, "file")
+        crate::units::count(seen.len() as u64, "file"),
+        if seen.len() == 1 { "it is" } else { "they are" }
     ))
 }
 

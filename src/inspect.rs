@@ -328,18 +328,22 @@ pub fn render_text(r: &InspectReport) -> String {
     };
     let _ = writeln!(
         s,
-        "  {:<30}{} segment files{}{}{}",
+        "  {:<30}{}{}{}{}",
         "WAL directory (pg_wal):",
-        wal.segments,
+        crate::units::count(wal.segments as u64, "segment file"),
         range(&wal.first, &wal.last),
         wal.link.as_ref().map(|t| format!(", symbolic link to {t}")).unwrap_or_default(),
-        if wal.other_files > 0 { format!(", {} other entries", wal.other_files) } else { String::new() }
+        if wal.other_files > 0 {
+            format!(", {}", if wal.other_files == 1 { "1 other entry".to_string() } else { format!("{} other entries", wal.other_files) })
+        } else {
+            String::new()
+        }
     );
     for w in &wal.wrong_size {
         let _ = writeln!(s, "  {:<30}wrong size: {w}", "");
     }
     let x = &l.xact;
-    let _ = writeln!(s, "  {:<30}{} segment files{}", "Commit log (pg_xact):", x.segments, range(&x.first, &x.last));
+    let _ = writeln!(s, "  {:<30}{}{}", "Commit log (pg_xact):", crate::units::count(x.segments as u64, "segment file"), range(&x.first, &x.last));
     if l.tablespaces.is_empty() {
         let _ = writeln!(s, "  {:<30}none besides pg_default and pg_global", "Tablespaces:");
     }

@@ -8,6 +8,7 @@ use crate::datadir::DataDir;
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use serde::Serialize;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -51,6 +52,9 @@ pub struct Report {
     pub loses: Vec<String>,
     pub not_fixed: Vec<String>,
     pub log: Vec<String>,
+    /// With --keep: the work directory left in place (the copy, the server logs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept: Option<String>,
 }
 
 /// The server binaries of a major: --pg-bin, PATH, pg_config, Debian and RPM layouts, the
@@ -80,7 +84,12 @@ pub fn find_pg_bin(major: u32, given: Option<&Path>) -> Option<PathBuf> {
         if nix::unistd::geteuid().is_root() {
             PathBuf::from("/var/cache/pgsalvage/pg")
         } else {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/pgsalvage/pg")
+            // As scripts/pg-binaries computes it.
+            std::env::var_os("XDG_CACHE_HOME")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache"))
+                .join("pgsalvage/pg")
         }
     });
     if let Ok(rd) = std::fs::read_dir(&cache) {
@@ -180,7 +189,14 @@ struct Settings {
 fn start(r: &RunCtx, log: &Path) -> std::result::Result<Child, String> {
     use std::os::unix::process::CommandExt;
     let (bin, data, sock, port, major, owner, set) = (r.bin, r.copy, r.sock, r.port, r.major, r.owner, r.set);
-    let logf = std::fs::File::create(log).map_err(|e| e.to_string())?;
+    // The log quotes table data (a failing row's values): its owner's only.
+    let logf = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(log)
+        .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
     if let Some((u, g)) = owner {
         let _ = std::os::unix::fs::chown(log, Some(u), Some(g));
     }
@@ -191,6 +207,9 @@ fn start(r: &RunCtx, log: &Path) -> std::result::Result<Child, String> {
     };
     // Alone: no TCP, no archiving, no replication, no restore.
     c("listen_addresses", "");
+    // The copy holds the cluster's data and the rules say trust: only the server's user (and
+    // root) may reach the socket, in a directory only they can enter.
+    c("unix_socket_permissions", "0700");
     c("archive_mode", "off");
     c("max_wal_senders", "0");
     c("wal_level", "minimal");
@@ -243,6 +262,38 @@ fn wait_ready(child: &mut Child, data: &Path, wait: Duration) -> std::result::Re
             return Err(format!("the server did not become ready within {} s", wait.as_secs()));
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Before copying anything: the server's user can enter the work directory and run the
+/// server binary there. Otherwise the rehearsal would end in a start failure that says
+/// nothing about the plan.
+fn can_run_server(bin: &Path, work: &Path, owner: Option<(u32, u32)>) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    chown_tree(work, owner);
+    let postgres = bin.join("postgres");
+    let mut cmd = Command::new(&postgres);
+    cmd.arg("--version").current_dir(work).stdin(Stdio::null());
+    if let Some((u, g)) = owner {
+        cmd.uid(u).gid(g).env("HOME", work);
+    }
+    let user = owner
+        .and_then(|(u, _)| nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(u)).ok().flatten())
+        .map(|u| u.name)
+        .unwrap_or_else(|| "this user".into());
+    let fail = |why: String| Error::Unusable {
+        path: postgres.clone(),
+        message: format!("the rehearsal cannot run the server as {user}: {why}"),
+        hint: format!(
+            "{user} needs to enter {} (choose another with --workdir) and to run {} (choose another with --pg-bin)",
+            work.parent().unwrap_or(work).display(),
+            postgres.display()
+        ),
+    };
+    match cmd.output() {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(fail(format!("{} exited with {}: {}", postgres.display(), o.status, String::from_utf8_lossy(&o.stderr).trim()))),
+        Err(e) => Err(fail(e.to_string())),
     }
 }
 
@@ -388,6 +439,13 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
     }
     let work = tempfile::Builder::new().prefix("pgsalvage-rehearse-").tempdir_in(&base).map_err(|e| Error::io("create work directory", &base, e))?;
     let owner = owner_for_server(dd);
+    if nix::unistd::geteuid().is_root() && owner.is_none() {
+        return Err(Error::Refused {
+            message: format!("{} belongs to root and there is no `postgres` user: the server refuses to run as root", dd.root().display()),
+            hint: "create the user the server runs as (usually postgres), or chown the data directory to it".into(),
+        });
+    }
+    can_run_server(&bin, work.path(), owner)?;
     let copy = work.path().join("data");
     match &opts.from_snapshot {
         Some(s) => {
@@ -440,8 +498,12 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
     }
     chown_tree(work.path(), owner);
     let sock = work.path().join("sock");
-    let _ = std::fs::create_dir(&sock);
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&sock);
     chown_tree(&sock, owner);
+    // Private: the work directory and its socket directory are the server user's alone.
+    for d in [work.path(), sock.as_path()] {
+        let _ = std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    }
     let port = 40000 + (std::process::id() % 20000) as u16;
     let logs = [work.path().join("server.log"), work.path().join("server.2.log")];
     let mut started = false;
@@ -512,9 +574,7 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
         })
         .collect();
     let copy_s = copy.display().to_string();
-    if opts.keep {
-        let _ = work.keep();
-    }
+    let kept = opts.keep.then(|| work.keep().display().to_string());
     Ok(Report {
         data_directory: dd.root().display().to_string(),
         copy: copy_s,
@@ -527,6 +587,7 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
         loses,
         not_fixed,
         log,
+        kept,
     })
 }
 
@@ -567,7 +628,7 @@ fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -
             return false;
         }
     };
-    ev(format!("server {} starting on the copy (crash recovery, if any, runs now)", r.bin.display()));
+    ev(format!("server {} (PostgreSQL {}) starting on the copy (crash recovery, if any, runs now)", r.bin.join("postgres").display(), r.major));
     if let Err(e) = wait_ready(&mut child, r.copy, wait) {
         let _ = child.kill();
         let _ = child.wait();

@@ -111,5 +111,8 @@ pub fn render(r: &CheckReport) -> String {
     let errors = r.findings.iter().filter(|f| f.severity == Severity::Error).count();
     let warnings = r.findings.iter().filter(|f| f.severity == Severity::Warning).count();
     let _ = writeln!(s, "\n{}, {} in {:.1} s", count(errors as u64, "error"), count(warnings as u64, "warning"), r.elapsed_ms as f64 / 1000.0);
+    // check reads what the server checks when it reads a block; the tuples inside are
+    // diagnose's (a garbage xid leaves every page header and checksum intact).
+    let _ = writeln!(s, "check reads page headers, checksums, pg_xact and WAL, not the tuples inside the pages: `pgsalvage diagnose` reads those too.");
     s
 }

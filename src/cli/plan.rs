@@ -2,6 +2,7 @@ use super::{json, out, EXIT_FINDINGS, EXIT_OK};
 use clap::ValueEnum;
 use pgsalvage::datadir::DataDir;
 use pgsalvage::plan::{self, Plan, PlanOptions, XactPolicy};
+use pgsalvage::units::count;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -84,7 +85,12 @@ pub fn run_plan(a: &PlanArgs) -> anyhow::Result<i32> {
     let bytes = serde_json::to_vec_pretty(&p)?;
     pgsalvage::fsx::write_new_file(&a.output, &bytes, 0o600)?;
     out(&render(&p, None))?;
-    out(&format!("\nplan written to {} ({} actions, {} findings not repairable by this plan)\n", a.output.display(), p.actions.len(), p.not_repairable.len()))?;
+    out(&format!(
+        "\nplan written to {} ({}, {} not repairable by this plan)\n",
+        a.output.display(),
+        count(p.actions.len() as u64, "action"),
+        count(p.not_repairable.len() as u64, "finding")
+    ))?;
     // A plan that leaves findings unanswered is "problems remain" (docs/exit-codes.md).
     Ok(if p.not_repairable.is_empty() { EXIT_OK } else { super::EXIT_FINDINGS })
 }

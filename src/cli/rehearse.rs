@@ -51,6 +51,9 @@ pub fn text(r: &Report) -> String {
             let _ = writeln!(s, "  {l}");
         }
     }
+    if let Some(k) = &r.kept {
+        let _ = writeln!(s, "\nkept (--keep): the copy, its rollback store and the server logs are in {k} (0700; remove it with rm -rf {k})");
+    }
     let _ = writeln!(s, "\ntimeline:");
     for (t, e) in &r.timeline {
         let _ = writeln!(s, "  {t:6.1} s  {e}");

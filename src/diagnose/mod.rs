@@ -696,44 +696,46 @@ fn from_tuples(dd: &DataDir, c: &ControlFile, problems: &[TupleProblem], name_of
         let rel = name_of(&file);
         let what = rel.clone().unwrap_or_else(|| file.clone());
         let rows = rows_on(dd, &file, block, c).map(|n| format!("{n} rows")).unwrap_or_else(|| "its rows".into());
-        let items: Vec<String> = ps.iter().map(|p| format!("item {}: {}", p.offnum, p.detail)).collect();
+        let items: Vec<String> = ps.iter().map(|p| format!("ctid ({block},{}): {}", p.offnum, p.detail)).collect();
         let n = ps.len();
+        // The verb agrees with the count: "1 tuple carries", "2 tuples carry".
+        let v = |one: &'static str, many: &'static str| if n == 1 { one } else { many };
         let (tuples, nrows, pointers) = (count(n as u64, "tuple"), count(n as u64, "row"), count(n as u64, "line pointer"));
         let xids: Vec<Xid> = ps.iter().filter_map(|p| p.xid).collect();
         let mut f = match kind {
             TupleProblemKind::XidInFuture => {
                 let x = xids.first().copied().unwrap_or(0);
                 let seg = crate::format::xact::segment_file_name(crate::format::xact::ClogGeometry::new(c.database_block_size).segment_of(x));
-                Finding::new(Code::TupleXidNeverAssigned, format!("{tuples} in block {block} of {what} carry transaction ids that were never assigned"))
+                Finding::new(Code::TupleXidNeverAssigned, format!("{tuples} in block {block} of {what} {} transaction ids that were never assigned", v("carries", "carry")))
                     .explain(
-                        format!("the cluster has assigned transaction ids only up to NextXID {} (epoch {}), yet these tuples name xid {x}{}. No transaction with that id has ever run: the tuple header bytes are damaged. This is damaged tuple data, NOT missing commit status: the server asks for pg_xact/{seg} (\"could not access status of transaction {x}\"), but creating that file, with dd or otherwise, would be wrong — it makes a garbage tuple look committed or aborted at random, hides the real damage, and the next read of the page fails elsewhere.", next.xid(), next.epoch(), if xids.len() > 1 { format!(" (and {} more)", xids.len() - 1) } else { String::new() }),
-                        format!("every query that reads these tuples fails with \"could not access status of transaction {x}\"; pg_dump of the table fails"),
+                        format!("the cluster has assigned transaction ids only up to NextXID {} (epoch {}), yet {} xid {x}{}. No transaction with that id has ever run: the tuple header bytes are damaged. This is damaged tuple data, NOT missing commit status: the server asks for pg_xact/{seg} (\"could not access status of transaction {x}\"), but creating that file, with dd or otherwise, would be wrong — it makes a garbage tuple look committed or aborted at random, hides the real damage, and the next read of the page fails elsewhere.", next.xid(), next.epoch(), v("the tuple names", "these tuples name"), if xids.len() > 1 { format!(" (and {} more)", xids.len() - 1) } else { String::new() }),
+                        format!("every query that reads {} fails with \"could not access status of transaction {x}\"; pg_dump of the table fails", v("this tuple", "these tuples")),
                     )
-                    .repair("freeze the tuples: mark xmin frozen and xmax invalid, as pg_surgery's heap_force_freeze does", format!("nothing is deleted, but the {nrows} may hold garbage: check them after"), true)
+                    .repair("freeze the tuples: mark xmin frozen and xmax invalid, as pg_surgery's heap_force_freeze does", format!("nothing is deleted, but the {nrows} may hold garbage: check {} after", v("it", "them")), true)
                     .repair("kill the tuples, as heap_force_kill does", nrows.clone(), false)
                     .repair("replace the page with an empty one, keeping its bytes as a salvage file", rows.clone(), false)
-                    .repair("create the missing pg_xact file", "it is the wrong fix: see the explanation", false)
+                    .repair("create the missing pg_xact file", "it is the wrong fix: no pg_xact file can hold the status of an xid that was never assigned; it makes the damaged tuple look committed or aborted at random", false)
             }
-            TupleProblemKind::XidBeforeHorizon => Finding::new(Code::TupleXidBeforeHorizon, format!("{tuples} in block {block} of {what} have unfrozen transaction ids older than the freeze horizon"))
+            TupleProblemKind::XidBeforeHorizon => Finding::new(Code::TupleXidBeforeHorizon, format!("{tuples} in block {block} of {what} {} unfrozen transaction ids older than the freeze horizon", v("has", "have")))
                 .explain(
                     format!("every tuple older than oldestXID {} must be frozen; these are not, so their status would be looked up in pg_xact pages that may already be truncated away, or that belong to a later wraparound cycle. Either VACUUM missed them (a bug or damage) or their header bytes are damaged.", c.checkpoint.oldest_xid),
                     "queries reading them may fail with \"could not access status of transaction\", or see them with the status of an unrelated newer transaction",
                 )
                 .repair("freeze the tuples (they are older than any live transaction, so most likely committed)", "nothing if they were committed; an aborted row would reappear", true)
                 .repair("kill the tuples", nrows.clone(), false),
-            TupleProblemKind::MultiOutOfRange => Finding::new(Code::TupleMultixactOutOfRange, format!("{tuples} in block {block} of {what} name multixacts outside the cluster's range"))
+            TupleProblemKind::MultiOutOfRange => Finding::new(Code::TupleMultixactOutOfRange, format!("{tuples} in block {block} of {what} {} multixacts outside the cluster's range", v("names", "name")))
                 .explain(format!("xmax says it is a MultiXactId, but it lies outside [oldestMulti {}, NextMultiXactId {}): the header is damaged", c.checkpoint.oldest_multi_xid, c.checkpoint.next_multixact_id), "queries fail with \"MultiXactId has not been created yet\" or \"could not access status\"")
                 .repair("clear xmax (mark it invalid)", "nothing, unless the row was really deleted by that multixact", true)
                 .repair("kill the tuples", nrows.clone(), false),
-            TupleProblemKind::PointerInvalid => Finding::new(Code::TuplePointerInvalid, format!("{pointers} in block {block} of {what} point outside the page or at garbage"))
+            TupleProblemKind::PointerInvalid => Finding::new(Code::TuplePointerInvalid, format!("{pointers} in block {block} of {what} {} outside the page or at garbage", v("points", "point")))
                 .explain("a line pointer gives the offset and length of a tuple; these do not fit the page, so reading them can crash the server or return garbage", "queries reading the page may crash the backend")
                 .repair("mark the broken line pointers dead without storage, as heap_force_kill does", nrows.clone(), true)
                 .repair("replace the page with an empty one, keeping its bytes as a salvage file", rows.clone(), false),
-            TupleProblemKind::PointerHidesRow => Finding::new(Code::TuplePointerHidesRow, format!("{nrows} in block {block} of {what} are hidden: their line pointers say unused or dead, yet the tuples are intact"))
+            TupleProblemKind::PointerHidesRow => Finding::new(Code::TuplePointerHidesRow, format!("{nrows} in block {block} of {what} {} hidden: their line pointers say unused or dead, yet the tuples are intact", v("is", "are")))
                 .explain("PostgreSQL zeroes the offset and length of every line pointer it makes unused or dead on a heap page; these still point at whole tuples, so their flag bits were damaged. No query, pg_dump or amcheck sees the rows", "the rows are silently missing; the next VACUUM or pruning of the page discards them for good")
                 .repair("restore the line pointers to normal: the tuples are visible again under the usual visibility rules", "nothing", true)
                 .repair("mark them dead without storage", nrows.clone(), false),
-            TupleProblemKind::HintContradiction => Finding::new(Code::TupleHintContradiction, format!("{tuples} in block {block} of {what} have contradictory hint bits"))
+            TupleProblemKind::HintContradiction => Finding::new(Code::TupleHintContradiction, format!("{tuples} in block {block} of {what} {} contradictory hint bits", v("has", "have")))
                 .explain("the server never sets these hint bit combinations; the header bytes changed", "visibility of these rows may be wrong")
                 .repair("clear the hint bits so the server looks the status up again", "nothing", true),
         };
@@ -757,6 +759,7 @@ fn says(text: &str, word: &str, n: u32) -> bool {
 
 /// Attach each relevant log line to the finding that explains it.
 fn attach_logs(fs: &mut [Finding], logs: &[LogLine], unexplained: &mut Vec<LogLine>) {
+    let wal_damage = fs.iter().any(|f| matches!(f.code, Code::WalLost | Code::WalCheckpointUnreadable));
     for l in logs {
         let hit = fs.iter_mut().find(|f| match &l.event {
             LogEvent::XactStatusMissing { xid } => match f.code {
@@ -788,7 +791,10 @@ fn attach_logs(fs: &mut [Finding], logs: &[LogLine], unexplained: &mut Vec<LogLi
             LogEvent::ControlFileRefused => matches!(f.code, Code::ControlUnreadable | Code::ControlCrcMismatch | Code::ControlValuesInvalid),
             LogEvent::NoSpace | LogEvent::CorruptionHint => f.code == Code::NotCorruptionWalDiskFull,
             LogEvent::InterruptedRecovery => f.code == Code::NotCorruptionWalDiskFull || f.code == Code::ClusterState,
-            LogEvent::InvalidRecordLength => matches!(f.code, Code::WalLost | Code::WalCheckpointUnreadable),
+            // Where WAL is not damaged, "invalid record length ... wanted 24, got 0" is how
+            // crash recovery meets the normal end of WAL: part of the cluster's state.
+            LogEvent::InvalidRecordLength if wal_damage => matches!(f.code, Code::WalLost | Code::WalCheckpointUnreadable),
+            LogEvent::InvalidRecordLength => f.code == Code::ClusterState,
             LogEvent::InvalidPagesReferenced => matches!(f.code, Code::WalLost | Code::PageInvalid | Code::RelationFileDamaged),
             LogEvent::MultixactMissing { .. } => f.code == Code::TupleMultixactOutOfRange,
         });

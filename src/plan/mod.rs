@@ -517,6 +517,10 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 }
                 let n = offnums.len() as u64;
                 let (tuples, rows) = (count(n, "tuple"), count(n, "row"));
+                let ctids = {
+                    let list: Vec<String> = offnums.iter().take(5).map(|o| format!("({block},{o})")).collect();
+                    format!("ctid {}{}", list.join(", "), if offnums.len() > 5 { ", ..." } else { "" })
+                };
                 ids.push(push(
                     &mut actions,
                     f.code,
@@ -526,7 +530,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     format!(
                         "{tuples} marked frozen (xmin frozen, xmax invalid): the server stops asking pg_xact about the damaged ids and the rows are visible"
                     ),
-                    format!("nothing is deleted; the {rows} may hold damaged values: check them"),
+                    format!("nothing is deleted; the {rows} may hold damaged values: check {ctids}"),
                     Risk::Medium,
                 ));
                 ids.extend(clear_vm(&mut actions, f.code, file, block));
