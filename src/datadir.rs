@@ -89,6 +89,11 @@ impl DataDir {
     pub fn root(&self) -> &Path {
         &self.root
     }
+    /// The directory as an absolute path, for what is recorded (a plan, a manifest): a
+    /// relative one means nothing elsewhere.
+    pub fn absolute(&self) -> String {
+        fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone()).display().to_string()
+    }
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }

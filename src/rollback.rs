@@ -340,7 +340,8 @@ pub fn audit(dd: &DataDir) -> (Vec<History>, Vec<AuditOperation>) {
                 let want = expected.get(&s.change.key()).cloned().unwrap_or_else(|| s.change.before());
                 let changed = now != want || (s.done && !op.rolled_back && !relocated_wal_untouched(&s.change));
                 let state = match (changed, op.rolled_back, s.done) {
-                    (true, _, _) => "CHANGED since",
+                    (true, true, _) => "CHANGED since the rollback left it",
+                    (true, false, _) => "CHANGED since the apply left it",
                     (false, true, _) => "as before the apply",
                     (false, false, true) => "as applied",
                     (false, false, false) => "not applied (the apply stopped)",

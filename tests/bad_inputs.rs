@@ -46,7 +46,7 @@ fn every_bad_input_gets_its_exact_response() {
         ("page.new-not-zero", "base/5/16384", &["check", "--only", "pages"], 1, "pd_upper is 0 (a new page) but byte 4000 is not zero"),
         ("page.random", "base/5/16384", &["check", "--only", "pages"], 1, "page-invalid-header"),
     ];
-    println!("| input (fixtures/bad/) | command | exit | response (excerpt) |\n|---|---|---|---|");
+    let mut table = String::from("| input (fixtures/bad/) | command | exit | response (excerpt) |\n|---|---|---|---|\n");
     for (file, place, args, code, words) in cases {
         let d = datadir();
         let bad = std::fs::read(repo_root().join("fixtures/bad").join(file)).unwrap();
@@ -63,8 +63,13 @@ fn every_bad_input_gets_its_exact_response() {
         assert_eq!(got, *code, "{file}: {out}");
         assert!(out.contains(words), "{file}: expected {words:?} in:\n{out}");
         let line = out.lines().find(|l| l.contains(words) || l.contains(&words[..words.len().min(20)])).unwrap_or("").trim();
-        println!("| `{file}` as {place} | `pgsalvage {}` | {got} | {} |", args.join(" "), line.replace('|', "\\|").chars().take(180).collect::<String>());
+        table.push_str(&format!(
+            "| `{file}` as {place} | `pgsalvage {}` | {got} | {} |\n",
+            args.join(" "),
+            line.replace('|', "\\|").chars().take(180).collect::<String>()
+        ));
     }
+    common::doc_block("docs/BAD-INPUTS.md", "bad-cluster-files", &table);
 }
 
 /// Hostile and broken plan files (fixtures/bad/plan.*, made by make-bad from a real plan):
@@ -87,7 +92,7 @@ fn hostile_plans_are_refused_before_anything() {
     let bad = repo_root().join("fixtures/bad");
     let o = pgsalvage().arg("review").arg(bad.join("plan.valid")).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "the valid plan reviews: {}", String::from_utf8_lossy(&o.stderr));
-    println!("| input (fixtures/bad/) | command | exit | response (excerpt) |\n|---|---|---|---|");
+    let mut table = String::from("| input (fixtures/bad/) | command | exit | response (excerpt) |\n|---|---|---|---|\n");
     for &(file, words, code) in cases {
         let o = pgsalvage().arg("review").arg(bad.join(file)).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
@@ -102,8 +107,9 @@ fn hostile_plans_are_refused_before_anything() {
         assert!(String::from_utf8_lossy(&o.stderr).contains(words));
         assert_eq!(before, common::tree_state(d.path()), "{file}: apply changed the data directory");
         let line = err.lines().next().unwrap_or("").replace(&bad.display().to_string(), "fixtures/bad");
-        println!("| `{file}` | `pgsalvage review` / `apply` | {code} | {} |", line.replace('|', "\\|").chars().take(200).collect::<String>());
+        table.push_str(&format!("| `{file}` | `pgsalvage review` / `apply` | {code} | {} |\n", line.replace('|', "\\|").chars().take(200).collect::<String>()));
     }
+    common::doc_block("docs/BAD-INPUTS.md", "bad-plans", &table);
 }
 
 /// A journal edited to point outside the data directory: rollback refuses and writes nothing.
@@ -174,7 +180,7 @@ fn bad_archives_are_refused_and_nothing_is_written_outside() {
     ];
     let valid = bad.join("archive.valid.tar.zst");
     assert_eq!(pgsalvage().args(["snapshot", "verify"]).arg(&valid).output().unwrap().status.code(), Some(0), "the valid archive verifies");
-    println!("| archive (fixtures/bad/) | verify | restore | response (excerpt) |\n|---|---|---|---|");
+    let mut table = String::from("| archive (fixtures/bad/) | verify | restore | response (excerpt) |\n|---|---|---|---|\n");
     for (name, words) in cases {
         let a = bad.join(format!("archive.{name}.tar.zst"));
         let v = pgsalvage().args(["snapshot", "verify"]).arg(&a).output().unwrap();
@@ -191,7 +197,8 @@ fn bad_archives_are_refused_and_nothing_is_written_outside() {
         assert!(!target.exists(), "{name}: the failed restore left its target");
         assert_eq!(std::fs::read_dir(victim).unwrap().count(), 0, "{name}: something was written outside the target");
         let line = err.lines().find(|l| l.contains(words)).unwrap_or("").trim().replace(&bad.display().to_string(), "fixtures/bad");
-        println!("| `archive.{name}.tar.zst` | 1 | 1 | {} |", line.replace('|', "\\|").chars().take(200).collect::<String>());
+        table.push_str(&format!("| `archive.{name}.tar.zst` | 1 | 1 | {} |\n", line.replace('|', "\\|").chars().take(200).collect::<String>()));
     }
+    common::doc_block("docs/BAD-INPUTS.md", "bad-archives", &table);
     let _ = std::fs::remove_dir_all(victim);
 }

@@ -124,7 +124,7 @@ fn every_documented_exit_code() {
         row(0, "a read-only command on a running server that allows it", "diagnose --allow-running -D running", "READ WHILE THE SERVER RAN"),
         row(1, "damage found", "check -D torn", "relation-partial-block"),
         row(1, "damage found", "diagnose -D demo", "tuple-xid-never-assigned"),
-        row(1, "a plan that leaves a finding unrepaired", "plan -D rootfile -o rootfile-plan.json", "1 findings not repairable"),
+        row(1, "a plan that leaves a finding unrepaired", "plan -D rootfile -o rootfile-plan.json", "1 finding not repairable"),
         row(1, "the data directory changed since the plan", "review drifted-plan.json -D drifted", "STALE"),
         row(1, "a file changed since apply left it", "audit -D changed", "CHANGED since"),
         row(1, "a damaged snapshot", &format!("snapshot verify {bad}/archive.flipped-byte.tar.zst"), "corrupt"),

@@ -816,9 +816,10 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
             },
             // No `_` arm: a new diagnose code does not compile until it is handled here.
             Code::OwnershipWrong => refuse("a plan does not change ownership: run the chown the finding shows, as root".into()),
-            Code::TupleHintContradiction | Code::RelationFileDamaged | Code::WalFileWrongSize | Code::CatalogUnreadable => {
-                refuse(format!("no repair is built for {} yet", f.code))
-            }
+            // Names fall back to paths where catalog pages are damaged; that damage has findings
+            // of its own, which the plan answers.
+            Code::CatalogUnreadable => continue,
+            Code::TupleHintContradiction | Code::RelationFileDamaged | Code::WalFileWrongSize => refuse(format!("no repair is built for {} yet", f.code)),
             // Information, not damage (skipped above).
             Code::PostmasterPidLeft | Code::ClusterState => continue,
         }
@@ -842,7 +843,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
             system_identifier: c.system_identifier.to_string(),
             major: c.major.number(),
             pg_control_sha256: control.as_deref().map(sha256_hex).unwrap_or_else(|| ABSENT.into()),
-            data_directory: dd.root().display().to_string(),
+            data_directory: dd.absolute(),
         },
         options: opts.clone(),
         findings: answered,
@@ -1111,7 +1112,7 @@ fn plan_rebuild(dd: &DataDir, opts: &PlanOptions, now: i64) -> Result<Plan> {
             system_identifier: c.system_identifier.to_string(),
             major: c.major.number(),
             pg_control_sha256: dd.read(crate::datadir::CONTROL_PATH).map(|b| sha256_hex(&b)).unwrap_or_default(),
-            data_directory: dd.root().display().to_string(),
+            data_directory: dd.absolute(),
         },
         options: opts.clone(),
         findings: vec![Answered {

@@ -340,7 +340,7 @@ fn write_archive(dd: &DataDir, file: File, opts: &CreateOptions, progress: &dyn 
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         host: hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
         user,
-        data_directory: dd.root().display().to_string(),
+        data_directory: dd.absolute(),
         major,
         system_identifier: control.map(|c| c.system_identifier.to_string()).unwrap_or_default(),
         system_identifier_source: sysid_source,

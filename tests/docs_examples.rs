@@ -1,0 +1,139 @@
+//! The documentation's example outputs are this test's output: every command shown in
+//! docs/inspect.md, check.md, diagnose.md, snapshot.md, plan.md, rehearse.md and apply.md runs
+//! here, in order, on the bundled demo cluster (fixtures/demo: a crash, one tuple with a
+//! garbage xmin, the server's log), and the finding-code tables come from the code's own
+//! tables. A document that no longer matches the binary fails the build; `scripts/docs-examples`
+//! (PGSALVAGE_BLESS=1) rewrites the blocks. Paths, times, pids and operation ids are
+//! normalised.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::{doc_block, pgsalvage, Scratch};
+use std::path::Path;
+use std::process::Command;
+
+/// What differs from run to run or machine to machine.
+fn normalise(s: &str, work: &Path) -> String {
+    let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut s = s.replace(&work.display().to_string(), "/home/dba");
+    if !host.is_empty() {
+        s = s.replace(&format!("@{host}"), "@db1").replace(&format!(" on {host}"), " on db1");
+    }
+    let subs = [
+        (r"\d{8}T\d{6}Z-\d+", "20261122T093000Z-4242"),
+        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "2026-11-22T09:30:00Z"),
+        (r"/tmp/pgsalvage-rehearse-[A-Za-z0-9]+", "/tmp/pgsalvage-rehearse-XXXXXX"),
+        (r"(?m)^(\s*)\d+\.\d s  ", "${1}N.N s  "),
+        (r"\bin \d+\.\d s\b", "in N.N s"),
+        (r"\d+(\.\d+)? s\)", "N.N s)"),
+        (r"\(\d+(\.\d+)? MB/s\)", "(N MB/s)"),
+        (r"PostgreSQL 15\.\d+[^)\n]*", "PostgreSQL 15.N"),
+        (r"pid \d+ ", "pid PID "),
+        (r"port \d+", "port PORT"),
+        // Where the server binary was found depends on the machine.
+        (r"server \S+/postgres \(PostgreSQL", "server /usr/lib/postgresql/15/bin/postgres (PostgreSQL"),
+        // A plan's bytes hold the time it was made.
+        (r"plan sha256 [0-9a-f]{16}", "plan sha256 5aa735ddb8ed9997"),
+    ];
+    subs.iter().fold(s, |s, (re, to)| regex::Regex::new(re).unwrap().replace_all(&s, *to).into_owned())
+}
+
+/// `$ pgsalvage ARGS` and what it printed (standard error, then standard output), the first
+/// `head` lines when given, in a fenced block.
+fn example(work: &Path, runs: &[(&str, Option<usize>)]) -> String {
+    let mut out = String::from("```\n");
+    for (i, (args, head)) in runs.iter().enumerate() {
+        let argv: Vec<&str> = args.split_whitespace().collect();
+        let o = pgsalvage().current_dir(work).args(&argv).stdin(std::process::Stdio::null()).env("TERM", "dumb").output().unwrap();
+        let code = o.status.code().unwrap_or(-9);
+        // Notes and warnings on standard error come first, as on a terminal.
+        let mut text = String::from_utf8_lossy(&o.stderr).into_owned();
+        text.push_str(&String::from_utf8_lossy(&o.stdout));
+        assert!(code <= 1, "pgsalvage {args}: exit {code}: {text}");
+        let shown: Vec<&str> = text.lines().collect();
+        let shown = match head {
+            Some(n) if shown.len() > *n => [&shown[..*n], &["..."]].concat(),
+            _ => shown,
+        };
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&format!("$ pgsalvage {args}{}\n", head.map(|n| format!(" | head -{n}")).unwrap_or_default()));
+        for l in shown {
+            out.push_str(l.trim_end());
+            out.push('\n');
+        }
+        if code != 0 {
+            out.push_str(&format!("(exit status {code})\n"));
+        }
+    }
+    out.push_str("```\n");
+    normalise(&out, work)
+}
+
+fn table(rows: impl Iterator<Item = (&'static str, pgsalvage::finding::Severity, &'static str)>) -> String {
+    let mut t = String::from("| code | severity | meaning |\n|---|---|---|\n");
+    for (code, sev, doc) in rows {
+        let sev = serde_json::to_value(sev).unwrap().as_str().unwrap().to_string();
+        t.push_str(&format!("| `{code}` | {sev} | {doc} |\n"));
+    }
+    t
+}
+
+#[test]
+fn finding_code_tables() {
+    use pgsalvage::diagnose::Code as D;
+    use pgsalvage::finding::Code as C;
+    doc_block("docs/check.md", "check-codes", &table(C::ALL.iter().map(|c| (c.as_str(), c.severity(), c.doc()))));
+    doc_block("docs/diagnose.md", "diagnose-codes", &table(D::ALL.iter().map(|c| (c.as_str(), c.severity(), c.doc()))));
+}
+
+#[test]
+fn command_examples_on_the_demo_cluster() {
+    let scratch = Scratch::new("docs");
+    let w = scratch.path();
+    let fixture = common::repo_root().join("fixtures/demo/ziplog.tar.zst");
+    let st = Command::new("sh").arg("-c").arg(format!("zstd -dc '{}' | tar -C '{}' -xf -", fixture.display(), w.display())).status().unwrap();
+    assert!(st.success());
+    // `main`: the demo cluster with a scribbled pg_class header (block 2) and pg_xact/0000
+    // cut to 10 bytes, for check and plan.
+    common::copy_tree(&w.join("ziplog"), &w.join("main"));
+    common::scribble(&w.join("main/base/5/1259"), 2 * 8192 + 12, &0x7fffu16.to_le_bytes());
+    std::fs::OpenOptions::new().write(true).open(w.join("main/pg_xact/0000")).unwrap().set_len(10).unwrap();
+    common::chown_postgres(w);
+    doc_block("docs/inspect.md", "inspect-demo", &example(w, &[("inspect -D ziplog", None)]));
+    doc_block("docs/check.md", "check-demo", &example(w, &[("check -D main", None)]));
+    doc_block("docs/diagnose.md", "diagnose-demo", &example(w, &[("diagnose -D ziplog --log ziplog.log", None)]));
+    doc_block(
+        "docs/snapshot.md",
+        "snapshot-demo",
+        &example(
+            w,
+            &[
+                ("snapshot create -D ziplog -o before.tar.zst", None),
+                ("snapshot verify before.tar.zst", None),
+                ("snapshot list before.tar.zst", Some(12)),
+                ("snapshot restore before.tar.zst -D restored", None),
+            ],
+        ),
+    );
+    let plan_main = example(w, &[("plan -D main -o main-plan.json", None)]);
+    common::scribble(&w.join("main/base/5/1259"), 2 * 8192 + 8000, b"!");
+    let review = example(w, &[("review main-plan.json -D main", None)]);
+    doc_block("docs/plan.md", "plan-demo", &format!("{plan_main}\n{review}"));
+    let _ = example(w, &[("plan -D ziplog -o plan.json", None)]);
+    doc_block("docs/rehearse.md", "rehearse-demo", &example(w, &[("rehearse -D ziplog --plan plan.json", None)]));
+    doc_block(
+        "docs/apply.md",
+        "apply-demo",
+        &example(
+            w,
+            &[
+                ("apply -D ziplog --plan plan.json --snapshot before.tar.zst --yes", None),
+                ("audit -D ziplog", None),
+                ("rollback -D ziplog", None),
+                ("audit -D ziplog", None),
+            ],
+        ),
+    );
+}
