@@ -40,6 +40,15 @@ pub struct Mark {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// When the rehearsal ran (UTC), and by which pgsalvage.
+    pub made: String,
+    pub tool: String,
+    /// The plan rehearsed (sha256 of its file) and the cluster it is for.
+    pub plan_sha256: String,
+    pub system_identifier: String,
+    /// Commit statuses the plan takes from the --xact-status policy, not from evidence: a
+    /// "safe" verdict says the server is content, not that those guesses are right.
+    pub statuses_guessed: u64,
     pub data_directory: String,
     pub copy: String,
     pub server: String,
@@ -548,6 +557,14 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
         .map(|a| format!("{} {}: {}", a.id, a.target.path, a.data_loss))
         .collect();
     let safe = started && failed.is_empty() && plan.not_repairable.is_empty();
+    let guessed: u64 = plan
+        .actions
+        .iter()
+        .map(|a| match &a.kind {
+            crate::plan::ActionKind::SynthesizeXact { sources, .. } => sources.from_policy,
+            _ => 0,
+        })
+        .sum();
     let verdict = if !failed.is_empty() || !started {
         format!("does not fix: {}", failed.first().cloned().unwrap_or_else(|| "the server did not start".into()))
     } else if !plan.not_repairable.is_empty() {
@@ -557,6 +574,12 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
                 1 => "1 finding stays".to_string(),
                 n => format!("{n} findings stay"),
             }
+        )
+    } else if guessed > 0 {
+        format!(
+            "safe to apply as far as the server can tell, but {} the policy guessed (not evidence); loses: {}",
+            if guessed == 1 { "1 commit status is one".to_string() } else { format!("{guessed} commit statuses are ones") },
+            loses.join("; ")
         )
     } else if !loses.is_empty() {
         format!("safe to apply; loses: {}", loses.join("; "))
@@ -576,6 +599,11 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
     let copy_s = copy.display().to_string();
     let kept = opts.keep.then(|| work.keep().display().to_string());
     Ok(Report {
+        made: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        tool: format!("pgsalvage {}", env!("CARGO_PKG_VERSION")),
+        plan_sha256: crate::plan::sha256_hex(plan_bytes),
+        system_identifier: plan.cluster.system_identifier.clone(),
+        statuses_guessed: guessed,
         data_directory: dd.root().display().to_string(),
         copy: copy_s,
         server: bin.display().to_string(),
@@ -871,6 +899,17 @@ fn amcheck(s: &Server, psql: &Path, db: &str, major: u32, touched: &std::collect
 /// relation (one square per block touched), the checks, the timeline, the log lines.
 pub fn html(r: &Report) -> String {
     let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    // One colour per kind of change, and the legend says which.
+    const KINDS: &[(&str, &str, &str)] = &[
+        ("#d9534f", "rows removed", "zero-page, kill-tuples"),
+        ("#5cb85c", "rows kept, bytes rewritten", "rebuild-page-header, freeze-tuples, restore-pointers, synthesize-xact, write-control"),
+        ("#f0ad4e", "other changes", "visibility map, pd_lsn, checksum, move aside, WAL"),
+    ];
+    let colour = |action: &str| match action {
+        "zero-page" | "kill-tuples" => KINDS[0].0,
+        "rebuild-page-header" | "freeze-tuples" | "restore-pointers" | "synthesize-xact" | "write-control" => KINDS[1].0,
+        _ => KINDS[2].0,
+    };
     let mut rels: std::collections::BTreeMap<&str, Vec<&Mark>> = Default::default();
     for m in &r.map {
         rels.entry(&m.relation).or_default().push(m);
@@ -879,14 +918,10 @@ pub fn html(r: &Report) -> String {
     for (rel, marks) in rels {
         map.push_str(&format!("<h3>{}</h3><svg width=\"600\" height=\"40\" role=\"img\">", esc(rel)));
         for (i, m) in marks.iter().enumerate() {
-            let color = match m.action.as_str() {
-                "zero-page" | "kill-tuples" => "#d9534f",
-                "rebuild-page-header" | "freeze-tuples" | "synthesize-xact" => "#5cb85c",
-                _ => "#f0ad4e",
-            };
             map.push_str(&format!(
-                "<rect class=\"block\" x=\"{}\" y=\"4\" width=\"28\" height=\"28\" fill=\"{color}\"><title>{} {}{}</title></rect>",
+                "<rect class=\"block\" x=\"{}\" y=\"4\" width=\"28\" height=\"28\" fill=\"{}\"><title>{} {}{}</title></rect>",
                 4 + i * 32,
+                colour(&m.action),
                 esc(&m.action),
                 esc(&m.file),
                 m.block.map(|b| format!(" block {b}")).unwrap_or_default()
@@ -894,6 +929,10 @@ pub fn html(r: &Report) -> String {
         }
         map.push_str("</svg>");
     }
+    let legend: String = KINDS
+        .iter()
+        .map(|(c, what, kinds)| format!("<li><svg width=\"14\" height=\"14\"><rect width=\"14\" height=\"14\" fill=\"{c}\"/></svg> {what} ({kinds})</li>"))
+        .collect();
     let checks: String = r
         .checks
         .iter()
@@ -907,14 +946,26 @@ pub fn html(r: &Report) -> String {
             )
         })
         .collect();
+    let loses: String = r.loses.iter().map(|l| format!("<li>{}</li>", esc(l))).collect();
     let timeline: String = r.timeline.iter().map(|(t, e)| format!("<li>{t:.1} s — {}</li>", esc(e))).collect();
     let log: String = r.log.iter().map(|l| format!("{}\n", esc(l))).collect();
+    // Green only for a verdict that rests on evidence alone; guessed statuses are amber.
+    let background = match (r.safe, r.statuses_guessed) {
+        (false, _) => "#f2dede",
+        (true, 0) => "#dff0d8",
+        (true, _) => "#fcf8e3",
+    };
     format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>pgsalvage rehearsal</title><style>body{{font-family:sans-serif;margin:2em}}.ok{{color:#2a7}}.bad{{color:#c33;font-weight:bold}}#verdict{{font-size:1.4em;padding:.5em;border-radius:6px;background:{}}}td{{padding:2px 8px}}</style></head><body><h1>Rehearsal of a repair plan</h1><p>{} (copy: {}; server {})</p><div id=\"verdict\">{}</div><h2>Blocks the plan changes</h2><div id=\"map\">{map}</div><h2>Checks</h2><table>{checks}</table><h2>Timeline</h2><ol>{timeline}</ol><h2>Server log lines that matter</h2><pre>{log}</pre></body></html>",
-        if r.safe { "#dff0d8" } else { "#f2dede" },
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>pgsalvage rehearsal of {}</title><style>body{{font-family:sans-serif;margin:2em}}.ok{{color:#2a7}}.bad{{color:#c33;font-weight:bold}}#verdict{{font-size:1.4em;padding:.5em;border-radius:6px;background:{background}}}td{{padding:2px 8px}}ul.legend{{list-style:none;padding:0}}</style></head><body><h1>Rehearsal of a repair plan</h1><table id=\"about\"><tr><td>data directory</td><td>{}</td></tr><tr><td>system identifier</td><td>{}</td></tr><tr><td>plan sha256</td><td>{}</td></tr><tr><td>rehearsed</td><td>{} by {}</td></tr><tr><td>server</td><td>{}</td></tr><tr><td>copy</td><td>{}</td></tr><tr><td>statuses guessed by the policy</td><td>{}</td></tr></table><div id=\"verdict\">{}</div><h2>What it loses</h2><ul>{loses}</ul><h2>Blocks the plan changes</h2><ul class=\"legend\">{legend}</ul><div id=\"map\">{map}</div><h2>Checks</h2><table>{checks}</table><h2>Timeline</h2><ol>{timeline}</ol><h2>Server log lines that matter</h2><pre>{log}</pre></body></html>",
         esc(&r.data_directory),
-        esc(&r.copy),
+        esc(&r.data_directory),
+        esc(&r.system_identifier),
+        esc(&r.plan_sha256),
+        esc(&r.made),
+        esc(&r.tool),
         esc(&r.server),
+        esc(&r.copy),
+        r.statuses_guessed,
         esc(&r.verdict)
     )
 }

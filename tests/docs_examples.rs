@@ -175,7 +175,8 @@ fn command_examples_on_the_demo_cluster() {
 #[test]
 fn every_documented_command_parses() {
     let root = common::repo_root();
-    let mut docs: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("docs")).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "md")).collect();
+    let mut docs: Vec<std::path::PathBuf> =
+        std::fs::read_dir(root.join("docs")).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "md")).collect();
     docs.push(root.join("README.md"));
     let mut checked = 0;
     for doc in docs {
@@ -183,7 +184,9 @@ fn every_documented_command_parses() {
         for (n, line) in text.lines().enumerate() {
             let Some(cmd) = line.trim_start().strip_prefix("$ pgsalvage ").or_else(|| {
                 // A usage line without synopsis notation is a command too.
-                line.trim_start().strip_prefix("pgsalvage ").filter(|_| line.contains(" -D ") && !line.contains(['[', '(', '<', '|', '…']) && !line.contains("..."))
+                line.trim_start()
+                    .strip_prefix("pgsalvage ")
+                    .filter(|_| line.contains(" -D ") && !line.contains(['[', '(', '<', '|', '…']) && !line.contains("..."))
             }) else {
                 continue;
             };
@@ -191,13 +194,7 @@ fn every_documented_command_parses() {
             let cmd = cmd.split(" 2>").next().unwrap();
             let args: Vec<&str> = cmd.split_whitespace().collect();
             let o = pgsalvage().args(&args).env("PGSALVAGE_PARSE_ONLY", "1").output().unwrap();
-            assert!(
-                o.status.success(),
-                "{}:{}: `pgsalvage {cmd}` does not parse: {}",
-                doc.display(),
-                n + 1,
-                String::from_utf8_lossy(&o.stderr)
-            );
+            assert!(o.status.success(), "{}:{}: `pgsalvage {cmd}` does not parse: {}", doc.display(), n + 1, String::from_utf8_lossy(&o.stderr));
             checked += 1;
         }
     }

@@ -73,6 +73,12 @@ fn every_documented_exit_code() {
     let mut p: serde_json::Value = serde_json::from_slice(&std::fs::read(w.join("demo-plan.json")).unwrap()).unwrap();
     p["cluster"]["system_identifier"] = "7000000000000000001".into();
     std::fs::write(w.join("foreign-plan.json"), serde_json::to_vec_pretty(&p).unwrap()).unwrap();
+    // The manifest beside an archive, edited: it has no checksum of its own, so it must be
+    // byte for byte the one inside.
+    std::fs::copy(w.join("demo.tar.zst"), w.join("edited.tar.zst")).unwrap();
+    let mut side = std::fs::read(w.join("demo.tar.zst.manifest.json")).unwrap();
+    side.push(b' ');
+    std::fs::write(w.join("edited.tar.zst.manifest.json"), side).unwrap();
     std::fs::write(w.join("notes.json"), "these are my notes, not a plan\n").unwrap();
     std::fs::write(w.join("photo.tar.zst"), [0x89u8, b'P', b'N', b'G', 13, 10, 26, 10]).unwrap();
     std::fs::write(w.join("existing.tar.zst"), b"").unwrap();
@@ -128,6 +134,7 @@ fn every_documented_exit_code() {
         row(1, "the data directory changed since the plan", "review drifted-plan.json -D drifted", "STALE"),
         row(1, "a file changed since apply left it", "audit -D changed", "CHANGED since"),
         row(1, "a damaged snapshot", &format!("snapshot verify {bad}/archive.flipped-byte.tar.zst"), "corrupt"),
+        row(1, "a manifest beside the archive that is not the one inside", "snapshot verify edited.tar.zst", "not byte for byte"),
         row(1, "a damaged snapshot", &format!("snapshot list {bad}/archive.truncated.tar.zst"), "truncated"),
         row(1, "a damaged snapshot", &format!("snapshot restore {bad}/archive.truncated.tar.zst -D restored"), "nothing of it was kept"),
         row(2, "no data directory given", "inspect", "PGDATA"),

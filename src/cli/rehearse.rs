@@ -34,7 +34,16 @@ pub struct RehearseArgs {
 
 pub fn text(r: &Report) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "rehearsal of the plan on a copy of {}\nverdict: {}\n", r.data_directory, r.verdict);
+    let _ = writeln!(
+        s,
+        "rehearsal of the plan on a copy of {} (cluster {}), plan sha256 {}, {} by {}\nverdict: {}\n",
+        r.data_directory,
+        r.system_identifier,
+        &r.plan_sha256[..16.min(r.plan_sha256.len())],
+        r.made,
+        r.tool,
+        r.verdict
+    );
     for c in &r.checks {
         let _ =
             writeln!(s, "  [{}] {}{}", if c.ok { "ok" } else { "FAILED" }, c.what, if c.detail.is_empty() { String::new() } else { format!(": {}", c.detail) });

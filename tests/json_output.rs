@@ -1,0 +1,61 @@
+//! The JSON of every read command on the bundled demo cluster, pinned (tests/snapshots): a
+//! change to a key or a value a script may read shows as a diff here. Accept a reviewed
+//! change with `INSTA_UPDATE=always cargo test --test json_output`. Paths, times, pids and
+//! operation ids are normalised; the text output of the same commands is pinned by
+//! tests/docs_examples.rs (it is the documentation's).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::{pgsalvage, Scratch};
+use std::path::Path;
+use std::process::Command;
+
+fn normalise(s: &str, work: &Path) -> String {
+    let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut s = s.replace(&work.display().to_string(), "/home/dba");
+    if !host.is_empty() {
+        s = s.replace(&format!("\"{host}\""), "\"db1\"");
+    }
+    let subs = [
+        (r"\d{8}T\d{6}Z-\d+", "20261122T093000Z-4242"),
+        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "2026-11-22T09:30:00Z"),
+        (r#""elapsed_ms": \d+"#, r#""elapsed_ms": 0"#),
+        (r#""(plan_sha256|sha256_of_plan)": "[0-9a-f]{64}""#, r#""$1": "PLAN-SHA256""#),
+    ];
+    subs.iter().fold(s, |s, (re, to)| regex::Regex::new(re).unwrap().replace_all(&s, *to).into_owned())
+}
+
+fn json(work: &Path, args: &str) -> String {
+    let o = pgsalvage().current_dir(work).args(args.split_whitespace()).stdin(std::process::Stdio::null()).output().unwrap();
+    assert!(o.status.code().is_some_and(|c| c <= 1), "pgsalvage {args}: {}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| panic!("pgsalvage {args}: not JSON ({e}): {text}"));
+    normalise(&text, work)
+}
+
+#[test]
+fn json_of_every_read_command() {
+    let scratch = Scratch::new("json");
+    let w = scratch.path();
+    let fixture = common::repo_root().join("fixtures/demo/ziplog.tar.zst");
+    let st = Command::new("sh").arg("-c").arg(format!("zstd -dc '{}' | tar -C '{}' -xf - ziplog", fixture.display(), w.display())).status().unwrap();
+    assert!(st.success());
+    common::chown_postgres(w);
+    let o = pgsalvage().current_dir(w).args(["plan", "-D", "ziplog", "-o", "plan.json"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = pgsalvage().current_dir(w).args(["snapshot", "create", "-D", "ziplog", "-o", "s.tar.zst", "--json"]).output().unwrap();
+    assert!(o.status.success());
+    let settings = {
+        let mut s = insta::Settings::clone_current();
+        s.set_prepend_module_to_snapshot(false);
+        s
+    };
+    settings.bind(|| {
+        insta::assert_snapshot!("json-inspect", json(w, "inspect -D ziplog --json"));
+        insta::assert_snapshot!("json-check", json(w, "check -D ziplog --json"));
+        insta::assert_snapshot!("json-diagnose", json(w, "diagnose -D ziplog --json"));
+        insta::assert_snapshot!("json-review", json(w, "review plan.json -D ziplog --json"));
+        insta::assert_snapshot!("json-snapshot-verify", json(w, "snapshot verify s.tar.zst --json"));
+        insta::assert_snapshot!("json-audit", json(w, "audit -D ziplog --json"));
+    });
+}
