@@ -66,7 +66,7 @@ fn every_bad_input_gets_its_exact_response() {
         table.push_str(&format!(
             "| `{file}` as {place} | `pgsalvage {}` | {got} | {} |\n",
             args.join(" "),
-            line.replace('|', "\\|").chars().take(180).collect::<String>()
+            line.replace(&d.path().display().to_string(), "DATADIR").replace('|', "\\|").chars().take(180).collect::<String>()
         ));
     }
     common::doc_block("docs/BAD-INPUTS.md", "bad-cluster-files", &table);
