@@ -6,18 +6,18 @@
 
 pub mod bytes;
 pub mod evidence;
+mod repairs;
 pub mod reset;
 
 use crate::datadir::{DataDir, Postmaster};
 use crate::diagnose::Code;
-use crate::diagnose::{self, tuples, DiagnoseOptions};
+use crate::diagnose::{self, DiagnoseOptions};
 use crate::error::{Error, Result};
 use crate::format::types::Xid;
 use crate::format::xact::{ClogGeometry, SLRU_PAGES_PER_SEGMENT};
 use crate::units::count;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -424,39 +424,18 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
         });
     };
     let d = diagnose::diagnose_with(dd, &DiagnoseOptions::default(), &crate::check::Quiet, ev.clone())?;
-    let bs = c.database_block_size as usize;
-    let bps = c.blocks_per_segment;
     let control = dd.read(crate::datadir::CONTROL_PATH).ok();
-    // diagnose's tuple scan, with hint bits collected for the lost pg_xact ranges.
-    let ts = &d.tuples;
-    let mut by_page: BTreeMap<(String, u32), Vec<&tuples::TupleProblem>> = BTreeMap::new();
-    for p in &ts.problems {
-        by_page.entry((p.file.clone(), p.block)).or_default().push(p);
-    }
-    let mut actions: Vec<Action> = Vec::new();
+    let now = chrono::Utc::now().timestamp();
     let mut answered = Vec::new();
     let mut not_repairable = Vec::new();
-    let now = chrono::Utc::now().timestamp();
     let wanted = |code: Code| opts.only.is_empty() || opts.only.iter().any(|o| o == code.as_str());
     // pg_control is damaged and cannot be rebuilt from evidence (no checkpoint record):
     // NextXID, oldestXID and the multixact counters may be the damage. Findings judged
     // against them (lost pg_xact ranges, "never assigned" xids) are not acted on: one
     // flipped byte of NextXID would otherwise plan gigabytes of invented pg_xact.
-    let rebuild = ev.rebuilt();
     let counters_suspect = ev.suspect();
     const FROM_COUNTERS: &str = "judged against NextXID, oldestXID and the multixact counters of a damaged pg_control that no checkpoint record in WAL confirms: they may be the damage, not the data. Repair pg_control first (its own finding), then plan again";
-    let push = |actions: &mut Vec<Action>, finding: Code, kind: ActionKind, target: Target, scope: &str, effect: String, loss: String, risk: Risk| -> String {
-        let id = format!("A{}", actions.len() + 1);
-        let precondition = current_precondition(dd, &target, scope, bs, bps);
-        actions.push(Action { id: id.clone(), finding: finding.to_string(), kind, target, precondition, effect, data_loss: loss, risk, expected_log: vec![] });
-        id
-    };
-    // Pages whose checksum fails: any rewrite of them stores a new checksum, which accepts
-    // whatever else changed in the page, so it needs the same opt-in as accepting it.
-    let checksum_failed: std::collections::BTreeSet<(String, u32)> =
-        d.findings.iter().filter(|f| f.code == Code::PageChecksumFailure).filter_map(|f| Some((f.file.clone()?, f.block?))).collect();
-    let hides_checksum_failure = |file: &str, block: u32| !opts.accept_checksum_failures && checksum_failed.contains(&(file.to_string(), block));
-    const CHECKSUM_TOO: &str = "the page also fails its data checksum: rewriting it stores a new checksum, which accepts whatever else changed in it. Read its rows first (SET ignore_checksum_failure = on), then plan with --accept-checksum-failures";
+    let mut p = repairs::Planner::new(dd, opts, &c, &d, &ev, control.as_deref(), now);
     for f in &d.findings {
         if !wanted(f.code) || f.severity == crate::finding::Severity::Info {
             continue;
@@ -477,356 +456,48 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
             })
             .map(|(_, r)| Alternative { action: r.action.clone(), loses: r.loses.clone() })
             .collect();
-        let target = |path: &str, block: Option<u32>| Target { path: path.to_string(), block, relation: f.relation.clone() };
-        // A repair that changes tuples must not leave the heap block marked all-visible or
-        // all-frozen: its visibility map bits are cleared too, where the map has the block.
-        let clear_vm = |actions: &mut Vec<Action>, finding: Code, file: &str, block: u32| -> Option<String> {
-            let (vm, vblk) = vm_block(dd, file, block, bs, bps)?;
-            Some(push(
-                actions,
-                finding,
-                ActionKind::ClearVisibilityMap { heap_block: block },
-                target(&vm, Some(vblk)),
-                "block",
-                vm_effect(block),
-                "nothing".into(),
-                Risk::Low,
-            ))
-        };
-        let mut ids = Vec::new();
-        let mut refuse = |reason: String| not_repairable.push(NotRepairable { code: f.code.to_string(), title: f.title.clone(), reason });
-        if counters_suspect
+        let answer: repairs::Answer = if counters_suspect
             && matches!(f.code, Code::XactStatusLost | Code::TupleXidNeverAssigned | Code::TupleXidBeforeHorizon | Code::TupleMultixactOutOfRange)
         {
-            refuse(FROM_COUNTERS.into());
-            continue;
-        }
-        match f.code {
-            Code::TupleXidNeverAssigned | Code::TupleXidBeforeHorizon | Code::TupleMultixactOutOfRange => {
-                let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
-                if hides_checksum_failure(file, block) {
-                    refuse(CHECKSUM_TOO.into());
-                    continue;
+            Err(FROM_COUNTERS.into())
+        } else {
+            // One function per kind of finding (repairs.rs). No `_` arm: a new diagnose code
+            // does not compile until it is handled here.
+            match f.code {
+                Code::TupleXidNeverAssigned | Code::TupleXidBeforeHorizon | Code::TupleMultixactOutOfRange => p.freeze_tuples(f),
+                Code::TuplePointerHidesRow => p.restore_pointers(f),
+                Code::TuplePointerInvalid => p.kill_pointers(f),
+                Code::PageInvalid => p.page_invalid(f),
+                Code::PageLsnPastWal => p.page_lsn(f),
+                Code::PageChecksumFailure => p.accept_checksum(f),
+                Code::XactStatusLost => p.synthesize_xact(f),
+                Code::NotCorruptionWalDiskFull => p.relocate_wal(f),
+                Code::PostmasterPidStale => p.move_aside(f, "postmaster.pid", "postmaster.pid moves to the rollback store".into()),
+                Code::WalForeignFile => match &f.file {
+                    Some(file) => p.move_aside(f, file, format!("{file} moves to the rollback store; recovery no longer meets it")),
+                    None => Ok(vec![]),
+                },
+                Code::WalLost | Code::WalCheckpointUnreadable if opts.reset_wal => p.reset_wal(f)?,
+                Code::WalLost | Code::WalCheckpointUnreadable => {
+                    Err("needs a WAL reset (--reset-wal); put the missing WAL back first if it exists anywhere: that loses nothing".into())
                 }
-                let offnums: Vec<u16> = by_page
-                    .get(&(file.clone(), block))
-                    .map(|v| v.iter().filter(|p| p.kind != tuples::TupleProblemKind::PointerInvalid).map(|p| p.offnum).collect())
-                    .unwrap_or_default();
-                if offnums.is_empty() {
-                    continue;
-                }
-                let n = offnums.len() as u64;
-                let (tuples, rows) = (count(n, "tuple"), count(n, "row"));
-                let ctids = {
-                    let list: Vec<String> = offnums.iter().take(5).map(|o| format!("({block},{o})")).collect();
-                    format!("ctid {}{}", list.join(", "), if offnums.len() > 5 { ", ..." } else { "" })
-                };
-                ids.push(push(
-                    &mut actions,
-                    f.code,
-                    ActionKind::FreezeTuples { offnums },
-                    target(file, Some(block)),
-                    "block",
-                    format!(
-                        "{tuples} marked frozen (xmin frozen, xmax invalid): the server stops asking pg_xact about the damaged ids and the rows are visible"
-                    ),
-                    format!("nothing is deleted; the {rows} may hold damaged values: check {ctids}"),
-                    Risk::Medium,
-                ));
-                ids.extend(clear_vm(&mut actions, f.code, file, block));
+                Code::ControlCrcMismatch | Code::ControlValuesInvalid | Code::ControlUnreadable => p.write_control(f),
+                Code::OwnershipWrong => Err("a plan does not change ownership: run the chown the finding shows, as root".into()),
+                Code::TupleHintContradiction | Code::RelationFileDamaged | Code::WalFileWrongSize => Err(format!("no repair is built for {} yet", f.code)),
+                // Names fall back to paths where catalog pages are damaged; that damage has
+                // findings of its own, which the plan answers.
+                Code::CatalogUnreadable => Ok(vec![]),
+                // Information, not damage (skipped above).
+                Code::PostmasterPidLeft | Code::ClusterState => Ok(vec![]),
             }
-            Code::TuplePointerHidesRow => {
-                let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
-                if hides_checksum_failure(file, block) {
-                    refuse(CHECKSUM_TOO.into());
-                    continue;
-                }
-                let Some(page) = block_bytes(dd, file, block, bs, bps) else { continue };
-                let Ok(slots) = crate::format::page::heap::tuples(&page) else { continue };
-                let items: Vec<(u16, u16, u16)> = slots.iter().filter(|t| t.hidden.is_some()).map(|t| (t.offnum, t.item.off, t.item.len)).collect();
-                if items.is_empty() {
-                    continue;
-                }
-                let n = items.len();
-                ids.push(push(
-                    &mut actions,
-                    f.code,
-                    ActionKind::RestorePointers { items },
-                    target(file, Some(block)),
-                    "block",
-                    format!("{} made normal again", count(n as u64, "line pointer"))
-                        + ", with the offset and length they kept: the hidden rows are read again, under the usual visibility rules",
-                    "nothing".into(),
-                    Risk::Medium,
-                ));
-                ids.extend(clear_vm(&mut actions, f.code, file, block));
-            }
-            Code::TuplePointerInvalid => {
-                let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
-                if hides_checksum_failure(file, block) {
-                    refuse(CHECKSUM_TOO.into());
-                    continue;
-                }
-                let offnums: Vec<u16> = by_page
-                    .get(&(file.clone(), block))
-                    .map(|v| v.iter().filter(|p| p.kind == tuples::TupleProblemKind::PointerInvalid).map(|p| p.offnum).collect())
-                    .unwrap_or_default();
-                if offnums.is_empty() {
-                    continue;
-                }
-                let n = offnums.len();
-                ids.push(push(
-                    &mut actions,
-                    f.code,
-                    ActionKind::KillTuples { offnums },
-                    target(file, Some(block)),
-                    "block",
-                    format!("{} marked dead without storage, as heap_force_kill does: nothing reads where they pointed; the next VACUUM removes their index entries", count(n as u64, "broken line pointer")),
-                    format!("{}: whatever those pointers once found", count(n as u64, "row")) + " (they point at garbage now)",
-                    Risk::Medium,
-                ));
-                // Index-only scans must not trust the page as all-visible any more.
-                ids.extend(clear_vm(&mut actions, f.code, file, block));
-            }
-            Code::PageInvalid => {
-                let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
-                if hides_checksum_failure(file, block) {
-                    refuse(CHECKSUM_TOO.into());
-                    continue;
-                }
-                let Some(page) = block_bytes(dd, file, block, bs, bps) else { continue };
-                if let Some(h) = bytes::derive_header(&page, c.checkpoint.redo_lsn.0) {
-                    ids.push(push(
-                        &mut actions,
-                        f.code,
-                        ActionKind::RebuildPageHeader { header: h },
-                        target(file, Some(block)),
-                        "block",
-                        format!(
-                            "page header rewritten from the line pointers and tuples (pd_lower {}, pd_upper {}, pd_special {}, pd_lsn {} = the latest checkpoint's REDO location, no prune hint, flags recomputed); the page is readable again",
-                            h.lower,
-                            h.upper,
-                            h.special,
-                            crate::format::types::Lsn(h.lsn)
-                        ),
-                        format!("nothing: all {} rows kept", h.rows),
-                        Risk::Medium,
-                    ));
-                    // The rebuilt page is not marked all-visible: neither may its map bit be.
-                    ids.extend(clear_vm(&mut actions, f.code, file, block));
-                } else if opts.zero_pages {
-                    let rows = tuples::rows_on_page(&page).map(|r| r as u32);
-                    ids.push(push(
-                        &mut actions,
-                        f.code,
-                        ActionKind::ZeroPage { rows },
-                        target(file, Some(block)),
-                        "block",
-                        "the page is replaced by an empty one (the server accepts all-zero pages); its original bytes stay in the rollback store".into(),
-                        match rows {
-                            Some(r) => format!("{r} rows on the page"),
-                            None => "every row on the page (how many is unknown: its line pointers are lost)".into(),
-                        },
-                        Risk::High,
-                    ));
-                } else {
-                    refuse("the line pointers are not consistent enough to rebuild the header, and --no-zero-pages forbids emptying the page".into());
-                }
-            }
-            Code::PageLsnPastWal => {
-                let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
-                let lsn = c.checkpoint.redo_lsn;
-                ids.push(push(
-                    &mut actions,
-                    f.code,
-                    ActionKind::SetPageLsn { lsn: lsn.0 },
-                    target(file, Some(block)),
-                    "block",
-                    format!("pd_lsn set to {lsn}, the latest checkpoint's REDO location, which the server's WAL always reaches; the content stays; checksum recomputed"),
-                    "nothing, if the pd_lsn bytes were the damage; if WAL was lost from the end of pg_wal, the changes it held are lost already and this page may disagree with others".into(),
-                    Risk::Medium,
-                ));
-            }
-            Code::PageChecksumFailure => {
-                let (Some(file), Some(block)) = (&f.file, f.block) else { continue };
-                if opts.accept_checksum_failures {
-                    let Some(page) = block_bytes(dd, file, block, bs, bps) else { continue };
-                    let checksum = crate::format::checksum::page_checksum(&page, block);
-                    ids.push(push(
-                        &mut actions,
-                        f.code,
-                        ActionKind::AcceptChecksum { checksum },
-                        target(file, Some(block)),
-                        "block",
-                        "the checksum of the page's current content is stored: the server reads it again".into(),
-                        "nothing, but THE CONTENT MAY BE WRONG: whatever changed the bytes is now accepted".into(),
-                        Risk::High,
-                    ));
-                } else {
-                    refuse("the page structure is sound; rewriting its checksum accepts content that may be wrong, so it is an explicit opt-in (--accept-checksum-failures); read the rows with ignore_checksum_failure=on first".into());
-                }
-            }
-            Code::XactStatusLost => {
-                let (Some(file), Some((a, b))) = (&f.file, f.xids) else { continue };
-                match evidence::synthesize(dd, &c, file, a, b, &ts.hints, opts.xact_status) {
-                    Ok(kind) => {
-                        let (scope, desc) = if dd.path(file).exists() { ("file", "extended") } else { ("absent", "created") };
-                        let ActionKind::SynthesizeXact { sources, .. } = &kind else { continue };
-                        let loss = format!(
-                            "the statuses of {} come from the policy ({}): {}",
-                            count(sources.from_policy, "xid"),
-                            opts.xact_status.describe(),
-                            match opts.xact_status {
-                                XactPolicy::Committed => "rows of aborted transactions may reappear",
-                                _ => "rows of committed transactions without evidence may vanish",
-                            }
-                        );
-                        let effect = format!(
-                            "{file} {desc}: {} statuses from commit/abort records in WAL, {} from hint bits, {} from the policy",
-                            sources.from_wal, sources.from_hint_bits, sources.from_policy
-                        );
-                        ids.push(push(&mut actions, f.code, kind, target(file, None), scope, effect, loss, Risk::Medium));
-                    }
-                    Err(e) => refuse(e),
-                }
-            }
-            Code::NotCorruptionWalDiskFull => match &opts.wal_dir {
-                Some(to) => ids.push(push(
-                    &mut actions,
-                    f.code,
-                    ActionKind::RelocateWal { to: to.clone() },
-                    target(crate::datadir::WAL_DIR, None),
-                    "file",
-                    format!("pg_wal's segments move to {to}; pg_wal becomes a symbolic link; recovery finishes there"),
-                    "nothing".into(),
-                    Risk::Low,
-                )),
-                None => refuse(
-                    "make room on pg_wal's file system by hand, or pass --wal-dir DIR (a directory on a file system with room) to plan moving pg_wal there"
-                        .into(),
-                ),
-            },
-            Code::PostmasterPidStale => {
-                ids.push(push(
-                    &mut actions,
-                    f.code,
-                    ActionKind::MoveAside,
-                    target("postmaster.pid", None),
-                    "file",
-                    "postmaster.pid moves to the rollback store".into(),
-                    "nothing".into(),
-                    Risk::Low,
-                ));
-            }
-            Code::WalForeignFile => {
-                let Some(file) = &f.file else { continue };
-                ids.push(push(
-                    &mut actions,
-                    f.code,
-                    ActionKind::MoveAside,
-                    target(file, None),
-                    "file",
-                    format!("{file} moves to the rollback store; recovery no longer meets it"),
-                    "nothing".into(),
-                    Risk::Low,
-                ));
-            }
-            Code::WalLost | Code::WalCheckpointUnreadable if opts.reset_wal => {
-                if actions.iter().any(|a| matches!(a.kind, ActionKind::ResetWal { .. })) {
-                    continue; // one reset answers every WAL finding
-                }
-                let listing = reset::Listing {
-                    wal: dd.list("pg_wal")?.into_iter().filter(|n| n != "archive_status" && n != "summaries").collect(),
-                    archive_status: dd.list("pg_wal/archive_status")?,
-                    summaries: dd.list("pg_wal/summaries")?,
-                    xact: dd.list("pg_xact")?,
-                    multi_offsets: dd.list("pg_multixact/offsets")?,
-                    multi_members: dd.list("pg_multixact/members")?,
-                };
-                // New WAL must start past the highest page LSN, or the first write of that
-                // page makes every checkpoint fail (pg_resetwal leaves that to -l).
-                let past_pages = past_page_lsn(&c, d.max_page_lsn);
-                let r = reset::compute(&c, &listing, &reset::ResetOverrides { past_pages, ..Default::default() }, now).map_err(|e| Error::Refused {
-                    message: format!("cannot plan a WAL reset: {e}"),
-                    hint: "see docs/reset.md; the values can be given by hand with pg_resetwal".into(),
-                })?;
-                let cp = &r.control.checkpoint;
-                // Only what differs from pg_control is an override: the rest is read from it again.
-                let guessed = |f: &str| r.sources.iter().any(|s| s.field == f && s.source != "pg_control");
-                let overrides = reset::ResetOverrides {
-                    next_xid: guessed("next_xid").then_some(cp.next_xid.xid()),
-                    multixact: guessed("next_multixact_id").then_some((cp.next_multixact_id, cp.oldest_multi_xid)),
-                    wal_file: Some(r.segment_name.clone()),
-                    ..Default::default()
-                };
-                let lost = d.findings.iter().filter_map(|f| (f.code == Code::WalLost).then_some(f.lsn).flatten()).min();
-                let loss = match lost {
-                    Some(l) => format!(
-                        "every transaction whose WAL is at or after {l} (it never reaches the data files), and consistency between pages written after it"
-                    ),
-                    None => "the transactions after the latest checkpoint that only WAL holds".into(),
-                };
-                let effect = format!("pg_control rewritten as pg_resetwal does (state shut down, checkpoint at the start of {}, NextXID {}:{}), {} written with a shutdown checkpoint, {} files moved out of pg_wal", r.segment_name, cp.next_xid.epoch(), cp.next_xid.xid(), r.segment_name, r.moves.len());
-                let kind = ActionKind::ResetWal { overrides, wal_file: r.segment_name.clone(), moves: r.moves.clone(), time: now, sources: r.sources.clone() };
-                ids.push(push(&mut actions, f.code, kind, target(crate::datadir::CONTROL_PATH, None), "file", effect, loss, Risk::High));
-            }
-            Code::WalLost | Code::WalCheckpointUnreadable => {
-                refuse("needs a WAL reset (--reset-wal); put the missing WAL back first if it exists anywhere: that loses nothing".into())
-            }
-            Code::ControlCrcMismatch | Code::ControlValuesInvalid | Code::ControlUnreadable => match rebuild {
-                Some(t) => {
-                    let fields = ev.fields.clone();
-                    let changed: Vec<String> = fields
-                        .iter()
-                        .filter(|f| f.verdict == crate::check::control::Verdict::Contradicted)
-                        .map(|f| format!("{} {} → {}", f.field, f.found.as_deref().unwrap_or("(absent)"), f.used))
-                        .collect();
-                    let image = crate::format::bytes::hex(&t.encode()[..crate::format::control::struct_size(t.major)]);
-                    let scope = if control.is_some() { "file" } else { "absent" };
-                    ids.push(push(
-                        &mut actions,
-                        f.code,
-                        ActionKind::WriteControl { image, fields },
-                        target(crate::datadir::CONTROL_PATH, None),
-                        scope,
-                        format!(
-                            "pg_control {} from evidence: checkpoint copy from the record at {} verbatim; {}; the server then starts from REDO {}",
-                            if ev.found.is_some() { "rewritten" } else { "written anew" },
-                            ev.checkpoint_record.unwrap_or_default(),
-                            match (ev.found.is_some(), changed.is_empty()) {
-                                (false, _) => format!(
-                                    "every value from the evidence listed under the finding (system identifier {}, NextXID {}, data checksums {})",
-                                    t.system_identifier,
-                                    t.checkpoint.next_xid,
-                                    if t.data_page_checksum_version > 0 { "on" } else { "off" }
-                                ),
-                                (true, true) => "no value changes (only the CRC and bytes the server never writes that way)".to_string(),
-                                (true, false) => format!("changed: {}", changed.join(", ")),
-                            },
-                            t.checkpoint.redo_lsn
-                        ),
-                        "nothing: WAL is kept and replayed; settings the server records again at start may differ until it does".into(),
-                        Risk::Medium,
-                    ))
-                }
-                None => refuse(format!(
-                    "pg_control cannot be rebuilt from evidence ({}): move it aside and plan --reset-wal to rebuild it from guesses (rehearse first)",
-                    ev.not_rebuildable.clone().unwrap_or_default()
-                )),
-            },
-            // No `_` arm: a new diagnose code does not compile until it is handled here.
-            Code::OwnershipWrong => refuse("a plan does not change ownership: run the chown the finding shows, as root".into()),
-            // Names fall back to paths where catalog pages are damaged; that damage has findings
-            // of its own, which the plan answers.
-            Code::CatalogUnreadable => continue,
-            Code::TupleHintContradiction | Code::RelationFileDamaged | Code::WalFileWrongSize => refuse(format!("no repair is built for {} yet", f.code)),
-            // Information, not damage (skipped above).
-            Code::PostmasterPidLeft | Code::ClusterState => continue,
-        }
-        if !ids.is_empty() {
-            answered.push(Answered { code: f.code.to_string(), title: f.title.clone(), actions: ids, alternatives });
+        };
+        match answer {
+            Ok(ids) if !ids.is_empty() => answered.push(Answered { code: f.code.to_string(), title: f.title.clone(), actions: ids, alternatives }),
+            Ok(_) => {}
+            Err(reason) => not_repairable.push(NotRepairable { code: f.code.to_string(), title: f.title.clone(), reason }),
         }
     }
+    let actions = p.actions;
     // Bounded work: a plan this large from one diagnosis means its premise is likely wrong
     // (a damaged counter judged every tuple), not that the cluster needs that many changes.
     if actions.len() > MAX_ACTIONS {

@@ -1,0 +1,351 @@
+//! One function per kind of diagnose finding: the actions that answer it, each bound to the
+//! bytes it was planned on, or the reason none does. [`super::plan`] dispatches on
+//! [`crate::diagnose::Code`] with no `_` arm, so a new finding kind does not compile until it
+//! has a function here or a stated reason why it needs none.
+
+use super::{block_bytes, bytes, current_precondition, evidence, past_page_lsn, reset, vm_block, vm_effect};
+use super::{Action, ActionKind, PlanOptions, Risk, Target, XactPolicy};
+use crate::check::control::{ControlEvidence, Verdict};
+use crate::datadir::DataDir;
+use crate::diagnose::{tuples, Code, Diagnosis, Finding};
+use crate::error::{Error, Result};
+use crate::format::control::ControlFile;
+use crate::units::count;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What a finding gets: the ids of the actions that answer it (none: nothing to do on this
+/// page after all), or why no action does.
+pub type Answer = std::result::Result<Vec<String>, String>;
+
+/// Any rewrite of a page whose checksum fails stores a new checksum, which accepts whatever
+/// else changed in the page: it needs the same opt-in as accepting it.
+const CHECKSUM_TOO: &str = "the page also fails its data checksum: rewriting it stores a new checksum, which accepts whatever else changed in it. Read its rows first (SET ignore_checksum_failure = on), then plan with --accept-checksum-failures";
+
+/// The planning of one diagnosis: what every repair function reads, and the actions so far.
+pub struct Planner<'a> {
+    pub dd: &'a DataDir,
+    pub opts: &'a PlanOptions,
+    /// pg_control as trusted (rebuilt from evidence when damaged), counters where WAL replay
+    /// leaves them.
+    pub c: &'a ControlFile,
+    pub d: &'a Diagnosis,
+    pub ev: &'a ControlEvidence,
+    /// pg_control's bytes as found (None: the file is missing).
+    pub control: Option<&'a [u8]>,
+    pub now: i64,
+    pub actions: Vec<Action>,
+    by_page: BTreeMap<(String, u32), Vec<&'a tuples::TupleProblem>>,
+    checksum_failed: BTreeSet<(String, u32)>,
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(
+        dd: &'a DataDir,
+        opts: &'a PlanOptions,
+        c: &'a ControlFile,
+        d: &'a Diagnosis,
+        ev: &'a ControlEvidence,
+        control: Option<&'a [u8]>,
+        now: i64,
+    ) -> Planner<'a> {
+        let mut by_page: BTreeMap<(String, u32), Vec<&tuples::TupleProblem>> = BTreeMap::new();
+        for p in &d.tuples.problems {
+            by_page.entry((p.file.clone(), p.block)).or_default().push(p);
+        }
+        let checksum_failed = d.findings.iter().filter(|f| f.code == Code::PageChecksumFailure).filter_map(|f| Some((f.file.clone()?, f.block?))).collect();
+        Planner { dd, opts, c, d, ev, control, now, actions: Vec::new(), by_page, checksum_failed }
+    }
+
+    fn bs(&self) -> usize {
+        self.c.database_block_size as usize
+    }
+
+    /// Add an action for finding `f` on `path` (a block of it, or the whole file), bound to
+    /// the bytes there now; its id.
+    #[allow(clippy::too_many_arguments)]
+    fn push(&mut self, f: &Finding, kind: ActionKind, path: &str, block: Option<u32>, scope: &str, effect: String, loss: String, risk: Risk) -> String {
+        let id = format!("A{}", self.actions.len() + 1);
+        let target = Target { path: path.to_string(), block, relation: f.relation.clone() };
+        let precondition = current_precondition(self.dd, &target, scope, self.bs(), self.c.blocks_per_segment);
+        self.actions.push(Action {
+            id: id.clone(),
+            finding: f.code.to_string(),
+            kind,
+            target,
+            precondition,
+            effect,
+            data_loss: loss,
+            risk,
+            expected_log: vec![],
+        });
+        id
+    }
+
+    /// A repair that changes tuples must not leave the heap block marked all-visible or
+    /// all-frozen: its visibility map bits are cleared too, where the map has the block.
+    fn clear_vm(&mut self, f: &Finding, file: &str, block: u32) -> Option<String> {
+        let (vm, vblk) = vm_block(self.dd, file, block, self.bs(), self.c.blocks_per_segment)?;
+        Some(self.push(f, ActionKind::ClearVisibilityMap { heap_block: block }, &vm, Some(vblk), "block", vm_effect(block), "nothing".into(), Risk::Low))
+    }
+
+    fn hides_checksum_failure(&self, file: &str, block: u32) -> bool {
+        !self.opts.accept_checksum_failures && self.checksum_failed.contains(&(file.to_string(), block))
+    }
+
+    /// The damaged tuples of a page, of the kinds `keep` selects.
+    fn offnums(&self, file: &str, block: u32, keep: impl Fn(tuples::TupleProblemKind) -> bool) -> Vec<u16> {
+        self.by_page.get(&(file.to_string(), block)).map(|v| v.iter().filter(|p| keep(p.kind)).map(|p| p.offnum).collect()).unwrap_or_default()
+    }
+
+    /// The page of a block finding, when it may be rewritten.
+    fn page_target<'f>(&self, f: &'f Finding) -> std::result::Result<Option<(&'f str, u32)>, String> {
+        let (Some(file), Some(block)) = (f.file.as_deref(), f.block) else { return Ok(None) };
+        if self.hides_checksum_failure(file, block) {
+            return Err(CHECKSUM_TOO.into());
+        }
+        Ok(Some((file, block)))
+    }
+
+    /// tuple-xid-never-assigned, tuple-xid-before-horizon, tuple-multixact-out-of-range:
+    /// freeze the tuples (pg_surgery's heap_force_freeze), rows kept.
+    pub fn freeze_tuples(&mut self, f: &Finding) -> Answer {
+        let Some((file, block)) = self.page_target(f)? else { return Ok(vec![]) };
+        let offnums = self.offnums(file, block, |k| k != tuples::TupleProblemKind::PointerInvalid);
+        if offnums.is_empty() {
+            return Ok(vec![]);
+        }
+        let n = offnums.len() as u64;
+        let ctids = {
+            let list: Vec<String> = offnums.iter().take(5).map(|o| format!("({block},{o})")).collect();
+            format!("ctid {}{}", list.join(", "), if offnums.len() > 5 { ", ..." } else { "" })
+        };
+        let effect = format!(
+            "{} marked frozen (xmin frozen, xmax invalid): the server stops asking pg_xact about the damaged ids and the rows are visible",
+            count(n, "tuple")
+        );
+        let loss = format!("nothing is deleted; the {} may hold damaged values: check {ctids}", count(n, "row"));
+        let mut ids = vec![self.push(f, ActionKind::FreezeTuples { offnums }, file, Some(block), "block", effect, loss, Risk::Medium)];
+        ids.extend(self.clear_vm(f, file, block));
+        Ok(ids)
+    }
+
+    /// tuple-pointer-hides-row: the line pointers made normal again, rows back.
+    pub fn restore_pointers(&mut self, f: &Finding) -> Answer {
+        let Some((file, block)) = self.page_target(f)? else { return Ok(vec![]) };
+        let Some(page) = block_bytes(self.dd, file, block, self.bs(), self.c.blocks_per_segment) else { return Ok(vec![]) };
+        let Ok(slots) = crate::format::page::heap::tuples(&page) else { return Ok(vec![]) };
+        let items: Vec<(u16, u16, u16)> = slots.iter().filter(|t| t.hidden.is_some()).map(|t| (t.offnum, t.item.off, t.item.len)).collect();
+        if items.is_empty() {
+            return Ok(vec![]);
+        }
+        let effect = format!(
+            "{} made normal again, with the offset and length they kept: the hidden rows are read again, under the usual visibility rules",
+            count(items.len() as u64, "line pointer")
+        );
+        let mut ids = vec![self.push(f, ActionKind::RestorePointers { items }, file, Some(block), "block", effect, "nothing".into(), Risk::Medium)];
+        ids.extend(self.clear_vm(f, file, block));
+        Ok(ids)
+    }
+
+    /// tuple-pointer-invalid: the broken line pointers marked dead (heap_force_kill).
+    pub fn kill_pointers(&mut self, f: &Finding) -> Answer {
+        let Some((file, block)) = self.page_target(f)? else { return Ok(vec![]) };
+        let offnums = self.offnums(file, block, |k| k == tuples::TupleProblemKind::PointerInvalid);
+        if offnums.is_empty() {
+            return Ok(vec![]);
+        }
+        let n = offnums.len() as u64;
+        let effect = format!(
+            "{} marked dead without storage, as heap_force_kill does: nothing reads where they pointed; the next VACUUM removes their index entries",
+            count(n, "broken line pointer")
+        );
+        let loss = format!("{}: whatever those pointers once found (they point at garbage now)", count(n, "row"));
+        let mut ids = vec![self.push(f, ActionKind::KillTuples { offnums }, file, Some(block), "block", effect, loss, Risk::Medium)];
+        // Index-only scans must not trust the page as all-visible any more.
+        ids.extend(self.clear_vm(f, file, block));
+        Ok(ids)
+    }
+
+    /// page-invalid: the header rebuilt from the line pointers and tuples when they are
+    /// consistent enough, else (when allowed) the page emptied.
+    pub fn page_invalid(&mut self, f: &Finding) -> Answer {
+        let Some((file, block)) = self.page_target(f)? else { return Ok(vec![]) };
+        let Some(page) = block_bytes(self.dd, file, block, self.bs(), self.c.blocks_per_segment) else { return Ok(vec![]) };
+        if let Some(h) = bytes::derive_header(&page, self.c.checkpoint.redo_lsn.0) {
+            let effect = format!(
+                "page header rewritten from the line pointers and tuples (pd_lower {}, pd_upper {}, pd_special {}, pd_lsn {} = the latest checkpoint's REDO location, no prune hint, flags recomputed); the page is readable again",
+                h.lower,
+                h.upper,
+                h.special,
+                crate::format::types::Lsn(h.lsn)
+            );
+            let loss = format!("nothing: all {} rows kept", h.rows);
+            let mut ids = vec![self.push(f, ActionKind::RebuildPageHeader { header: h }, file, Some(block), "block", effect, loss, Risk::Medium)];
+            // The rebuilt page is not marked all-visible: neither may its map bit be.
+            ids.extend(self.clear_vm(f, file, block));
+            return Ok(ids);
+        }
+        if !self.opts.zero_pages {
+            return Err("the line pointers are not consistent enough to rebuild the header, and --no-zero-pages forbids emptying the page".into());
+        }
+        let rows = tuples::rows_on_page(&page).map(|r| r as u32);
+        let loss = match rows {
+            Some(r) => format!("{r} rows on the page"),
+            None => "every row on the page (how many is unknown: its line pointers are lost)".into(),
+        };
+        let effect = "the page is replaced by an empty one (the server accepts all-zero pages); its original bytes stay in the rollback store".into();
+        Ok(vec![self.push(f, ActionKind::ZeroPage { rows }, file, Some(block), "block", effect, loss, Risk::High)])
+    }
+
+    /// page-lsn-past-wal: pd_lsn set back to the REDO location.
+    pub fn page_lsn(&mut self, f: &Finding) -> Answer {
+        let (Some(file), Some(block)) = (f.file.as_deref(), f.block) else { return Ok(vec![]) };
+        let lsn = self.c.checkpoint.redo_lsn;
+        let effect = format!(
+            "pd_lsn set to {lsn}, the latest checkpoint's REDO location, which the server's WAL always reaches; the content stays; checksum recomputed"
+        );
+        let loss = "nothing, if the pd_lsn bytes were the damage; if WAL was lost from the end of pg_wal, the changes it held are lost already and this page may disagree with others".into();
+        Ok(vec![self.push(f, ActionKind::SetPageLsn { lsn: lsn.0 }, file, Some(block), "block", effect, loss, Risk::Medium)])
+    }
+
+    /// page-checksum-failure: only with --accept-checksum-failures, the checksum of the
+    /// content as it is stored.
+    pub fn accept_checksum(&mut self, f: &Finding) -> Answer {
+        let (Some(file), Some(block)) = (f.file.as_deref(), f.block) else { return Ok(vec![]) };
+        if !self.opts.accept_checksum_failures {
+            return Err("the page structure is sound; rewriting its checksum accepts content that may be wrong, so it is an explicit opt-in (--accept-checksum-failures); read the rows with ignore_checksum_failure=on first".into());
+        }
+        let Some(page) = block_bytes(self.dd, file, block, self.bs(), self.c.blocks_per_segment) else { return Ok(vec![]) };
+        let checksum = crate::format::checksum::page_checksum(&page, block);
+        let effect = "the checksum of the page's current content is stored: the server reads it again".into();
+        let loss = "nothing, but THE CONTENT MAY BE WRONG: whatever changed the bytes is now accepted".into();
+        Ok(vec![self.push(f, ActionKind::AcceptChecksum { checksum }, file, Some(block), "block", effect, loss, Risk::High)])
+    }
+
+    /// xact-status-lost: the missing pg_xact pages rebuilt from WAL and hint bits, the
+    /// policy for the rest.
+    pub fn synthesize_xact(&mut self, f: &Finding) -> Answer {
+        let (Some(file), Some((a, b))) = (f.file.as_deref(), f.xids) else { return Ok(vec![]) };
+        let kind = evidence::synthesize(self.dd, self.c, file, a, b, &self.d.tuples.hints, self.opts.xact_status)?;
+        let (scope, desc) = if self.dd.path(file).exists() { ("file", "extended") } else { ("absent", "created") };
+        let ActionKind::SynthesizeXact { sources, .. } = &kind else { return Ok(vec![]) };
+        let loss = format!(
+            "the statuses of {} come from the policy ({}): {}",
+            count(sources.from_policy, "xid"),
+            self.opts.xact_status.describe(),
+            match self.opts.xact_status {
+                XactPolicy::Committed => "rows of aborted transactions may reappear",
+                _ => "rows of committed transactions without evidence may vanish",
+            }
+        );
+        let effect = format!(
+            "{file} {desc}: {} statuses from commit/abort records in WAL, {} from hint bits, {} from the policy",
+            sources.from_wal, sources.from_hint_bits, sources.from_policy
+        );
+        Ok(vec![self.push(f, kind, file, None, scope, effect, loss, Risk::Medium)])
+    }
+
+    /// not-corruption-wal-disk-full: pg_wal moved to --wal-dir; nothing else is a repair.
+    pub fn relocate_wal(&mut self, f: &Finding) -> Answer {
+        let Some(to) = self.opts.wal_dir.clone() else {
+            return Err(
+                "make room on pg_wal's file system by hand, or pass --wal-dir DIR (a directory on a file system with room) to plan moving pg_wal there".into(),
+            );
+        };
+        let effect = format!("pg_wal's segments move to {to}; pg_wal becomes a symbolic link; recovery finishes there");
+        Ok(vec![self.push(f, ActionKind::RelocateWal { to }, crate::datadir::WAL_DIR, None, "file", effect, "nothing".into(), Risk::Low)])
+    }
+
+    /// postmaster-pid-stale, wal-foreign-file: the file moved to the rollback store.
+    pub fn move_aside(&mut self, f: &Finding, path: &str, effect: String) -> Answer {
+        Ok(vec![self.push(f, ActionKind::MoveAside, path, None, "file", effect, "nothing".into(), Risk::Low)])
+    }
+
+    /// wal-lost, wal-checkpoint-unreadable with --reset-wal: one reset, as pg_resetwal does,
+    /// starting past the highest page LSN.
+    pub fn reset_wal(&mut self, f: &Finding) -> Result<Answer> {
+        if self.actions.iter().any(|a| matches!(a.kind, ActionKind::ResetWal { .. })) {
+            return Ok(Ok(vec![])); // one reset answers every WAL finding
+        }
+        let dd = self.dd;
+        let listing = reset::Listing {
+            wal: dd.list("pg_wal")?.into_iter().filter(|n| n != "archive_status" && n != "summaries").collect(),
+            archive_status: dd.list("pg_wal/archive_status")?,
+            summaries: dd.list("pg_wal/summaries")?,
+            xact: dd.list("pg_xact")?,
+            multi_offsets: dd.list("pg_multixact/offsets")?,
+            multi_members: dd.list("pg_multixact/members")?,
+        };
+        // New WAL must start past the highest page LSN, or the first write of that page makes
+        // every checkpoint fail (pg_resetwal leaves that to -l).
+        let past_pages = past_page_lsn(self.c, self.d.max_page_lsn);
+        let r = reset::compute(self.c, &listing, &reset::ResetOverrides { past_pages, ..Default::default() }, self.now).map_err(|e| Error::Refused {
+            message: format!("cannot plan a WAL reset: {e}"),
+            hint: "see docs/reset.md; the values can be given by hand with pg_resetwal".into(),
+        })?;
+        let cp = &r.control.checkpoint;
+        // Only what differs from pg_control is an override: the rest is read from it again.
+        let guessed = |field: &str| r.sources.iter().any(|s| s.field == field && s.source != "pg_control");
+        let overrides = reset::ResetOverrides {
+            next_xid: guessed("next_xid").then_some(cp.next_xid.xid()),
+            multixact: guessed("next_multixact_id").then_some((cp.next_multixact_id, cp.oldest_multi_xid)),
+            wal_file: Some(r.segment_name.clone()),
+            ..Default::default()
+        };
+        let lost = self.d.findings.iter().filter_map(|f| (f.code == Code::WalLost).then_some(f.lsn).flatten()).min();
+        let loss = match lost {
+            Some(l) => {
+                format!("every transaction whose WAL is at or after {l} (it never reaches the data files), and consistency between pages written after it")
+            }
+            None => "the transactions after the latest checkpoint that only WAL holds".into(),
+        };
+        let effect = format!(
+            "pg_control rewritten as pg_resetwal does (state shut down, checkpoint at the start of {}, NextXID {}:{}), {} written with a shutdown checkpoint, {} moved out of pg_wal",
+            r.segment_name,
+            cp.next_xid.epoch(),
+            cp.next_xid.xid(),
+            r.segment_name,
+            count(r.moves.len() as u64, "file")
+        );
+        let kind = ActionKind::ResetWal { overrides, wal_file: r.segment_name.clone(), moves: r.moves.clone(), time: self.now, sources: r.sources.clone() };
+        Ok(Ok(vec![self.push(f, kind, crate::datadir::CONTROL_PATH, None, "file", effect, loss, Risk::High)]))
+    }
+
+    /// control-crc-mismatch, control-values-invalid, control-unreadable: pg_control written
+    /// from the evidence (docs/control.md), or why it cannot be.
+    pub fn write_control(&mut self, f: &Finding) -> Answer {
+        let ev = self.ev;
+        let Some(t) = ev.rebuilt() else {
+            return Err(format!(
+                "pg_control cannot be rebuilt from evidence ({}): move it aside and plan --reset-wal to rebuild it from guesses (rehearse first)",
+                ev.not_rebuildable.clone().unwrap_or_default()
+            ));
+        };
+        let fields = ev.fields.clone();
+        let changed: Vec<String> = fields
+            .iter()
+            .filter(|f| f.verdict == Verdict::Contradicted)
+            .map(|f| format!("{} {} → {}", f.field, f.found.as_deref().unwrap_or("(absent)"), f.used))
+            .collect();
+        let image = crate::format::bytes::hex(&t.encode()[..crate::format::control::struct_size(t.major)]);
+        let scope = if self.control.is_some() { "file" } else { "absent" };
+        let effect = format!(
+            "pg_control {} from evidence: checkpoint copy from the record at {} verbatim; {}; the server then starts from REDO {}",
+            if ev.found.is_some() { "rewritten" } else { "written anew" },
+            ev.checkpoint_record.unwrap_or_default(),
+            match (ev.found.is_some(), changed.is_empty()) {
+                (false, _) => format!(
+                    "every value from the evidence listed under the finding (system identifier {}, NextXID {}, data checksums {})",
+                    t.system_identifier,
+                    t.checkpoint.next_xid,
+                    if t.data_page_checksum_version > 0 { "on" } else { "off" }
+                ),
+                (true, true) => "no value changes (only the CRC and bytes the server never writes that way)".to_string(),
+                (true, false) => format!("changed: {}", changed.join(", ")),
+            },
+            t.checkpoint.redo_lsn
+        );
+        let loss = "nothing: WAL is kept and replayed; settings the server records again at start may differ until it does".into();
+        Ok(vec![self.push(f, ActionKind::WriteControl { image, fields }, crate::datadir::CONTROL_PATH, None, scope, effect, loss, Risk::Medium)])
+    }
+}
