@@ -93,11 +93,14 @@ finding_codes! {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Finding {
-    pub code: Code,
-    pub severity: Severity,
-    pub area: Area,
+/// Where a finding is, in the words of the database and of the file system. Both `check`'s
+/// and `diagnose`'s findings carry one (flattened into their JSON).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Location {
+    /// The relation in the database's own words (`table public.t in database app`), when
+    /// the catalog names it (diagnose).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relation: Option<String>,
     /// Path relative to the data directory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
@@ -112,6 +115,35 @@ pub struct Finding {
     /// Inclusive xid range concerned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub xids: Option<(Xid, Xid)>,
+}
+
+impl Location {
+    pub fn is_empty(&self) -> bool {
+        *self == Location::default()
+    }
+}
+
+/// In one phrase: `table public.t in database app, base/5/16384, block 3, offset 24576`.
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<String> = Vec::new();
+        parts.extend(self.relation.clone());
+        parts.extend(self.file.clone());
+        parts.extend(self.block.map(|b| format!("block {b}")));
+        parts.extend(self.offset.map(|o| format!("offset {o}")));
+        parts.extend(self.lsn.map(|l| format!("LSN {l}")));
+        parts.extend(self.xids.map(|(a, b)| if a == b { format!("xid {a}") } else { format!("xids {a}..{b}") }));
+        f.write_str(&parts.join(", "))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Finding {
+    pub code: Code,
+    pub severity: Severity,
+    pub area: Area,
+    #[serde(flatten)]
+    pub at: Location,
     pub message: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<String>,
@@ -120,52 +152,31 @@ pub struct Finding {
 impl Finding {
     /// A finding with the registered severity of `code`.
     pub fn new(code: Code, area: Area, message: impl Into<String>) -> Finding {
-        let severity = code.severity();
-        Finding { code, severity, area, file: None, block: None, offset: None, lsn: None, xids: None, message: message.into(), evidence: Vec::new() }
+        Finding { code, severity: code.severity(), area, at: Location::default(), message: message.into(), evidence: Vec::new() }
     }
     pub fn file(mut self, f: impl Into<String>) -> Self {
-        self.file = Some(f.into());
+        self.at.file = Some(f.into());
         self
     }
     pub fn block(mut self, b: u32) -> Self {
-        self.block = Some(b);
+        self.at.block = Some(b);
         self
     }
     pub fn offset(mut self, o: u64) -> Self {
-        self.offset = Some(o);
+        self.at.offset = Some(o);
         self
     }
     pub fn lsn(mut self, l: Lsn) -> Self {
-        self.lsn = Some(l);
+        self.at.lsn = Some(l);
         self
     }
     pub fn xids(mut self, a: Xid, b: Xid) -> Self {
-        self.xids = Some((a, b));
+        self.at.xids = Some((a, b));
         self
     }
     pub fn evidence(mut self, e: impl Into<String>) -> Self {
         self.evidence.push(e.into());
         self
-    }
-    /// Where, in one phrase: `base/5/16384, block 3 (offset 24576)`, `LSN 0/3000028`.
-    pub fn location(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(f) = &self.file {
-            parts.push(f.clone());
-        }
-        if let Some(b) = self.block {
-            parts.push(format!("block {b}"));
-        }
-        if let Some(o) = self.offset {
-            parts.push(format!("offset {o}"));
-        }
-        if let Some(l) = self.lsn {
-            parts.push(format!("LSN {l}"));
-        }
-        if let Some((a, b)) = self.xids {
-            parts.push(if a == b { format!("xid {a}") } else { format!("xids {a}..{b}") });
-        }
-        parts.join(", ")
     }
 }
 

@@ -207,7 +207,7 @@ fn every_documented_exit_code() {
             r.situation,
             r.user.map(|u| format!("runuser -u {u} -- ")).unwrap_or_default(),
             clean(&r.args.join(" ")),
-            clean(&line.chars().take(140).collect::<String>())
+            clean(line).chars().take(140).collect::<String>()
         ));
     }
     running.stop();

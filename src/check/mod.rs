@@ -148,7 +148,7 @@ pub fn check_with(dd: &DataDir, opts: &CheckOptions, progress: &dyn Progress, ev
     for part in [pages.as_ref().map(|p| &p.1), xact.as_ref().map(|x| &x.1), wal.as_ref().map(|w| &w.1)].into_iter().flatten() {
         findings.extend(part.iter().cloned());
     }
-    findings.sort_by(|a, b| (a.severity, a.area, &a.file, a.block, a.lsn).cmp(&(b.severity, b.area, &b.file, b.block, b.lsn)));
+    findings.sort_by(|a, b| (a.severity, a.area, &a.at.file, a.at.block, a.at.lsn).cmp(&(b.severity, b.area, &b.at.file, b.at.block, b.at.lsn)));
     Ok(CheckReport {
         data_directory: dd.root().display().to_string(),
         major: control.major,

@@ -256,7 +256,7 @@ mod tests {
         let files =
             vec![rf(1, 0, full), rf(1, 1, full), rf(1, 2, 8192), rf(2, 0, full), rf(2, 2, 8192), rf(3, 0, 100 * 8192), rf(3, 1, 8192), rf(4, 0, 8192 + 10)];
         let f = file_level(&files, 8192, 131072);
-        let codes: Vec<(Code, String)> = f.iter().map(|f| (f.code, f.file.clone().unwrap())).collect();
+        let codes: Vec<(Code, String)> = f.iter().map(|f| (f.code, f.at.file.clone().unwrap())).collect();
         assert_eq!(
             codes,
             vec![
@@ -265,6 +265,6 @@ mod tests {
                 (Code::RelationSegmentShort, "base/5/3".to_string()),
             ]
         );
-        assert_eq!(f[1].block, Some(131072));
+        assert_eq!(f[1].at.block, Some(131072));
     }
 }

@@ -63,7 +63,7 @@ pub fn render(r: &CheckReport) -> String {
             Severity::Warning => "WARNING",
             Severity::Info => "INFO",
         };
-        let _ = writeln!(s, "{sev:<8}{:<28}{}", f.code, f.location());
+        let _ = writeln!(s, "{sev:<8}{:<28}{}", f.code, f.at);
         let _ = writeln!(s, "{:8}{}", "", f.message);
         for e in &f.evidence {
             let _ = writeln!(s, "{:8}- {e}", "");

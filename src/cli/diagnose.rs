@@ -79,24 +79,8 @@ pub fn render(d: &Diagnosis) -> String {
         let _ = writeln!(s, "\n== {head} ({}) ==", fs.len());
         for f in fs {
             let _ = writeln!(s, "\n[{}] {}", f.code, f.title);
-            let mut loc = Vec::new();
-            if let Some(r) = &f.relation {
-                loc.push(r.clone());
-            }
-            if let Some(p) = &f.file {
-                loc.push(p.clone());
-            }
-            if let Some(b) = f.block {
-                loc.push(format!("block {b}"));
-            }
-            if let Some(l) = f.lsn {
-                loc.push(format!("LSN {l}"));
-            }
-            if let Some((a, b)) = f.xids {
-                loc.push(if a == b { format!("xid {a}") } else { format!("xids {a}..{b}") });
-            }
-            if !loc.is_empty() {
-                wrap(&mut s, 2, &format!("where: {}", loc.join(", ")));
+            if !f.at.is_empty() {
+                wrap(&mut s, 2, &format!("where: {}", f.at));
             }
             wrap(&mut s, 2, &format!("what it means: {}", f.explanation));
             if !f.if_nothing_is_done.is_empty() {

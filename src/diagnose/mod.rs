@@ -9,9 +9,9 @@ use crate::catalog::Catalog;
 use crate::check::{self, CheckOptions, CheckReport, Progress};
 use crate::datadir::{DataDir, Postmaster, WAL_DIR};
 use crate::error::{Error, Result};
-use crate::finding::{Code as CheckCode, Finding as CheckFinding, Severity};
+use crate::finding::{Code as CheckCode, Finding as CheckFinding, Location, Severity};
 use crate::format::control::{ControlFile, DbState};
-use crate::format::types::{Lsn, Xid};
+use crate::format::types::Xid;
 use crate::units::count;
 use crate::units::human_size as size;
 use log::{LogEvent, LogLine};
@@ -64,19 +64,10 @@ pub struct Finding {
     pub code: Code,
     pub severity: Severity,
     pub title: String,
-    /// The relation in the database's own words, when the finding is about one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub relation: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub block: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub offset: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lsn: Option<Lsn>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub xids: Option<(Xid, Xid)>,
+    /// Where: the relation in the database's own words when the finding is about one, the
+    /// file, block, offset, LSN and xid range (the same [`Location`] as check's findings).
+    #[serde(flatten)]
+    pub at: Location,
     pub explanation: String,
     pub if_nothing_is_done: String,
     pub repairs: Vec<Repair>,
@@ -92,12 +83,7 @@ impl Finding {
             code,
             severity,
             title: title.into(),
-            relation: None,
-            file: None,
-            block: None,
-            offset: None,
-            lsn: None,
-            xids: None,
+            at: Location::default(),
             explanation: String::new(),
             if_nothing_is_done: String::new(),
             repairs: vec![],
@@ -115,11 +101,7 @@ impl Finding {
         self
     }
     fn with_check(mut self, f: &CheckFinding) -> Self {
-        self.file = f.file.clone();
-        self.block = f.block;
-        self.offset = f.offset;
-        self.lsn = f.lsn;
-        self.xids = f.xids;
+        self.at = Location { relation: self.at.relation.take(), ..f.at.clone() };
         self.evidence.push(f.message.clone());
         self.evidence.extend(f.evidence.iter().cloned());
         self
@@ -283,7 +265,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
     let files = dd.relation_files(&check::version_dir(&c))?;
     // Hint bits are evidence for the xids whose pg_xact pages are lost (check knows which).
     let lost: Vec<(Xid, Xid)> =
-        report.findings.iter().filter(|f| matches!(f.code, CheckCode::XactSegmentMissing | CheckCode::XactSegmentShort)).filter_map(|f| f.xids).collect();
+        report.findings.iter().filter(|f| matches!(f.code, CheckCode::XactSegmentMissing | CheckCode::XactSegmentShort)).filter_map(|f| f.at.xids).collect();
     let ts = tuples::scan(dd, &c, &files, &lost);
     d.heap_pages_scanned = ts.heap_pages;
     d.tuples_scanned = ts.tuples;
@@ -413,7 +395,7 @@ fn control_root(ev: &check::control::ControlEvidence) -> Option<Finding> {
         )
         .repair("pg_resetwal -f with values guessed by hand", "the same, with worse guesses", false)
     };
-    f.file = Some(crate::datadir::CONTROL_PATH.into());
+    f.at.file = Some(crate::datadir::CONTROL_PATH.into());
     f.evidence = ev.lines();
     Some(f)
 }
@@ -503,7 +485,7 @@ fn state_finding(c: &ControlFile, pm: &Postmaster, rebuilt: bool) -> Finding {
         ),
         meaning,
     );
-    f.lsn = Some(c.checkpoint.redo_lsn);
+    f.at.lsn = Some(c.checkpoint.redo_lsn);
     f
 }
 
@@ -567,13 +549,13 @@ fn page_on(dd: &DataDir, file: &str, block: u32, c: &ControlFile) -> Option<Vec<
 fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::TupleScan, name_of: &dyn Fn(&str) -> Option<String>) -> Vec<Finding> {
     let mut out = Vec::new();
     for f in &r.findings {
-        let rel = f.file.as_deref().and_then(name_of);
-        let what = rel.clone().unwrap_or_else(|| f.file.clone().unwrap_or_default());
+        let rel = f.at.file.as_deref().and_then(name_of);
+        let what = rel.clone().unwrap_or_else(|| f.at.file.clone().unwrap_or_default());
         let g = match f.code {
             CheckCode::PageInvalidHeader | CheckCode::PageNewNotZero | CheckCode::PageChecksumFailure => {
-                let blk = f.block.unwrap_or(0);
+                let blk = f.at.block.unwrap_or(0);
                 // The page read once: its rows, and whether its header can be rebuilt.
-                let page = f.file.as_deref().and_then(|p| page_on(dd, p, blk, c));
+                let page = f.at.file.as_deref().and_then(|p| page_on(dd, p, blk, c));
                 let rows = page.as_deref().and_then(tuples::rows_on_page);
                 let rows_txt = rows.map(|n| format!("{n} rows")).unwrap_or_else(|| "the rows (count unknown: the line pointer array is unreadable)".into());
                 if f.code == CheckCode::PageChecksumFailure {
@@ -594,7 +576,7 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
                             "the 24-byte page header fails the checks the server makes before it uses a page (pd_lower <= pd_upper <= pd_special <= block size, valid flags), so the server refuses the whole block. The page holds {rows_txt}.{}",
                             if rebuildable { "" } else { " Its line pointers are not consistent enough to rebuild the header from them." }
                         ),
-                        format!("every query that reads block {blk} fails with \"invalid page in block {blk} of relation {}\"; pg_dump of this table fails; VACUUM fails", f.file.as_deref().map(|p| p.split('.').next().unwrap_or(p)).unwrap_or("")),
+                        format!("every query that reads block {blk} fails with \"invalid page in block {blk} of relation {}\"; pg_dump of this table fails; VACUUM fails", f.at.file.as_deref().map(|p| p.split('.').next().unwrap_or(p)).unwrap_or("")),
                     );
                     let finding = if rebuildable {
                         finding.repair("rebuild the header from the line pointers and tuples", "nothing: every row stays", true)
@@ -611,7 +593,7 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
                 }
             }
             CheckCode::PageLsnPastWal => {
-                let blk = f.block.unwrap_or(0);
+                let blk = f.at.block.unwrap_or(0);
                 Finding::new(Code::PageLsnPastWal, format!("block {blk} of {what} carries an LSN past the end of WAL"))
                     .explain(
                         format!(
@@ -633,11 +615,11 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
                     .repair("keep the partial bytes as a salvage file and cut or pad the file to whole blocks", "the rows in the partial block", true)
             }
             CheckCode::XactSegmentMissing | CheckCode::XactSegmentShort => {
-                let (a, b) = f.xids.unwrap_or((0, 0));
+                let (a, b) = f.at.xids.unwrap_or((0, 0));
                 let affected: Vec<&(Xid, String)> = ts.unhinted.iter().filter(|(x, _)| x.wrapping_sub(a) <= b.wrapping_sub(a)).collect();
                 let tables: std::collections::BTreeSet<&String> = affected.iter().map(|(_, f)| f).collect();
                 let names: Vec<String> = tables.iter().take(5).map(|t| name_of(t).unwrap_or_else(|| t.to_string())).collect();
-                Finding::new(Code::XactStatusLost, format!("commit status of transactions {a}..{b} is lost ({})", f.file.clone().unwrap_or_default()))
+                Finding::new(Code::XactStatusLost, format!("commit status of transactions {a}..{b} is lost ({})", f.at.file.clone().unwrap_or_default()))
                     .explain(
                         format!("pg_xact holds two bits per transaction (committed, aborted, ...). {} The server needs them for tuples that carry no hint bits yet: {} in {}{}{}. These xids are inside the live window [oldestXID {}, NextXID {}): this is genuinely missing commit status, not damaged tuples.",
                             sentence(&f.message), count(affected.len() as u64, "tuple"), count(tables.len() as u64, "relation"), if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) }, if tables.len() > 5 { ", ..." } else { "" }, c.checkpoint.oldest_xid, c.checkpoint.next_xid.xid()),
@@ -648,7 +630,7 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
             }
             CheckCode::WalSegmentMissing | CheckCode::WalRecordBroken => {
                 let end = r.wal.as_ref().map(|w| w.end_of_valid_wal).unwrap_or_default();
-                Finding::new(Code::WalLost, format!("WAL is lost from {}: {}", f.lsn.unwrap_or_default(), f.message))
+                Finding::new(Code::WalLost, format!("WAL is lost from {}: {}", f.at.lsn.unwrap_or_default(), f.message))
                     .explain(
                         format!("recovery replays WAL from the REDO location {} and stops at {}; {}", c.checkpoint.redo_lsn, end, f.evidence.join("; ")),
                         "crash recovery stops at the break and the server starts as if the WAL ended there: every transaction committed after that LSN is silently lost, and data pages already written after it may be inconsistent",
@@ -678,7 +660,7 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
                 .repair("rebuild pg_control from what the data directory shows: move it aside, then pgsalvage plan --reset-wal (rehearse first)", "what only WAL held; the settings return to defaults", true),
         };
         let mut g = g.with_check(f);
-        g.relation = rel;
+        g.at.relation = rel;
         out.push(g);
     }
     out
@@ -739,11 +721,11 @@ fn from_tuples(dd: &DataDir, c: &ControlFile, problems: &[TupleProblem], name_of
                 .explain("the server never sets these hint bit combinations; the header bytes changed", "visibility of these rows may be wrong")
                 .repair("clear the hint bits so the server looks the status up again", "nothing", true),
         };
-        f.relation = rel;
-        f.file = Some(file.clone());
-        f.block = Some(block);
+        f.at.relation = rel;
+        f.at.file = Some(file.clone());
+        f.at.block = Some(block);
         if let (Some(a), Some(b)) = (xids.iter().min(), xids.iter().max()) {
-            f.xids = Some((*a, *b));
+            f.at.xids = Some((*a, *b));
         }
         f.evidence = items;
         out.push(f);
@@ -763,21 +745,21 @@ fn attach_logs(fs: &mut [Finding], logs: &[LogLine], unexplained: &mut Vec<LogLi
     for l in logs {
         let hit = fs.iter_mut().find(|f| match &l.event {
             LogEvent::XactStatusMissing { xid } => match f.code {
-                Code::TupleXidNeverAssigned | Code::TupleXidBeforeHorizon => f.xids.is_some_and(|(a, b)| *xid >= a && *xid <= b),
+                Code::TupleXidNeverAssigned | Code::TupleXidBeforeHorizon => f.at.xids.is_some_and(|(a, b)| *xid >= a && *xid <= b),
                 // At startup the server reads the pg_xact page of NextXID itself, one past the
                 // last xid whose status is lost: that failure is the same finding.
-                Code::XactStatusLost => f.xids.is_some_and(|(a, b)| xid.wrapping_sub(a) <= b.wrapping_sub(a).saturating_add(1)),
+                Code::XactStatusLost => f.at.xids.is_some_and(|(a, b)| xid.wrapping_sub(a) <= b.wrapping_sub(a).saturating_add(1)),
                 _ => false,
             },
             LogEvent::XactFileMissing { file } => {
                 let seg = file.rsplit('/').next().unwrap_or("");
-                (f.code == Code::XactStatusLost && f.file.as_deref().is_some_and(|p| p.ends_with(seg)))
+                (f.code == Code::XactStatusLost && f.at.file.as_deref().is_some_and(|p| p.ends_with(seg)))
                     || (f.code == Code::TupleXidNeverAssigned && f.explanation.contains(&format!("pg_xact/{seg}")))
             }
             LogEvent::InvalidPage { block, relation } => {
                 matches!(f.code, Code::PageInvalid | Code::PageChecksumFailure)
-                    && f.block == Some(*block)
-                    && f.file.as_deref().is_some_and(|p| p.split('.').next() == Some(relation.as_str()) || p == relation)
+                    && f.at.block == Some(*block)
+                    && f.at.file.as_deref().is_some_and(|p| p.split('.').next() == Some(relation.as_str()) || p == relation)
             }
             LogEvent::ChecksumFailure { calculated, expected } => {
                 // check words it "calculated checksum X but expected Y", or "calculated X but
@@ -823,7 +805,7 @@ mod tests {
         let mut page = Finding::new(Code::PageInvalid, "invalid page header in block 3 of t");
         page.evidence = vec!["pd_lower 32767 > pd_upper 272".into(), "checksum also fails: calculated 28170 but expected 47149".into()];
         let mut xact = Finding::new(Code::XactStatusLost, "commit status of transactions 6000..6736 is lost");
-        xact.xids = Some((6000, 6736));
+        xact.at.xids = Some((6000, 6736));
         let mut fs = vec![page, xact];
         let mut unexplained = Vec::new();
         attach_logs(&mut fs, &lines, &mut unexplained);

@@ -473,7 +473,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 Code::XactStatusLost => p.synthesize_xact(f),
                 Code::NotCorruptionWalDiskFull => p.relocate_wal(f),
                 Code::PostmasterPidStale => p.move_aside(f, "postmaster.pid", "postmaster.pid moves to the rollback store".into()),
-                Code::WalForeignFile => match &f.file {
+                Code::WalForeignFile => match &f.at.file {
                     Some(file) => p.move_aside(f, file, format!("{file} moves to the rollback store; recovery no longer meets it")),
                     None => Ok(vec![]),
                 },

@@ -52,7 +52,8 @@ impl<'a> Planner<'a> {
         for p in &d.tuples.problems {
             by_page.entry((p.file.clone(), p.block)).or_default().push(p);
         }
-        let checksum_failed = d.findings.iter().filter(|f| f.code == Code::PageChecksumFailure).filter_map(|f| Some((f.file.clone()?, f.block?))).collect();
+        let checksum_failed =
+            d.findings.iter().filter(|f| f.code == Code::PageChecksumFailure).filter_map(|f| Some((f.at.file.clone()?, f.at.block?))).collect();
         Planner { dd, opts, c, d, ev, control, now, actions: Vec::new(), by_page, checksum_failed }
     }
 
@@ -65,7 +66,7 @@ impl<'a> Planner<'a> {
     #[allow(clippy::too_many_arguments)]
     fn push(&mut self, f: &Finding, kind: ActionKind, path: &str, block: Option<u32>, scope: &str, effect: String, loss: String, risk: Risk) -> String {
         let id = format!("A{}", self.actions.len() + 1);
-        let target = Target { path: path.to_string(), block, relation: f.relation.clone() };
+        let target = Target { path: path.to_string(), block, relation: f.at.relation.clone() };
         let precondition = current_precondition(self.dd, &target, scope, self.bs(), self.c.blocks_per_segment);
         self.actions.push(Action {
             id: id.clone(),
@@ -99,7 +100,7 @@ impl<'a> Planner<'a> {
 
     /// The page of a block finding, when it may be rewritten.
     fn page_target<'f>(&self, f: &'f Finding) -> std::result::Result<Option<(&'f str, u32)>, String> {
-        let (Some(file), Some(block)) = (f.file.as_deref(), f.block) else { return Ok(None) };
+        let (Some(file), Some(block)) = (f.at.file.as_deref(), f.at.block) else { return Ok(None) };
         if self.hides_checksum_failure(file, block) {
             return Err(CHECKSUM_TOO.into());
         }
@@ -199,7 +200,7 @@ impl<'a> Planner<'a> {
 
     /// page-lsn-past-wal: pd_lsn set back to the REDO location.
     pub fn page_lsn(&mut self, f: &Finding) -> Answer {
-        let (Some(file), Some(block)) = (f.file.as_deref(), f.block) else { return Ok(vec![]) };
+        let (Some(file), Some(block)) = (f.at.file.as_deref(), f.at.block) else { return Ok(vec![]) };
         let lsn = self.c.checkpoint.redo_lsn;
         let effect = format!(
             "pd_lsn set to {lsn}, the latest checkpoint's REDO location, which the server's WAL always reaches; the content stays; checksum recomputed"
@@ -211,7 +212,7 @@ impl<'a> Planner<'a> {
     /// page-checksum-failure: only with --accept-checksum-failures, the checksum of the
     /// content as it is stored.
     pub fn accept_checksum(&mut self, f: &Finding) -> Answer {
-        let (Some(file), Some(block)) = (f.file.as_deref(), f.block) else { return Ok(vec![]) };
+        let (Some(file), Some(block)) = (f.at.file.as_deref(), f.at.block) else { return Ok(vec![]) };
         if !self.opts.accept_checksum_failures {
             return Err("the page structure is sound; rewriting its checksum accepts content that may be wrong, so it is an explicit opt-in (--accept-checksum-failures); read the rows with ignore_checksum_failure=on first".into());
         }
@@ -225,7 +226,7 @@ impl<'a> Planner<'a> {
     /// xact-status-lost: the missing pg_xact pages rebuilt from WAL and hint bits, the
     /// policy for the rest.
     pub fn synthesize_xact(&mut self, f: &Finding) -> Answer {
-        let (Some(file), Some((a, b))) = (f.file.as_deref(), f.xids) else { return Ok(vec![]) };
+        let (Some(file), Some((a, b))) = (f.at.file.as_deref(), f.at.xids) else { return Ok(vec![]) };
         let kind = evidence::synthesize(self.dd, self.c, file, a, b, &self.d.tuples.hints, self.opts.xact_status)?;
         let (scope, desc) = if self.dd.path(file).exists() { ("file", "extended") } else { ("absent", "created") };
         let ActionKind::SynthesizeXact { sources, .. } = &kind else { return Ok(vec![]) };
@@ -292,7 +293,7 @@ impl<'a> Planner<'a> {
             wal_file: Some(r.segment_name.clone()),
             ..Default::default()
         };
-        let lost = self.d.findings.iter().filter_map(|f| (f.code == Code::WalLost).then_some(f.lsn).flatten()).min();
+        let lost = self.d.findings.iter().filter_map(|f| (f.code == Code::WalLost).then_some(f.at.lsn).flatten()).min();
         let loss = match lost {
             Some(l) => {
                 format!("every transaction whose WAL is at or after {l} (it never reaches the data files), and consistency between pages written after it")
