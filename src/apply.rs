@@ -90,6 +90,19 @@ pub fn applied_and_in_place(dd: &DataDir, plan_sha: &str) -> Vec<History> {
     out
 }
 
+/// Why a snapshot does not stand for the bytes apply is about to change.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotMismatch {
+    #[error("it is a snapshot of cluster {snapshot}, the plan is for {plan}")]
+    OtherCluster { snapshot: String, plan: String },
+    #[error("it does not hold {path}, which the plan changes (action {action})")]
+    Lacks { path: String, action: String },
+    #[error("it holds {path}, which the data directory no longer has (action {action})")]
+    HoldsRemoved { path: String, action: String },
+    #[error("its copy of {path} differs from the data directory's (action {action}): it was taken before the file last changed, or of another copy")]
+    Differs { path: String, action: String },
+}
+
 /// Whether a snapshot stands for the data directory a plan is about to change: the same
 /// system identifier (when the snapshot could record one: pg_control may have been
 /// unreadable and WAL without a page header to read it from), and every file the plan
@@ -97,9 +110,13 @@ pub fn applied_and_in_place(dd: &DataDir, plan_sha: &str) -> Vec<History> {
 /// data directory, None when it does not exist). An older snapshot of the cluster, or one of
 /// another copy with the same identifier, does not hold the bytes apply is about to change.
 /// On success, says what was checked.
-pub fn snapshot_stands_for(m: &crate::snapshot::manifest::Manifest, p: &Plan, current: &dyn Fn(&str) -> Option<String>) -> std::result::Result<String, String> {
+pub fn snapshot_stands_for(
+    m: &crate::snapshot::manifest::Manifest,
+    p: &Plan,
+    current: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<String, SnapshotMismatch> {
     if !m.system_identifier.is_empty() && m.system_identifier != p.cluster.system_identifier {
-        return Err(format!("it is a snapshot of cluster {}, the plan is for {}", m.system_identifier, p.cluster.system_identifier));
+        return Err(SnapshotMismatch::OtherCluster { snapshot: m.system_identifier.clone(), plan: p.cluster.system_identifier.clone() });
     }
     let mut seen = std::collections::BTreeSet::new();
     for a in &p.actions {
@@ -111,13 +128,11 @@ pub fn snapshot_stands_for(m: &crate::snapshot::manifest::Manifest, p: &Plan, cu
         let held = m.entry(&path).and_then(|e| e.sha256.clone());
         let now = current(&a.target.path);
         if held != now {
+            let (path, action) = (a.target.path.clone(), a.id.clone());
             return Err(match (&held, &now) {
-                (None, Some(_)) => format!("it does not hold {}, which the plan changes (action {})", a.target.path, a.id),
-                (Some(_), None) => format!("it holds {}, which the data directory no longer has (action {})", a.target.path, a.id),
-                _ => format!(
-                    "its copy of {} differs from the data directory's (action {}): it was taken before the file last changed, or of another copy",
-                    a.target.path, a.id
-                ),
+                (None, Some(_)) => SnapshotMismatch::Lacks { path, action },
+                (Some(_), None) => SnapshotMismatch::HoldsRemoved { path, action },
+                _ => SnapshotMismatch::Differs { path, action },
             });
         }
     }

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::finding::{Area, Code, Finding};
 use crate::format::control::{ControlFile, DbState};
 use crate::format::types::Lsn;
-use crate::format::wal::page::{validate_page_header, PageExpect, WalPageHeader};
+use crate::format::wal::page::{validate_page_header, PageExpect, PageHeaderProblem, WalPageHeader};
 use crate::format::wal::{decode_checkpoint, SegNo, WalError, WalGeometry, WalReader, WalSource};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -198,38 +198,34 @@ pub fn scan(dd: &DataDir, c: &ControlFile) -> Result<(WalSummary, Vec<Finding>)>
         let Ok(h) = WalPageHeader::parse(&page) else { continue };
         let expect =
             PageExpect { major: c.major, pageaddr: g.segment_start(*segno), seg_size: g.seg_size, block_size: g.block_size, sysid: Some(c.system_identifier) };
-        match (h.long, validate_page_header(&h, &expect)) {
-            (_, Ok(())) => real_segnos.push(*segno),
-            (Some(l), Err(_)) if l.sysid != c.system_identifier && h.magic == c.major.wal_page_magic() => findings.push(
+        match validate_page_header(&h, &expect) {
+            Ok(()) => real_segnos.push(*segno),
+            Err(PageHeaderProblem::SystemIdentifier { found, expected }) => findings.push(
                 Finding::new(
                     Code::WalForeignSegment,
                     Area::Wal,
-                    format!("{rel} belongs to another cluster: its system identifier is {}, this cluster's is {}", l.sysid, c.system_identifier),
+                    format!("{rel} belongs to another cluster: its system identifier is {found}, this cluster's is {expected}"),
                 )
                 .file(rel)
                 .offset(24)
                 .evidence("the server refuses it: WAL file is from different database system"),
             ),
-            (_, Err(_)) if h.magic != c.major.wal_page_magic() => {
-                let other = crate::format::version::PgMajor::from_wal_magic(h.magic);
-                if let Some(m) = other {
-                    findings.push(
-                        Finding::new(
-                            Code::WalForeignSegment,
-                            Area::Wal,
-                            format!("{rel} is WAL of PostgreSQL {m} (magic {:04X}); this cluster is PostgreSQL {}", h.magic, c.major),
-                        )
-                        .file(rel)
-                        .offset(0),
-                    );
-                }
-                // Other garbage in a segment's first page is judged by the chain below if it matters.
-            }
-            (_, Err(_)) if h.pageaddr > g.segment_start(*segno) => findings.push(
+            Err(PageHeaderProblem::Magic { found, other_major: Some(m), .. }) => findings.push(
+                Finding::new(
+                    Code::WalForeignSegment,
+                    Area::Wal,
+                    format!("{rel} is WAL of PostgreSQL {m} (magic {found:04X}); this cluster is PostgreSQL {}", c.major),
+                )
+                .file(rel)
+                .offset(0),
+            ),
+            // Other garbage in a segment's first page is judged by the chain below if it matters.
+            Err(PageHeaderProblem::Magic { other_major: None, .. }) => {}
+            Err(PageHeaderProblem::PageAddress { found, expected }) if found > expected => findings.push(
                 Finding::new(
                     Code::WalSegmentMisplaced,
                     Area::Wal,
-                    format!("{rel} holds WAL of {} (page address {}), not of its own name", g.file_name(h.tli, g.segno(h.pageaddr)), h.pageaddr),
+                    format!("{rel} holds WAL of {} (page address {found}), not of its own name", g.file_name(h.tli, g.segno(found))),
                 )
                 .file(rel)
                 .offset(8),

@@ -100,22 +100,40 @@ pub fn frame(r: &Record) -> Vec<u8> {
 }
 
 /// Why a framed record does not read.
-fn unframe(line: &[u8]) -> std::result::Result<Record, String> {
-    let text = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_string())?;
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("not UTF-8")]
+    NotUtf8,
+    #[error("not a framed record (LEN CRC JSON)")]
+    NotFramed,
+    #[error("length {0:?} is not a number")]
+    BadLength(String),
+    #[error("the record is {actual} bytes, its frame says {framed}")]
+    LengthMismatch { actual: usize, framed: usize },
+    #[error("CRC {0:?} is not hexadecimal")]
+    BadCrc(String),
+    #[error("CRC-32C mismatch: stored {stored:08x}, computed {computed:08x}")]
+    CrcMismatch { stored: u32, computed: u32 },
+    #[error("not a journal record: {0}")]
+    NotARecord(String),
+}
+
+fn unframe(line: &[u8]) -> std::result::Result<Record, FrameError> {
+    let text = std::str::from_utf8(line).map_err(|_| FrameError::NotUtf8)?;
     let mut it = text.splitn(3, ' ');
     let (Some(len), Some(crc), Some(json)) = (it.next(), it.next(), it.next()) else {
-        return Err("not a framed record (LEN CRC JSON)".into());
+        return Err(FrameError::NotFramed);
     };
-    let len: usize = len.parse().map_err(|_| format!("length {len:?} is not a number"))?;
-    if json.len() != len {
-        return Err(format!("the record is {} bytes, its frame says {len}", json.len()));
+    let framed: usize = len.parse().map_err(|_| FrameError::BadLength(len.to_string()))?;
+    if json.len() != framed {
+        return Err(FrameError::LengthMismatch { actual: json.len(), framed });
     }
-    let crc = u32::from_str_radix(crc, 16).map_err(|_| format!("CRC {crc:?} is not hexadecimal"))?;
+    let stored = u32::from_str_radix(crc, 16).map_err(|_| FrameError::BadCrc(crc.to_string()))?;
     let computed = crc32c::crc32c(json.as_bytes());
-    if computed != crc {
-        return Err(format!("CRC-32C mismatch: stored {crc:08x}, computed {computed:08x}"));
+    if computed != stored {
+        return Err(FrameError::CrcMismatch { stored, computed });
     }
-    serde_json::from_str(json).map_err(|e| format!("not a journal record: {e}"))
+    serde_json::from_str(json).map_err(|e| FrameError::NotARecord(e.to_string()))
 }
 
 /// A journal that failed to read: the record (1-based) and its byte offset.
@@ -123,7 +141,7 @@ fn unframe(line: &[u8]) -> std::result::Result<Record, String> {
 pub struct Damaged {
     pub record: usize,
     pub offset: usize,
-    pub why: String,
+    pub why: FrameError,
 }
 
 /// Parse a whole journal (pure). A torn last record is dropped (`torn` true); any other bad

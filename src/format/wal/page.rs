@@ -67,41 +67,52 @@ pub struct PageExpect {
     pub sysid: Option<u64>,
 }
 
-/// Validate a page header the way XLogReaderValidatePageHeader does; the message wording
-/// follows the server's.
-pub fn validate_page_header(h: &WalPageHeader, e: &PageExpect) -> Result<(), String> {
+/// Why a WAL page header is refused, in the server's words (XLogReaderValidatePageHeader).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PageHeaderProblem {
+    #[error("invalid magic number {found:04X}{}, expected {expected:04X}", .other_major.map(|m| format!(" (the magic of PostgreSQL {m})")).unwrap_or_default())]
+    Magic { found: u16, expected: u16, other_major: Option<PgMajor> },
+    #[error("invalid info bits {0:04X}")]
+    InfoBits(u16),
+    #[error("WAL file is from different database system: WAL file database system identifier is {found}, pg_control database system identifier is {expected}")]
+    SystemIdentifier { found: u64, expected: u64 },
+    #[error("WAL file is from different database system: incorrect segment size {found} in page header, expected {expected}")]
+    SegmentSize { found: u32, expected: u32 },
+    #[error("WAL file is from different database system: incorrect XLOG_BLCKSZ {found} in page header, expected {expected}")]
+    BlockSize { found: u32, expected: u32 },
+    #[error("invalid info bits {0:04X}: the first page of a segment must have a long header")]
+    NoLongHeader(u16),
+    #[error("unexpected pageaddr {found} (expected {expected})")]
+    PageAddress { found: Lsn, expected: Lsn },
+}
+
+/// Validate a page header the way XLogReaderValidatePageHeader does.
+pub fn validate_page_header(h: &WalPageHeader, e: &PageExpect) -> Result<(), PageHeaderProblem> {
     let want_magic = e.major.wal_page_magic();
     if h.magic != want_magic {
-        let other = PgMajor::from_wal_magic(h.magic).map(|m| format!(" (the magic of PostgreSQL {m})")).unwrap_or_default();
-        return Err(format!("invalid magic number {:04X}{other}, expected {want_magic:04X}", h.magic));
+        return Err(PageHeaderProblem::Magic { found: h.magic, expected: want_magic, other_major: PgMajor::from_wal_magic(h.magic) });
     }
     if h.info & !XLP_ALL_FLAGS != 0 {
-        return Err(format!("invalid info bits {:04X}", h.info));
+        return Err(PageHeaderProblem::InfoBits(h.info));
     }
     let first_of_segment = e.pageaddr.0 % e.seg_size as u64 == 0;
     if let Some(l) = h.long {
         if let Some(sysid) = e.sysid {
             if l.sysid != sysid {
-                return Err(format!(
-                    "WAL file is from different database system: WAL file database system identifier is {}, pg_control database system identifier is {sysid}",
-                    l.sysid
-                ));
+                return Err(PageHeaderProblem::SystemIdentifier { found: l.sysid, expected: sysid });
             }
         }
         if l.seg_size != e.seg_size {
-            return Err(format!("WAL file is from different database system: incorrect segment size {} in page header, expected {}", l.seg_size, e.seg_size));
+            return Err(PageHeaderProblem::SegmentSize { found: l.seg_size, expected: e.seg_size });
         }
         if l.xlog_blcksz != e.block_size {
-            return Err(format!(
-                "WAL file is from different database system: incorrect XLOG_BLCKSZ {} in page header, expected {}",
-                l.xlog_blcksz, e.block_size
-            ));
+            return Err(PageHeaderProblem::BlockSize { found: l.xlog_blcksz, expected: e.block_size });
         }
     } else if first_of_segment {
-        return Err(format!("invalid info bits {:04X}: the first page of a segment must have a long header", h.info));
+        return Err(PageHeaderProblem::NoLongHeader(h.info));
     }
     if h.pageaddr != e.pageaddr {
-        return Err(format!("unexpected pageaddr {} (expected {})", h.pageaddr, e.pageaddr));
+        return Err(PageHeaderProblem::PageAddress { found: h.pageaddr, expected: e.pageaddr });
     }
     Ok(())
 }

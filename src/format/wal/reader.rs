@@ -117,7 +117,7 @@ impl<S: WalSource> WalReader<S> {
         validate_page_header(&h, &expect).map_err(|problem| {
             // A page from an older cycle of a recycled segment: valid magic, older address.
             let recycled = h.magic == magic && h.pageaddr < page_start && h.pageaddr.0 % bs == 0;
-            WalError::InvalidPageHeader { lsn: page_start, problem, zeroed: zeroed(page), recycled }
+            WalError::InvalidPageHeader { lsn: page_start, problem: problem.to_string(), zeroed: zeroed(page), recycled }
         })?;
         Ok(h)
     }
