@@ -274,6 +274,30 @@ fn wait_ready(child: &mut Child, data: &Path, wait: Duration) -> std::result::Re
     }
 }
 
+const WORK_PREFIX: &str = "pgsalvage-rehearse-";
+/// In a work directory: the pid of the rehearsal that made it.
+const OWNER_FILE: &str = "pgsalvage-rehearse.pid";
+
+/// Work directories in `base` whose rehearsal is dead (killed: SIGKILL leaves no chance to
+/// clean up): scratch copies pgsalvage made, not anyone's data, removed. A directory without
+/// the owner file (kept with --keep, or not ours) is left alone. How many were removed.
+fn sweep_leftovers(base: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(base) else { return 0 };
+    let mut n = 0;
+    for e in rd.flatten() {
+        if !e.file_name().to_string_lossy().starts_with(WORK_PREFIX) {
+            continue;
+        }
+        let Some(pid) = std::fs::read_to_string(e.path().join(OWNER_FILE)).ok().and_then(|t| t.trim().parse::<i32>().ok()) else { continue };
+        // A pid given to another process since keeps its directory: better left than lost.
+        let alive = !matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH));
+        if !alive && std::fs::remove_dir_all(e.path()).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
 /// Before copying anything: the server's user can enter the work directory and run the
 /// server binary there. Otherwise the rehearsal would end in a start failure that says
 /// nothing about the plan.
@@ -427,6 +451,10 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
     })?;
     let psql = find_psql().ok_or_else(|| Error::Refused { message: "no psql client found".into(), hint: "install a PostgreSQL client (psql)".into() })?;
     let base = opts.workdir.clone().unwrap_or_else(std::env::temp_dir);
+    let swept = sweep_leftovers(&base);
+    if swept > 0 {
+        ev(&mut timeline, format!("removed {} left in {} by rehearsals that were killed", crate::units::count(swept as u64, "work directory"), base.display()));
+    }
     let need = match &opts.from_snapshot {
         Some(s) => std::fs::metadata(s).map(|m| m.len().saturating_mul(4)).unwrap_or(0),
         None => tree_size(dd.root()),
@@ -446,7 +474,9 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
             });
         }
     }
-    let work = tempfile::Builder::new().prefix("pgsalvage-rehearse-").tempdir_in(&base).map_err(|e| Error::io("create work directory", &base, e))?;
+    let work = tempfile::Builder::new().prefix(WORK_PREFIX).tempdir_in(&base).map_err(|e| Error::io("create work directory", &base, e))?;
+    // Whose it is: a rehearsal killed before it could remove its copy is recognised by the next.
+    let _ = std::fs::write(work.path().join(OWNER_FILE), std::process::id().to_string());
     let owner = owner_for_server(dd);
     if nix::unistd::geteuid().is_root() && owner.is_none() {
         return Err(Error::Refused {
@@ -597,7 +627,10 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
         })
         .collect();
     let copy_s = copy.display().to_string();
-    let kept = opts.keep.then(|| work.keep().display().to_string());
+    let kept = opts.keep.then(|| {
+        let _ = std::fs::remove_file(work.path().join(OWNER_FILE)); // kept: never swept
+        work.keep().display().to_string()
+    });
     Ok(Report {
         made: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         tool: format!("pgsalvage {}", env!("CARGO_PKG_VERSION")),

@@ -45,13 +45,18 @@ fn rehearse_kinds(major: u32) {
     if major == 15 {
         assert!(out.contains("[ok] amcheck of postgres (verify_heapam, bt_index_check)") && out.contains("[ok] CHECKPOINT"), "{out}");
         screenshot_shows_the_map(&work.path().join("report.html"), &work.path().join("report.png"));
-        // Interrupted (SIGKILL) at several moments: the original stays as it was.
+        // Interrupted (SIGKILL) at several moments: the original stays as it was, and the
+        // next rehearsal removes the work directories the killed ones left.
+        let wd = tempfile::tempdir_in("/tmp").unwrap();
+        std::fs::set_permissions(wd.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         for ms in [50u64, 300, 1500] {
             let mut child = pgsalvage()
                 .args(["rehearse", "--plan"])
                 .arg(&full)
                 .arg("-D")
                 .arg(&c.data)
+                .arg("--workdir")
+                .arg(wd.path())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
@@ -60,6 +65,15 @@ fn rehearse_kinds(major: u32) {
             let _ = child.kill();
             let _ = child.wait();
             assert_same_tree(&before, &tree_state(&c.data), &format!("rehearse killed after {ms} ms changed the original"));
+        }
+        let left = || std::fs::read_dir(wd.path()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("pgsalvage-rehearse-")).count();
+        let killed_left = left();
+        let o = pgsalvage().args(["rehearse", "--plan"]).arg(&full).arg("-D").arg(&c.data).arg("--workdir").arg(wd.path()).output().unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{out}");
+        assert_eq!(left(), 0, "the work directories of {killed_left} killed rehearsals stay");
+        if killed_left > 0 {
+            assert!(out.contains("left in") && out.contains("by rehearsals that were killed"), "{out}");
         }
     }
 }
