@@ -238,6 +238,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
     d.control = (!ev.intact()).then_some(ev);
     // pg_control's counters are those of the last checkpoint; after a crash, the WAL replay
     // will carry them forward. Tuples are judged against where replay leaves them.
+    let control_next = c.checkpoint.next_xid;
     let c = match report.wal.as_ref().map(|w| &w.advance).filter(|a| !a.is_empty()) {
         Some(a) => {
             if let Some(f) = out.iter_mut().find(|f| f.code == Code::ClusterState) {
@@ -271,7 +272,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
     d.tuples_scanned = ts.tuples;
     out.extend(disk_full(dd, &c, &report, &logs));
     out.extend(from_check(dd, &c, &report, &ts, &name_of));
-    out.extend(from_tuples(dd, &c, &ts.problems, &name_of));
+    out.extend(from_tuples(dd, &c, control_next, &ts.problems, &name_of));
     fold_suspect(&mut out, d.control.as_ref());
     attach_logs(&mut out, &logs, &mut d.unexplained_log);
     out.sort_by_key(|f| f.severity);
@@ -666,7 +667,15 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
     out
 }
 
-fn from_tuples(dd: &DataDir, c: &ControlFile, problems: &[TupleProblem], name_of: &dyn Fn(&str) -> Option<String>) -> Vec<Finding> {
+/// `control_next`: NextXID as pg_control has it, before the WAL after the checkpoint moves it
+/// (`c` holds where replay leaves it): a reader comparing with `inspect` sees both.
+fn from_tuples(
+    dd: &DataDir,
+    c: &ControlFile,
+    control_next: crate::format::types::FullXid,
+    problems: &[TupleProblem],
+    name_of: &dyn Fn(&str) -> Option<String>,
+) -> Vec<Finding> {
     // One finding per page and kind.
     let mut groups: BTreeMap<(String, u32, TupleProblemKind), Vec<&TupleProblem>> = BTreeMap::new();
     for p in problems {
@@ -690,7 +699,7 @@ fn from_tuples(dd: &DataDir, c: &ControlFile, problems: &[TupleProblem], name_of
                 let seg = crate::format::xact::segment_file_name(crate::format::xact::ClogGeometry::new(c.database_block_size).segment_of(x));
                 Finding::new(Code::TupleXidNeverAssigned, format!("{tuples} in block {block} of {what} {} transaction ids that were never assigned", v("carries", "carry")))
                     .explain(
-                        format!("the cluster has assigned transaction ids only up to NextXID {} (epoch {}), yet {} xid {x}{}. No transaction with that id has ever run: the tuple header bytes are damaged. This is damaged tuple data, NOT missing commit status: the server asks for pg_xact/{seg} (\"could not access status of transaction {x}\"), but creating that file, with dd or otherwise, would be wrong — it makes a garbage tuple look committed or aborted at random, hides the real damage, and the next read of the page fails elsewhere.", next.xid(), next.epoch(), v("the tuple names", "these tuples name"), if xids.len() > 1 { format!(" (and {} more)", xids.len() - 1) } else { String::new() }),
+                        format!("the cluster has assigned transaction ids only up to NextXID {} (epoch {}{}), yet {} xid {x}{}. No transaction with that id has ever run: the tuple header bytes are damaged. This is damaged tuple data, NOT missing commit status: the server asks for pg_xact/{seg} (\"could not access status of transaction {x}\"), but creating that file, with dd or otherwise, would be wrong — it makes a garbage tuple look committed or aborted at random, hides the real damage, and the next read of the page fails elsewhere.", next.xid(), next.epoch(), if control_next != next { format!("; pg_control says {}, the WAL after its checkpoint moves it when replayed", control_next.xid()) } else { String::new() }, v("the tuple names", "these tuples name"), if xids.len() > 1 { format!(" (and {} more)", xids.len() - 1) } else { String::new() }),
                         format!("every query that reads {} fails with \"could not access status of transaction {x}\"; pg_dump of the table fails", v("this tuple", "these tuples")),
                     )
                     .repair("freeze the tuples: mark xmin frozen and xmax invalid, as pg_surgery's heap_force_freeze does", format!("nothing is deleted, but the {nrows} may hold garbage: check {} after", v("it", "them")), true)
