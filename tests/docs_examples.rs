@@ -23,7 +23,8 @@ fn normalise(s: &str, work: &Path) -> String {
         (r"\d{8}T\d{6}Z-\d+", "20261122T093000Z-4242"),
         (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "2026-11-22T09:30:00Z"),
         (r"/tmp/pgsalvage-rehearse-[A-Za-z0-9]+", "/tmp/pgsalvage-rehearse-XXXXXX"),
-        (r"(?m)^(\s*)\d+\.\d s  ", "${1}N.N s  "),
+        // The timeline's seconds, right-aligned in six columns: 9.9 and 10.1 align differently.
+        (r"(?m)^ +\d+\.\d s  ", "     N.N s  "),
         (r"\bin \d+\.\d s\b", "in N.N s"),
         (r"\d+(\.\d+)? s\)", "N.N s)"),
         (r"\(\d+(\.\d+)? MB/s\)", "(N MB/s)"),
