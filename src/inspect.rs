@@ -76,6 +76,14 @@ pub struct XactSummary {
 /// Build the report for a data directory.
 pub fn inspect(dd: &DataDir) -> Result<InspectReport> {
     let mut warnings = Vec::new();
+    // The server refuses to run as root and refuses a data directory its user does not own.
+    {
+        use std::os::unix::fs::MetadataExt;
+        if std::fs::metadata(dd.root()).is_ok_and(|m| m.uid() == 0) {
+            warnings
+                .push("the data directory belongs to root: the server will not start; chown -R it to the user the server runs as (usually postgres)".into());
+        }
+    }
     let pg_version_file = match dd.pg_version() {
         Ok(m) => Some(m),
         Err(e) => {
