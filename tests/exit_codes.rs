@@ -184,6 +184,12 @@ fn every_documented_exit_code() {
         row(0, "rollback of that apply", "rollback -D partial", "rolled back"),
     ];
     if root {
+        // A data directory restored or copied as root: the server would refuse it.
+        common::copy_tree(&w.join("healthy"), &w.join("rootowned"));
+        assert!(Command::new("chown").args(["-R", "root:root"]).arg(w.join("rootowned")).status().unwrap().success());
+        let at = rows.iter().position(|r| r.code == 2).unwrap();
+        rows.insert(at, row(1, "a data directory owned by root", "diagnose -D rootowned", "ownership-wrong"));
+        rows.insert(at, row(0, "a data directory owned by root (inspect reads pg_control and warns)", "inspect -D rootowned", "belongs to root"));
         // Permission denied: the directory's owner is the user to run as.
         rows.insert(
             rows.iter().position(|r| r.code == 5).unwrap(),
@@ -220,7 +226,28 @@ fn every_documented_exit_code() {
         ));
     }
     running.stop();
-    doc_block("docs/exit-codes.md", "exit-code-table", &table);
+    // The documented table holds the rows only root can build (CI runs as root).
+    if root {
+        doc_block("docs/exit-codes.md", "exit-code-table", &table);
+    } else {
+        eprintln!("not root: docs/exit-codes.md's table (it has rows only root can build) is not compared");
+    }
+    // A progress bar only on a terminal that can draw it: under a pseudo-terminal (script(1))
+    // TERM=dumb gets no escape sequence, an ordinary terminal does.
+    if Path::new("/usr/bin/script").exists() {
+        let on_tty = |term: &str| {
+            let o = Command::new("script")
+                .current_dir(w)
+                .args(["-qc", &format!("'{}' check -D demo", env!("CARGO_BIN_EXE_pgsalvage")), "/dev/null"])
+                .env("TERM", term)
+                .env_remove("NO_COLOR")
+                .output()
+                .unwrap();
+            o.stdout.contains(&0x1b)
+        };
+        assert!(!on_tty("dumb"), "TERM=dumb got escape sequences");
+        assert!(on_tty("xterm"), "no progress bar on a terminal (the test of TERM=dumb would prove nothing)");
+    }
     // Standard error closed (2>&-): files opened later may get descriptor 2; a rehearsal once
     // exited 101 so. Its verdict must not depend on it.
     let o = Command::new("sh")
