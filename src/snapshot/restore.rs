@@ -285,7 +285,7 @@ fn finish(w: &Writer, s: &super::verify::Scan) -> Result<(), String> {
     let mut entries: Vec<_> = m.files.iter().collect();
     entries.sort_by_key(|e| std::cmp::Reverse(e.path.matches('/').count()));
     for e in entries {
-        let place = super::verify::place_of(&e.path)?;
+        let place = super::verify::place_of(&e.path).map_err(|r| r.to_string())?;
         let d = match (&place, e.kind.clone()) {
             (Place::Data(rel), EntryKind::Symlink) if w.link_dest.contains_key(rel) => continue,
             (Place::Data(_), EntryKind::Symlink) => {

@@ -21,14 +21,27 @@ pub enum Place {
     Link { name: String, rel: String },
 }
 
+/// Why an archive entry's path is refused (a hostile or foreign archive).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PathRefused {
+    #[error("absolute path {0:?}")]
+    Absolute(String),
+    #[error("path {0:?} has an empty, '.' or '..' component")]
+    BadComponent(String),
+    #[error("path {path:?} is under links/ but {name:?} is not pg_wal or pg_tblspc-<oid>")]
+    UnknownLink { path: String, name: String },
+    #[error("path {0:?} is outside data/ and links/")]
+    Outside(String),
+}
+
 /// Check an entry path: relative, plain components, under data/ or links/<known name>/.
-pub fn place_of(path: &str) -> Result<Place, String> {
+pub fn place_of(path: &str) -> Result<Place, PathRefused> {
     if path.starts_with('/') {
-        return Err(format!("absolute path {path:?}"));
+        return Err(PathRefused::Absolute(path.to_string()));
     }
     let comps: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     if comps.iter().any(|c| c.is_empty() || *c == "." || *c == ".." || c.contains('\0')) {
-        return Err(format!("path {path:?} has an empty, '.' or '..' component"));
+        return Err(PathRefused::BadComponent(path.to_string()));
     }
     match comps.as_slice() {
         [DATA_PREFIX, rest @ ..] => Ok(Place::Data(rest.join("/"))),
@@ -38,11 +51,11 @@ pub fn place_of(path: &str) -> Result<Place, String> {
             } else if let Some(oid) = name.strip_prefix("pg_tblspc-").filter(|o| !o.is_empty() && o.bytes().all(|b| b.is_ascii_digit())) {
                 format!("pg_tblspc/{oid}")
             } else {
-                return Err(format!("path {path:?} is under links/ but {name:?} is not pg_wal or pg_tblspc-<oid>"));
+                return Err(PathRefused::UnknownLink { path: path.to_string(), name: name.to_string() });
             };
             Ok(Place::Link { name, rel: rest.join("/") })
         }
-        _ => Err(format!("path {path:?} is outside data/ and links/")),
+        _ => Err(PathRefused::Outside(path.to_string())),
     }
 }
 
