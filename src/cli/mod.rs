@@ -147,7 +147,10 @@ fn man_pages() -> Vec<(String, clap::Command)> {
         for sub in cmd.get_subcommands() {
             let name = format!("{prefix}-{}", sub.get_name());
             out.push((name.clone(), sub.clone().name(name.clone()).bin_name(name.replace('-', " ")).version(env!("CARGO_PKG_VERSION"))));
-            walk(&name, sub, out);
+            // `help` mirrors every subcommand: its page is enough (SEE ALSO names it).
+            if sub.get_name() != "help" {
+                walk(&name, sub, out);
+            }
         }
     }
     let mut cmd = <Cli as clap::CommandFactory>::command();
