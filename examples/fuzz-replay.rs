@@ -1,5 +1,5 @@
 //! Replays fuzz corpora (DIR/<target>/*) through the target bodies in this build, e.g. a
-//! debug build with overflow checks: `cargo run --example fuzz-replay -- target/fuzz-corpus`.
+//! debug build with overflow checks: `cargo run --features fuzzing --example fuzz-replay -- target/fuzz-corpus`.
 //! Exit status 1 and the file names when any input panics.
 fn main() {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "target/fuzz-corpus".into()));

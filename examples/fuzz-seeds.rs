@@ -1,5 +1,5 @@
 //! Writes the fuzz seed corpora (made from the real fixtures, see
-//! `pgsalvage::fuzzing::seeds`) into DIR/<target>/: `cargo run --example fuzz-seeds -- DIR`.
+//! `pgsalvage::fuzzing::seeds`) into DIR/<target>/: `cargo run --features fuzzing --example fuzz-seeds -- DIR`.
 fn main() {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "target/fuzz-corpus".into()));
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
