@@ -399,11 +399,27 @@ impl WalSource for DirWalSource {
 }
 
 /// Read and decode the latest checkpoint record that pg_control points at.
-pub fn read_checkpoint_record(dd: &DataDir, c: &ControlFile) -> std::result::Result<(wal::DecodedRecord, crate::format::control::CheckPoint), String> {
-    let g = WalGeometry::new(c.bytes_per_wal_segment, c.wal_block_size).map_err(|e: FormatError| e.to_string())?;
-    let src = DirWalSource::new(dd, g, c.checkpoint.timeline_id).map_err(|e| e.to_string())?;
+/// Why the checkpoint record pg_control points at cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointRecordError {
+    #[error("{0}")]
+    Geometry(FormatError),
+    #[error("{0}")]
+    Open(Error),
+    #[error("{0}")]
+    Read(wal::WalError),
+    #[error("{0}")]
+    Decode(FormatError),
+}
+
+pub fn read_checkpoint_record(
+    dd: &DataDir,
+    c: &ControlFile,
+) -> std::result::Result<(wal::DecodedRecord, crate::format::control::CheckPoint), CheckpointRecordError> {
+    let g = WalGeometry::new(c.bytes_per_wal_segment, c.wal_block_size).map_err(CheckpointRecordError::Geometry)?;
+    let src = DirWalSource::new(dd, g, c.checkpoint.timeline_id).map_err(CheckpointRecordError::Open)?;
     let mut r = wal::WalReader::new(src, c.major, g, Some(c.system_identifier));
-    let rec = r.read_record(c.checkpoint_lsn, None).map_err(|e| e.to_string())?;
-    let cp = wal::decode_checkpoint(c.major, &rec.record).map_err(|e| e.to_string())?;
+    let rec = r.read_record(c.checkpoint_lsn, None).map_err(CheckpointRecordError::Read)?;
+    let cp = wal::decode_checkpoint(c.major, &rec.record).map_err(CheckpointRecordError::Decode)?;
     Ok((rec.record, cp))
 }

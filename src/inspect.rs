@@ -132,7 +132,7 @@ pub fn inspect(dd: &DataDir) -> Result<InspectReport> {
     };
     let checkpoint_record = control.as_ref().filter(|_| geometry.is_some()).map(|c| match read_checkpoint_record(dd, c) {
         Ok((rec, cp)) => CheckpointRecord { readable: true, error: None, matches_control: cp == c.checkpoint, shutdown: rec.header.info & 0xF0 == 0 },
-        Err(e) => CheckpointRecord { readable: false, error: Some(e), matches_control: false, shutdown: false },
+        Err(e) => CheckpointRecord { readable: false, error: Some(e.to_string()), matches_control: false, shutdown: false },
     });
     if let Some(cr) = &checkpoint_record {
         if let Some(e) = &cr.error {

@@ -60,7 +60,7 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
         (Some(s), _) => {
             pgsalvage::snapshot::check_archive_file(s)?;
             let m = pgsalvage::snapshot::verify::read_manifest(s)
-                .map_err(|e| Error::Refused { message: e, hint: "give a snapshot made by `pgsalvage snapshot create`".into() })?;
+                .map_err(|e| Error::Refused { message: e.to_string(), hint: "give a snapshot made by `pgsalvage snapshot create`".into() })?;
             let current = |rel: &str| dd.read(rel).ok().map(|b| pgsalvage::plan::sha256_hex(&b));
             let stands = pgsalvage::apply::snapshot_stands_for(&m, &p, &current).map_err(|why| Error::Refused {
                 message: format!("{}: {why}", s.display()),

@@ -134,7 +134,10 @@ pub fn run(c: SnapshotCommand) -> anyhow::Result<i32> {
             pgsalvage::snapshot::check_archive_file(&file)?;
             let m = verify::read_manifest(&file).map_err(|e| pgsalvage::error::Error::Damaged {
                 path: file.clone(),
-                message: e.strip_prefix(&format!("{}: ", file.display())).unwrap_or(&e).to_string(),
+                message: {
+                    let e = e.to_string();
+                    e.strip_prefix(&format!("{}: ", file.display())).unwrap_or(&e).to_string()
+                },
                 hint: "run `pgsalvage snapshot verify` on it; a damaged snapshot cannot be listed or restored".into(),
             })?;
             if as_json {

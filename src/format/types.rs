@@ -22,12 +22,18 @@ impl Serialize for Lsn {
     }
 }
 
+/// Text that is not an LSN (`X/X`, hexadecimal).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid LSN {0:?}: expected X/X in hexadecimal")]
+pub struct LsnParseError(pub String);
+
 impl FromStr for Lsn {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (hi, lo) = s.split_once('/').ok_or_else(|| format!("invalid LSN {s:?}: expected X/X"))?;
-        let hi = u32::from_str_radix(hi, 16).map_err(|_| format!("invalid LSN {s:?}"))?;
-        let lo = u32::from_str_radix(lo, 16).map_err(|_| format!("invalid LSN {s:?}"))?;
+    type Err = LsnParseError;
+    fn from_str(s: &str) -> Result<Self, LsnParseError> {
+        let bad = || LsnParseError(s.to_string());
+        let (hi, lo) = s.split_once('/').ok_or_else(bad)?;
+        let hi = u32::from_str_radix(hi, 16).map_err(|_| bad())?;
+        let lo = u32::from_str_radix(lo, 16).map_err(|_| bad())?;
         Ok(Lsn(((hi as u64) << 32) | lo as u64))
     }
 }

@@ -262,6 +262,19 @@ impl Pending {
     }
 }
 
+/// Why an original cannot be put back: checked for every step before any undo starts.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OriginalMissing {
+    #[error("{0} is not the saved original (its sha256 differs from the journal's)")]
+    Differs(String),
+    #[error("{path}: {message}")]
+    Unreadable { path: String, message: String },
+    #[error("the journal names a saved copy without its hash")]
+    NoHash,
+    #[error("pg_wal/{rel} as relocate-wal moved it is neither in {to} nor back in pg_wal (the server ran and recycled or removed it?)")]
+    MovedWal { rel: String, to: String },
+}
+
 impl Change {
     /// The target's key: changes with the same key compose (see [`Pending::key`]).
     pub fn key(&self) -> String {
@@ -337,30 +350,27 @@ impl Change {
     /// Check, before any undo starts, that the original can be put back: the saved copy is in
     /// the store with the journaled hash (relocate-wal: every moved file is in pg_wal or in
     /// its new directory with its hash).
-    pub fn original_available(&self, dd: &DataDir, store: &Path) -> std::result::Result<(), String> {
-        let check = |rel: &str, want: &str| -> std::result::Result<(), String> {
+    pub fn original_available(&self, dd: &DataDir, store: &Path) -> std::result::Result<(), OriginalMissing> {
+        let check = |rel: &str, want: &str| -> std::result::Result<(), OriginalMissing> {
             let p = store.join(rel);
             match fs::read(&p) {
                 Ok(b) if sha(&b) == want => Ok(()),
-                Ok(_) => Err(format!("{} is not the saved original (its sha256 differs from the journal's)", p.display())),
-                Err(e) => Err(format!("{}: {e}", p.display())),
+                Ok(_) => Err(OriginalMissing::Differs(p.display().to_string())),
+                Err(e) => Err(OriginalMissing::Unreadable { path: p.display().to_string(), message: e.to_string() }),
             }
         };
         match self {
             Change::Block { saved, before_sha256, .. } => check(saved, before_sha256),
             Change::File { saved: Some(s), before_sha256: Some(b), .. } => check(s, b),
             Change::File { saved: None, before_sha256: None, .. } => Ok(()),
-            Change::File { .. } => Err("the journal names a saved copy without its hash".into()),
+            Change::File { .. } => Err(OriginalMissing::NoHash),
             Change::MoveAside { saved, sha256, .. } => check(saved, sha256),
             Change::RelocateWal { to, files, old_link, .. } => {
                 let here = original_wal_root(dd, old_link);
                 for f in files {
                     let ok = |p: PathBuf| fs::read(p).map(|b| sha(&b) == f.sha256).unwrap_or(false);
                     if !(ok(Path::new(to).join(&f.rel)) || here.as_ref().is_some_and(|h| ok(h.join(&f.rel)))) {
-                        return Err(format!(
-                            "pg_wal/{} as relocate-wal moved it is neither in {to} nor back in pg_wal (the server ran and recycled or removed it?)",
-                            f.rel
-                        ));
+                        return Err(OriginalMissing::MovedWal { rel: f.rel.clone(), to: to.clone() });
                     }
                 }
                 Ok(())

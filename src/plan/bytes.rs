@@ -29,18 +29,33 @@ pub fn set_checksum(page: &mut [u8], blkno: u32, checksums: bool) {
     }
 }
 
-fn tuple_offset(page: &[u8], offnum: u16) -> Result<(usize, ItemId), String> {
-    let items = line_pointers(page).map_err(|e| e.to_string())?;
-    let it = *(offnum as usize).checked_sub(1).and_then(|i| items.get(i)).ok_or_else(|| format!("no line pointer {offnum}"))?;
+/// Why a planned page change cannot be made on these bytes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EditError {
+    #[error("{0}")]
+    Page(#[from] crate::format::FormatError),
+    #[error("no line pointer {0}")]
+    NoPointer(u16),
+    #[error("line pointer {0} is not a normal tuple")]
+    NotATuple(u16),
+    #[error("line pointer {offnum} is not the unused or dead pointer with offset {off} and length {len} it was planned for")]
+    NotAsPlanned { offnum: u16, off: u16, len: u16 },
+    #[error("line pointer {offnum}: offset {off} and length {len} run past the page")]
+    PastPage { offnum: u16, off: u16, len: u16 },
+}
+
+fn tuple_offset(page: &[u8], offnum: u16) -> Result<(usize, ItemId), EditError> {
+    let items = line_pointers(page)?;
+    let it = *(offnum as usize).checked_sub(1).and_then(|i| items.get(i)).ok_or(EditError::NoPointer(offnum))?;
     if it.flags != LpFlags::Normal || it.off as usize + SIZEOF_HEAP_TUPLE_HEADER > page.len() {
-        return Err(format!("line pointer {offnum} is not a normal tuple"));
+        return Err(EditError::NotATuple(offnum));
     }
     Ok((it.off as usize, it))
 }
 
 /// heap_force_freeze (pg_surgery) offline: xmin frozen, xmax invalid, no update chain;
 /// the page loses PD_ALL_VISIBLE (its visibility map bit is cleared by its own action).
-pub fn freeze_tuples(page: &[u8], offnums: &[u16], blkno: u32, checksums: bool) -> Result<Vec<u8>, String> {
+pub fn freeze_tuples(page: &[u8], offnums: &[u16], blkno: u32, checksums: bool) -> Result<Vec<u8>, EditError> {
     let mut p = page.to_vec();
     for &o in offnums {
         let (off, _) = tuple_offset(&p, o)?;
@@ -72,9 +87,9 @@ pub fn freeze_tuples(page: &[u8], offnums: &[u16], blkno: u32, checksums: bool) 
 /// that points outside the page (or at too little room for a tuple header) becomes dead
 /// without storage (offset and length 0), so nothing ever reads where it pointed; dead, not
 /// unused, because index entries may still point at it (VACUUM removes them first).
-pub fn kill_tuples(page: &[u8], offnums: &[u16], blkno: u32, checksums: bool) -> Result<Vec<u8>, String> {
+pub fn kill_tuples(page: &[u8], offnums: &[u16], blkno: u32, checksums: bool) -> Result<Vec<u8>, EditError> {
     let mut p = page.to_vec();
-    let items = line_pointers(&p).map_err(|e| e.to_string())?;
+    let items = line_pointers(&p)?;
     for &o in offnums {
         let dead = match tuple_offset(&p, o) {
             Ok((_, it)) => ItemId { off: it.off, flags: LpFlags::Dead, len: it.len },
@@ -91,16 +106,16 @@ pub fn kill_tuples(page: &[u8], offnums: &[u16], blkno: u32, checksums: bool) ->
 /// Unused or dead line pointers made normal again with the offset and length they kept
 /// (`items`: item, offset, length). Each must still be unused or dead with exactly that
 /// offset and length, or the page is not the one planned.
-pub fn restore_pointers(page: &[u8], items: &[(u16, u16, u16)], blkno: u32, checksums: bool) -> Result<Vec<u8>, String> {
+pub fn restore_pointers(page: &[u8], items: &[(u16, u16, u16)], blkno: u32, checksums: bool) -> Result<Vec<u8>, EditError> {
     let mut p = page.to_vec();
-    let lps = line_pointers(&p).map_err(|e| e.to_string())?;
+    let lps = line_pointers(&p)?;
     for &(o, off, len) in items {
-        let it = (o as usize).checked_sub(1).and_then(|i| lps.get(i)).ok_or_else(|| format!("no line pointer {o}"))?;
+        let it = (o as usize).checked_sub(1).and_then(|i| lps.get(i)).ok_or(EditError::NoPointer(o))?;
         if !matches!(it.flags, LpFlags::Unused | LpFlags::Dead) || it.off != off || it.len != len {
-            return Err(format!("line pointer {o} is not the unused or dead pointer with offset {off} and length {len} it was planned for"));
+            return Err(EditError::NotAsPlanned { offnum: o, off, len });
         }
         if off as usize + len as usize > p.len() {
-            return Err(format!("line pointer {o}: offset {off} and length {len} run past the page"));
+            return Err(EditError::PastPage { offnum: o, off, len });
         }
         let normal = ItemId { off, flags: LpFlags::Normal, len };
         put32(&mut p, SIZE_OF_PAGE_HEADER + 4 * (o as usize - 1), normal.raw());
@@ -234,7 +249,7 @@ pub fn vm_block_of(heap_block: u32, block_size: usize) -> u32 {
 
 /// A pg_xact segment with the given statuses written over `base` (the existing bytes, or
 /// empty for a missing file), extended with zero pages up to `pages` pages.
-pub fn clog_segment(base: &[u8], pages: u32, block_size: u32, statuses: &[(u32, XactStatus)]) -> Result<Vec<u8>, String> {
+pub fn clog_segment(base: &[u8], pages: u32, block_size: u32, statuses: &[(u32, XactStatus)]) -> Result<Vec<u8>, crate::format::FormatError> {
     let g = ClogGeometry::new(block_size);
     let mut seg = base.to_vec();
     let want = pages as usize * block_size as usize;
@@ -242,7 +257,7 @@ pub fn clog_segment(base: &[u8], pages: u32, block_size: u32, statuses: &[(u32, 
         seg.resize(want, 0);
     }
     for (xid, st) in statuses {
-        g.set_status(&mut seg, *xid, *st).map_err(|e| e.to_string())?;
+        g.set_status(&mut seg, *xid, *st)?;
     }
     Ok(seg)
 }

@@ -41,16 +41,33 @@ pub fn wal_outcomes(dd: &DataDir, c: &ControlFile, a: Xid, b: Xid) -> HashMap<Xi
     out
 }
 
+/// Why no pg_xact is synthesized for a range.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotSynthesized {
+    #[error("{0} is not a pg_xact segment name")]
+    NotASegment(String),
+    #[error("xids {a}..{b} are not all inside [oldestXID {oldest}, NextXID {next}): no pg_xact is planned outside it")]
+    OutsideWindow { a: Xid, b: Xid, oldest: Xid, next: Xid },
+}
+
 /// The SynthesizeXact action for one segment file whose xids a..b lost their status.
-pub fn synthesize(dd: &DataDir, c: &ControlFile, file: &str, a: Xid, b: Xid, hints: &[(Xid, XactStatus)], policy: XactPolicy) -> Result<ActionKind, String> {
+pub fn synthesize(
+    dd: &DataDir,
+    c: &ControlFile,
+    file: &str,
+    a: Xid,
+    b: Xid,
+    hints: &[(Xid, XactStatus)],
+    policy: XactPolicy,
+) -> Result<ActionKind, NotSynthesized> {
     let name = file.rsplit('/').next().unwrap_or(file);
-    let segno = parse_segment_file_name(name).ok_or_else(|| format!("{file} is not a pg_xact segment name"))?;
+    let segno = parse_segment_file_name(name).ok_or_else(|| NotSynthesized::NotASegment(file.to_string()))?;
     let g = ClogGeometry::new(c.database_block_size);
     // Inside the live window only (the finding's range already is; keep the guarantee here).
     let (oldest, next) = (c.checkpoint.oldest_xid, c.checkpoint.next_xid.xid());
     let live = |x: Xid| x.wrapping_sub(oldest) < next.wrapping_sub(oldest);
     if !live(a) || !live(b) {
-        return Err(format!("xids {a}..{b} are not all inside [oldestXID {oldest}, NextXID {next}): no pg_xact is planned outside it"));
+        return Err(NotSynthesized::OutsideWindow { a, b, oldest, next });
     }
     let wal = wal_outcomes(dd, c, a, b);
     let hinted: HashMap<Xid, bool> =

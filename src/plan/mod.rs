@@ -296,7 +296,7 @@ impl Plan {
                     return Err(at(format!("a pg_control action targets {:?}, not global/pg_control", a.target.path)));
                 }
                 ActionKind::WriteControl { image, .. } => {
-                    control_image(image).map_err(at)?;
+                    control_image(image).map_err(|e| at(e.to_string()))?;
                 }
                 _ => {}
             }
@@ -344,19 +344,51 @@ pub const MAX_ACTIONS: usize = 100_000;
 /// What the plan records as pg_control's sha256 when the file does not exist.
 pub const ABSENT: &str = "absent";
 
+/// Why a write-control action's image is not a pg_control the server accepts.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ControlImageError {
+    #[error("the pg_control image is not hex")]
+    NotHex,
+    #[error("the pg_control image is {0} bytes, more than {max}", max = crate::format::control::CONTROL_FILE_SIZE)]
+    TooLong(usize),
+    #[error("the pg_control image does not decode: {0}")]
+    Decode(crate::format::FormatError),
+    #[error("the pg_control image has {field} {got}, expected {want}")]
+    Refused { field: String, got: String, want: String },
+}
+
 /// The 8192-byte pg_control of a write-control action: the image, zero-padded, which must
 /// decode with a right CRC and values the server accepts.
-pub fn control_image(image: &str) -> std::result::Result<Vec<u8>, String> {
-    let mut b = crate::format::bytes::from_hex(image).ok_or("the pg_control image is not hex")?;
+pub fn control_image(image: &str) -> std::result::Result<Vec<u8>, ControlImageError> {
+    let mut b = crate::format::bytes::from_hex(image).ok_or(ControlImageError::NotHex)?;
     if b.len() > crate::format::control::CONTROL_FILE_SIZE {
-        return Err(format!("the pg_control image is {} bytes, more than {}", b.len(), crate::format::control::CONTROL_FILE_SIZE));
+        return Err(ControlImageError::TooLong(b.len()));
     }
     b.resize(crate::format::control::CONTROL_FILE_SIZE, 0);
-    let c = crate::format::control::ControlFile::parse(&b).map_err(|e| format!("the pg_control image does not decode: {e}"))?;
+    let c = crate::format::control::ControlFile::parse(&b).map_err(ControlImageError::Decode)?;
     if let Some((f, want, got)) = c.sanity_problems().into_iter().next() {
-        return Err(format!("the pg_control image has {f} {got}, expected {want}"));
+        return Err(ControlImageError::Refused { field: f.to_string(), got: got.to_string(), want: want.to_string() });
     }
     Ok(b)
+}
+
+/// Why an action's new bytes cannot be computed from the bytes there now.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NewBytesError {
+    #[error("{0}: the target is missing")]
+    Missing(String),
+    #[error("{path}: the target block is {len} bytes, not one {bs}-byte page")]
+    NotAPage { path: String, len: usize, bs: usize },
+    #[error("{0}")]
+    Edit(#[from] bytes::EditError),
+    #[error("{0}")]
+    Format(#[from] crate::format::FormatError),
+    #[error("{0}")]
+    ControlImage(#[from] ControlImageError),
+    #[error("pg_control is too short for its CRC")]
+    ShortControl,
+    #[error("{0}")]
+    Reset(#[from] reset::ResetError),
 }
 
 /// The visibility map block covering a heap block (file and block), when the map has it:
@@ -616,16 +648,16 @@ pub fn xact_pages_needed(g: &ClogGeometry, segno: u32, last_xid: Xid) -> u32 {
 /// The new bytes of a block or file action, from the target's current bytes (the block,
 /// or the whole file; None when absent) and the action's parameters. File moves
 /// (RelocateWal, MoveAside) have no new bytes: Ok(None).
-pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::ControlFile) -> std::result::Result<Option<Vec<u8>>, String> {
+pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::ControlFile) -> std::result::Result<Option<Vec<u8>>, NewBytesError> {
     let checksums = c.data_page_checksum_version > 0;
     let blk = a.target.block.unwrap_or(0);
     let bs = c.database_block_size as usize;
     let page = || match old {
-        None => Err(format!("{}: the target is missing", a.target.path)),
-        Some(p) if p.len() != bs => Err(format!("{}: the target block is {} bytes, not one {bs}-byte page", a.target.path, p.len())),
+        None => Err(NewBytesError::Missing(a.target.path.clone())),
+        Some(p) if p.len() != bs => Err(NewBytesError::NotAPage { path: a.target.path.clone(), len: p.len(), bs }),
         Some(p) => Ok(p),
     };
-    let control = || old.ok_or_else(|| format!("{}: the target is missing", a.target.path));
+    let control = || old.ok_or_else(|| NewBytesError::Missing(a.target.path.clone()));
     Ok(Some(match &a.kind {
         ActionKind::FreezeTuples { offnums } => bytes::freeze_tuples(page()?, offnums, blk, checksums)?,
         ActionKind::KillTuples { offnums } => bytes::kill_tuples(page()?, offnums, blk, checksums)?,
@@ -651,10 +683,10 @@ pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::Con
         ActionKind::WriteControl { image, .. } => control_image(image)?,
         ActionKind::FixControlCrc { .. } => {
             let mut b = control()?.to_vec();
-            let major = crate::format::control::ControlFile::detect_major(&b).map_err(|e| e.to_string())?;
+            let major = crate::format::control::ControlFile::detect_major(&b)?;
             let off = crate::format::control::crc_offset(major);
-            let crc = crate::format::control::compute_crc(major, &b).ok_or("pg_control is too short for its CRC")?;
-            b.get_mut(off..off + 4).ok_or("pg_control is too short for its CRC")?.copy_from_slice(&crc.to_le_bytes());
+            let crc = crate::format::control::compute_crc(major, &b).ok_or(NewBytesError::ShortControl)?;
+            b.get_mut(off..off + 4).ok_or(NewBytesError::ShortControl)?.copy_from_slice(&crc.to_le_bytes());
             b
         }
         ActionKind::SynthesizeXact { pages, first_xid, last_xid, committed, .. } => {
@@ -671,7 +703,7 @@ pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::Con
             bytes::clog_segment(old.unwrap_or(&[]), *pages, c.database_block_size, &statuses)?
         }
         ActionKind::ResetWal { overrides, time, .. } => {
-            let (old_c, _) = crate::format::control::ControlFile::parse_lenient(control()?).map_err(|e| e.to_string())?;
+            let (old_c, _) = crate::format::control::ControlFile::parse_lenient(control()?)?;
             reset::compute(&old_c, &reset::Listing::default(), overrides, *time)?.control.encode()
         }
         ActionKind::RebuildControl { guessed, wal_file, time, .. } => {
@@ -729,7 +761,7 @@ pub fn rebuild_control(dd: &DataDir) -> Result<(crate::format::control::ControlF
         }
     }
     reset::guess_control(major, &l, &e, chrono::Utc::now().timestamp())
-        .map_err(|m| Error::Refused { message: m, hint: "put any WAL segment of this cluster back into pg_wal".into() })
+        .map_err(|m| Error::Refused { message: m.to_string(), hint: "put any WAL segment of this cluster back into pg_wal".into() })
 }
 
 /// Plan for a data directory whose pg_control cannot be read: rebuild it from guesses
@@ -751,7 +783,8 @@ fn plan_rebuild(dd: &DataDir, opts: &PlanOptions, now: i64) -> Result<Plan> {
             checksums: Some(c.data_page_checksum_version > 0),
             block_size: Some(c.database_block_size),
         };
-        reset::guessed_values(c.major, &l, &e).map_err(Error::Usage)?
+        reset::guessed_values(c.major, &l, &e)
+            .map_err(|e| Error::Refused { message: format!("cannot plan the rebuild: {e}"), hint: "see docs/reset.md".into() })?
     };
     let listing = reset::Listing {
         wal: dd.list("pg_wal")?.into_iter().filter(|n| n != "archive_status" && n != "summaries").collect(),
@@ -761,7 +794,10 @@ fn plan_rebuild(dd: &DataDir, opts: &PlanOptions, now: i64) -> Result<Plan> {
     };
     // The new WAL starts past the highest page LSN too (read with the rebuilt geometry).
     let past_pages = past_page_lsn(&c, crate::check::max_page_lsn(dd, &c).ok());
-    let r = reset::compute(&c, &listing, &reset::ResetOverrides { past_pages, ..Default::default() }, now).map_err(Error::Usage)?;
+    let r = reset::compute(&c, &listing, &reset::ResetOverrides { past_pages, ..Default::default() }, now).map_err(|e| Error::Refused {
+        message: format!("cannot plan a WAL reset: {e}"),
+        hint: "see docs/reset.md; the values can be given by hand with pg_resetwal".into(),
+    })?;
     let target = Target { path: crate::datadir::CONTROL_PATH.into(), block: None, relation: None };
     let precondition = current_precondition(dd, &target, "file", c.database_block_size as usize, c.blocks_per_segment);
     let action = Action {

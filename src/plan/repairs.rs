@@ -227,7 +227,7 @@ impl<'a> Planner<'a> {
     /// policy for the rest.
     pub fn synthesize_xact(&mut self, f: &Finding) -> Answer {
         let (Some(file), Some((a, b))) = (f.at.file.as_deref(), f.at.xids) else { return Ok(vec![]) };
-        let kind = evidence::synthesize(self.dd, self.c, file, a, b, &self.d.tuples.hints, self.opts.xact_status)?;
+        let kind = evidence::synthesize(self.dd, self.c, file, a, b, &self.d.tuples.hints, self.opts.xact_status).map_err(|e| e.to_string())?;
         let (scope, desc) = if self.dd.path(file).exists() { ("file", "extended") } else { ("absent", "created") };
         let ActionKind::SynthesizeXact { sources, .. } = &kind else { return Ok(vec![]) };
         // Every status from evidence: nothing is guessed, nothing lost.

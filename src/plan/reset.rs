@@ -70,8 +70,8 @@ fn highest_slru(names: &[String]) -> Option<u32> {
 }
 
 /// Compute the reset. `now` is the Unix time written as the checkpoint and file time.
-pub fn compute(c: &ControlFile, l: &Listing, o: &ResetOverrides, now: i64) -> Result<Reset, String> {
-    let g = WalGeometry::new(c.bytes_per_wal_segment, c.wal_block_size).map_err(|e| e.to_string())?;
+pub fn compute(c: &ControlFile, l: &Listing, o: &ResetOverrides, now: i64) -> Result<Reset, ResetError> {
+    let g = WalGeometry::new(c.bytes_per_wal_segment, c.wal_block_size).map_err(|e| ResetError::Geometry(e.to_string()))?;
     let mut n = c.clone();
     let mut sources = Vec::new();
     let mut src = |f: &str, v: String, s: &str| sources.push(Sourced { field: f.into(), value: v, source: s.into() });
@@ -144,14 +144,14 @@ pub fn compute(c: &ControlFile, l: &Listing, o: &ResetOverrides, now: i64) -> Re
     }
     segno += 1;
     if let Some(f) = &o.past_pages {
-        let (_, s) = g.parse_file_name(f).ok_or_else(|| format!("{f}: not a WAL file name for {} byte segments", g.seg_size))?;
+        let (_, s) = g.parse_file_name(f).ok_or_else(|| ResetError::NotWalName { name: f.clone(), seg_size: g.seg_size, option: "" })?;
         if s > segno {
             segno = s;
             from = "the segment holding the highest page LSN (pd_lsn) in the data files";
         }
     }
     if let Some(f) = &o.wal_file {
-        let (_, s) = g.parse_file_name(f).ok_or_else(|| format!("-l {f}: not a WAL file name for {} byte segments", g.seg_size))?;
+        let (_, s) = g.parse_file_name(f).ok_or_else(|| ResetError::NotWalName { name: f.clone(), seg_size: g.seg_size, option: "-l " })?;
         if s > segno {
             segno = s;
             from = "-l (given)";
@@ -254,15 +254,30 @@ pub struct Guessed {
 
 /// Rebuild a pg_control from guesses, as pg_resetwal's GuessControlValues, with better
 /// guesses from the directory (each in `sources`); then a reset makes it consistent.
-pub fn guess_control(major: crate::format::version::PgMajor, l: &Listing, e: &DirEvidence, now: i64) -> Result<(ControlFile, Vec<Sourced>), String> {
+pub fn guess_control(major: crate::format::version::PgMajor, l: &Listing, e: &DirEvidence, now: i64) -> Result<(ControlFile, Vec<Sourced>), ResetError> {
     let (c, s, _) = guess(major, l, e, now)?;
     Ok((c, s))
 }
 
+/// Why a reset cannot be computed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResetError {
+    #[error("{0}")]
+    Geometry(String),
+    #[error("{option}{name}: not a WAL file name for {seg_size} byte segments")]
+    NotWalName { name: String, seg_size: u32, option: &'static str },
+    #[error("unsupported major {0}")]
+    UnsupportedMajor(u32),
+    #[error("bad system identifier {0:?}")]
+    BadSystemIdentifier(String),
+    #[error("no WAL segment with a readable long page header: the system identifier and segment size cannot be guessed")]
+    NoWalHeader,
+}
+
 /// The ControlFile for guessed values.
-pub fn control_from(g: &Guessed, now: i64) -> Result<ControlFile, String> {
-    let major = crate::format::version::PgMajor::new(g.major).ok_or("unsupported major")?;
-    let sysid: u64 = g.system_identifier.parse().map_err(|_| "bad system identifier")?;
+pub fn control_from(g: &Guessed, now: i64) -> Result<ControlFile, ResetError> {
+    let major = crate::format::version::PgMajor::new(g.major).ok_or(ResetError::UnsupportedMajor(g.major))?;
+    let sysid: u64 = g.system_identifier.parse().map_err(|_| ResetError::BadSystemIdentifier(g.system_identifier.clone()))?;
     let e = DirEvidence {
         wal_header: Some((sysid, g.wal_segment_size, g.wal_block_size, g.timeline)),
         max_relfilenode: g.next_oid.saturating_sub(1),
@@ -277,11 +292,10 @@ pub fn control_from(g: &Guessed, now: i64) -> Result<ControlFile, String> {
     Ok(c)
 }
 
-fn guess(major: crate::format::version::PgMajor, l: &Listing, e: &DirEvidence, now: i64) -> Result<(ControlFile, Vec<Sourced>, Guessed), String> {
+fn guess(major: crate::format::version::PgMajor, l: &Listing, e: &DirEvidence, now: i64) -> Result<(ControlFile, Vec<Sourced>, Guessed), ResetError> {
     let mut s = Vec::new();
     let mut src = |f: &str, v: String, how: &str| s.push(Sourced { field: f.into(), value: v, source: how.into() });
-    let (sysid, seg, wbs, tli) =
-        e.wal_header.ok_or("no WAL segment with a readable long page header: the system identifier and segment size cannot be guessed")?;
+    let (sysid, seg, wbs, tli) = e.wal_header.ok_or(ResetError::NoWalHeader)?;
     src("system_identifier", sysid.to_string(), "a WAL segment's long page header");
     src("bytes_per_wal_segment", seg.to_string(), "a WAL segment's long page header");
     src("timeline", tli.to_string(), "the highest timeline in WAL file names");
@@ -379,7 +393,7 @@ fn guess(major: crate::format::version::PgMajor, l: &Listing, e: &DirEvidence, n
 }
 
 /// The guessed values of a directory, as the plan records them.
-pub fn guessed_values(major: crate::format::version::PgMajor, l: &Listing, e: &DirEvidence) -> Result<(Guessed, Vec<Sourced>), String> {
+pub fn guessed_values(major: crate::format::version::PgMajor, l: &Listing, e: &DirEvidence) -> Result<(Guessed, Vec<Sourced>), ResetError> {
     let (_, s, g) = guess(major, l, e, 0)?;
     Ok((g, s))
 }

@@ -78,12 +78,21 @@ pub struct Manifest {
     pub total_bytes: u64,
 }
 
+/// Why a manifest does not read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("manifest is not valid JSON of the expected shape: {0}")]
+    NotJson(String),
+    #[error("manifest format {0} is not supported (this pgsalvage reads format {FORMAT_VERSION})")]
+    Format(u32),
+}
+
 impl Manifest {
     /// Parse and check the format version.
-    pub fn from_json(bytes: &[u8]) -> Result<Manifest, String> {
-        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| format!("manifest is not valid JSON of the expected shape: {e}"))?;
+    pub fn from_json(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| ManifestError::NotJson(e.to_string()))?;
         if m.format != FORMAT_VERSION {
-            return Err(format!("manifest format {} is not supported (this pgsalvage reads format {FORMAT_VERSION})", m.format));
+            return Err(ManifestError::Format(m.format));
         }
         Ok(m)
     }

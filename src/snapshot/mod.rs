@@ -25,6 +25,45 @@ pub const MANIFEST_ENTRY: &str = "pgsalvage-manifest.json";
 pub const DATA_PREFIX: &str = "data";
 pub const LINKS_PREFIX: &str = "links";
 
+/// Why an archive entry cannot be taken: the archive is refused (hostile or damaged) or the
+/// target cannot be written. Each says the entry or the path it is about.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    #[error("{0}: would be written outside the target")]
+    Outside(String),
+    #[error("links/{0} comes without its link data/{0}")]
+    LinkWithoutLink(String),
+    #[error("{0}: symbolic link outside data/")]
+    LinkOutsideData(String),
+    #[error("refusing entry: symbolic link {0:?} inside a linked directory")]
+    LinkInsideLinked(String),
+    #[error("{0}: appears twice")]
+    Twice(String),
+    #[error("{path}: {actual} bytes where the header says {declared}")]
+    SizeMismatch { path: String, actual: u64, declared: u64 },
+    #[error("refusing entry: {path:?} is a {kind} (only files, directories and symbolic links are allowed)")]
+    Kind { path: String, kind: String },
+    #[error("--tablespace-map target {0} must be an absolute path")]
+    MapNotAbsolute(String),
+    #[error("{target} (mapped from {from}) is not empty")]
+    MapNotEmpty { target: String, from: String },
+    #[error("{0} exists and is not a directory")]
+    NotADirectory(String),
+    #[error("{0}: bad path in manifest")]
+    BadManifestPath(String),
+    #[error("no manifest")]
+    NoManifest,
+    /// The file system refused: `cannot create /x: Permission denied`.
+    #[error("{what} {path}: {message}")]
+    Io { what: &'static str, path: String, message: String },
+}
+
+impl EntryError {
+    pub(crate) fn io(what: &'static str, path: impl std::fmt::Display, e: std::io::Error) -> EntryError {
+        EntryError::Io { what, path: path.to_string(), message: e.to_string() }
+    }
+}
+
 /// Before reading an archive: it exists, can be opened, and starts with a zstd frame (a
 /// file that does not is not a pgsalvage snapshot at all, which is not the same as a damaged
 /// one).

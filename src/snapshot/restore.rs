@@ -5,6 +5,7 @@
 
 use super::manifest::EntryKind;
 use super::verify::{compare, scan, Place, Sink};
+use super::EntryError;
 use crate::error::{Error, Result};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -50,12 +51,12 @@ fn clean_relative(rel: &str) -> bool {
 }
 
 impl Writer {
-    fn dest(&self, place: &Place) -> Result<PathBuf, String> {
+    fn dest(&self, place: &Place) -> Result<PathBuf, EntryError> {
         match place {
             Place::Data(rel) if rel.is_empty() => Ok(self.target.clone()),
             Place::Data(rel) => Ok(self.target.join(rel)),
             Place::Link { name, rel } => {
-                let (root, _) = self.link_dest.get(name).ok_or_else(|| format!("links/{name} comes without its link data/{name}"))?;
+                let (root, _) = self.link_dest.get(name).ok_or_else(|| EntryError::LinkWithoutLink(name.clone()))?;
                 Ok(if rel.is_empty() { root.clone() } else { root.join(rel) })
             }
         }
@@ -63,16 +64,16 @@ impl Writer {
 
     /// Create missing directories down to `dir` (inside a root we own), refusing anything
     /// in the way that is not a plain directory.
-    fn ensure_dir(&mut self, dir: &Path) -> Result<(), String> {
+    fn ensure_dir(&mut self, dir: &Path) -> Result<(), EntryError> {
         match fs::symlink_metadata(dir) {
             Ok(m) if m.is_dir() => return Ok(()),
-            Ok(_) => return Err(format!("{} exists and is not a directory", dir.display())),
+            Ok(_) => return Err(EntryError::NotADirectory(dir.display().to_string())),
             Err(_) => {}
         }
         if let Some(parent) = dir.parent() {
             self.ensure_dir(parent)?;
         }
-        fs::DirBuilder::new().mode(0o700).create(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        fs::DirBuilder::new().mode(0o700).create(dir).map_err(|e| EntryError::io("cannot create", dir.display(), e))?;
         self.created.push(dir.to_path_buf());
         Ok(())
     }
@@ -83,18 +84,18 @@ impl Writer {
 }
 
 impl Sink for Writer {
-    fn dir(&mut self, path: &str, place: &Place, _: &tar::Header) -> Result<(), String> {
+    fn dir(&mut self, path: &str, place: &Place, _: &tar::Header) -> Result<(), EntryError> {
         let d = self.dest(place)?;
         if !self.under_roots(&d) {
-            return Err(format!("{path}: would be written outside the target"));
+            return Err(EntryError::Outside(path.to_string()));
         }
         self.ensure_dir(&d)
     }
 
-    fn file(&mut self, path: &str, place: &Place, _: &tar::Header, data: &mut dyn Read) -> Result<(String, u64), String> {
+    fn file(&mut self, path: &str, place: &Place, _: &tar::Header, data: &mut dyn Read) -> Result<(String, u64), EntryError> {
         let d = self.dest(place)?;
         if !self.under_roots(&d) {
-            return Err(format!("{path}: would be written outside the target"));
+            return Err(EntryError::Outside(path.to_string()));
         }
         if let Some(parent) = d.parent() {
             self.ensure_dir(parent)?;
@@ -106,40 +107,40 @@ impl Sink for Writer {
             .mode(0o600)
             .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&d)
-            .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+            .map_err(|e| EntryError::io("cannot create", d.display(), e))?;
         self.created.push(d.clone());
         let mut h = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
         let mut n = 0u64;
         loop {
-            let k = data.read(&mut buf).map_err(|e| format!("{path}: {e}"))?;
+            let k = data.read(&mut buf).map_err(|e| EntryError::io("cannot read", path, e))?;
             if k == 0 {
                 break;
             }
             h.update(&buf[..k]);
-            f.write_all(&buf[..k]).map_err(|e| format!("cannot write {}: {e}", d.display()))?;
+            f.write_all(&buf[..k]).map_err(|e| EntryError::io("cannot write", d.display(), e))?;
             n += k as u64;
         }
         Ok((format!("{:x}", h.finalize()), n))
     }
 
-    fn symlink(&mut self, path: &str, place: &Place, _: &tar::Header, target: &str) -> Result<(), String> {
-        let Place::Data(rel) = place else { return Err(format!("{path}: symbolic link outside data/")) };
+    fn symlink(&mut self, path: &str, place: &Place, _: &tar::Header, target: &str) -> Result<(), EntryError> {
+        let Place::Data(rel) = place else { return Err(EntryError::LinkOutsideData(path.to_string())) };
         let is_link_dir = rel == "pg_wal" || rel.strip_prefix("pg_tblspc/").is_some_and(|o| !o.is_empty() && o.bytes().all(|b| b.is_ascii_digit()));
         if is_link_dir {
             if self.link_dest.contains_key(rel) {
-                return Err(format!("{path}: appears twice"));
+                return Err(EntryError::Twice(path.to_string()));
             }
             let (root, link) = match self.map.get(target) {
                 Some(new) => {
                     if !new.is_absolute() {
-                        return Err(format!("--tablespace-map target {} must be an absolute path", new.display()));
+                        return Err(EntryError::MapNotAbsolute(new.display().to_string()));
                     }
                     match fs::read_dir(new).map(|mut rd| rd.next().is_some()) {
-                        Ok(true) => return Err(format!("{} (mapped from {target}) is not empty", new.display())),
+                        Ok(true) => return Err(EntryError::MapNotEmpty { target: new.display().to_string(), from: target.to_string() }),
                         Ok(false) => {}
                         Err(_) => {
-                            fs::DirBuilder::new().mode(0o700).create(new).map_err(|e| format!("cannot create {}: {e}", new.display()))?;
+                            fs::DirBuilder::new().mode(0o700).create(new).map_err(|e| EntryError::io("cannot create", new.display(), e))?;
                             self.created.push(new.clone());
                         }
                     }
@@ -240,7 +241,7 @@ fn restore_with(label: &str, scan: impl FnOnce(&mut Writer) -> super::verify::Sc
     let damaged = !problems.is_empty();
     if problems.is_empty() {
         if let Err(e) = finish(&w, &s) {
-            problems.push(e);
+            problems.push(e.to_string());
         }
     }
     if !problems.is_empty() {
@@ -271,21 +272,21 @@ fn restore_with(label: &str, scan: impl FnOnce(&mut Writer) -> super::verify::Sc
 
 /// After every hash matched: links, then modes, ownership (as root) and times from the
 /// manifest, deepest first; then flush everything to disk.
-fn finish(w: &Writer, s: &super::verify::Scan) -> Result<(), String> {
-    let Some(m) = &s.manifest else { return Err("no manifest".into()) };
+fn finish(w: &Writer, s: &super::verify::Scan) -> Result<(), EntryError> {
+    let Some(m) = &s.manifest else { return Err(EntryError::NoManifest) };
     for (name, (root, link)) in &w.link_dest {
         if *link {
-            std::os::unix::fs::symlink(root, w.target.join(name)).map_err(|e| format!("cannot link {name} to {}: {e}", root.display()))?;
+            std::os::unix::fs::symlink(root, w.target.join(name)).map_err(|e| EntryError::io("cannot link", format!("{name} to {}", root.display()), e))?;
         }
     }
     for (at, to) in &w.other_links {
-        std::os::unix::fs::symlink(to, at).map_err(|e| format!("cannot create link {}: {e}", at.display()))?;
+        std::os::unix::fs::symlink(to, at).map_err(|e| EntryError::io("cannot create link", at.display(), e))?;
     }
     let root = nix::unistd::geteuid().is_root();
     let mut entries: Vec<_> = m.files.iter().collect();
     entries.sort_by_key(|e| std::cmp::Reverse(e.path.matches('/').count()));
     for e in entries {
-        let place = super::verify::place_of(&e.path).map_err(|r| r.to_string())?;
+        let place = super::verify::place_of(&e.path).map_err(|_| EntryError::BadManifestPath(e.path.clone()))?;
         let d = match (&place, e.kind.clone()) {
             (Place::Data(rel), EntryKind::Symlink) if w.link_dest.contains_key(rel) => continue,
             (Place::Data(_), EntryKind::Symlink) => {
@@ -298,15 +299,16 @@ fn finish(w: &Writer, s: &super::verify::Scan) -> Result<(), String> {
             _ => w.dest(&place)?,
         };
         if !clean_relative(e.path.trim_start_matches('/')) {
-            return Err(format!("{}: bad path in manifest", e.path));
+            return Err(EntryError::BadManifestPath(e.path.clone()));
         }
         if root {
-            nix::unistd::chown(&d, Some(e.uid.into()), Some(e.gid.into())).map_err(|err| format!("cannot chown {}: {err}", d.display()))?;
+            nix::unistd::chown(&d, Some(e.uid.into()), Some(e.gid.into())).map_err(|err| EntryError::io("cannot chown", d.display(), err.into()))?;
         }
-        fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(e.mode & 0o777)).map_err(|err| format!("cannot chmod {}: {err}", d.display()))?;
+        fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(e.mode & 0o777))
+            .map_err(|err| EntryError::io("cannot chmod", d.display(), err))?;
         let t = nix::sys::time::TimeSpec::new(e.mtime, e.mtime_nsec as i64);
         nix::sys::stat::utimensat(None, &d, &t, &t, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
-            .map_err(|err| format!("cannot set times of {}: {err}", d.display()))?;
+            .map_err(|err| EntryError::io("cannot set times of", d.display(), err.into()))?;
     }
     // One flush of the whole file system instead of an fsync per file.
     if let Ok(f) = fs::File::open(&w.target) {

@@ -5,7 +5,7 @@
 
 use super::manifest::{EntryKind, Manifest};
 use super::stream::ArchiveReader;
-use super::{sidecar_path, DATA_PREFIX, LINKS_PREFIX, MANIFEST_ENTRY};
+use super::{sidecar_path, EntryError, DATA_PREFIX, LINKS_PREFIX, MANIFEST_ENTRY};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -61,10 +61,10 @@ pub fn place_of(path: &str) -> Result<Place, PathRefused> {
 
 /// What a sink does with entries that passed validation.
 pub trait Sink {
-    fn dir(&mut self, path: &str, place: &Place, h: &tar::Header) -> Result<(), String>;
+    fn dir(&mut self, path: &str, place: &Place, h: &tar::Header) -> Result<(), EntryError>;
     /// Consume `data`, returning its sha256 (hex) and length.
-    fn file(&mut self, path: &str, place: &Place, h: &tar::Header, data: &mut dyn Read) -> Result<(String, u64), String>;
-    fn symlink(&mut self, path: &str, place: &Place, h: &tar::Header, target: &str) -> Result<(), String>;
+    fn file(&mut self, path: &str, place: &Place, h: &tar::Header, data: &mut dyn Read) -> Result<(String, u64), EntryError>;
+    fn symlink(&mut self, path: &str, place: &Place, h: &tar::Header, target: &str) -> Result<(), EntryError>;
 }
 
 /// Hash a stream.
@@ -201,7 +201,7 @@ pub fn scan_tar(reader: impl Read, label: &str, sink: &mut dyn Sink, progress: &
                 let declared = h.size().unwrap_or(0);
                 sink.file(&key, &place, &h, &mut e).and_then(|(sha, n)| {
                     if n != declared {
-                        return Err(format!("{key}: {n} bytes where the header says {declared}"));
+                        return Err(EntryError::SizeMismatch { path: key.clone(), actual: n, declared });
                     }
                     progress.advance(n);
                     Ok(Seen { kind: EntryKind::File, sha256: Some(sha), size: n, link_target: None })
@@ -210,12 +210,12 @@ pub fn scan_tar(reader: impl Read, label: &str, sink: &mut dyn Sink, progress: &
             tar::EntryType::Symlink => {
                 let target = e.link_name().ok().flatten().map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
                 if !matches!(place, Place::Data(_)) {
-                    Err(format!("refusing entry: symbolic link {key:?} inside a linked directory"))
+                    Err(EntryError::LinkInsideLinked(key.clone()))
                 } else {
                     sink.symlink(&key, &place, &h, &target).map(|_| Seen { kind: EntryKind::Symlink, sha256: None, size: 0, link_target: Some(target) })
                 }
             }
-            other => Err(format!("refusing entry: {key:?} is a {other:?} (only files, directories and symbolic links are allowed)")),
+            other => Err(EntryError::Kind { path: key.clone(), kind: format!("{other:?}") }),
         };
         match res {
             Ok(seen) => {
@@ -223,7 +223,7 @@ pub fn scan_tar(reader: impl Read, label: &str, sink: &mut dyn Sink, progress: &
                 s.seen.insert(key, seen);
             }
             Err(err) => {
-                s.fatal = Some(where_(err));
+                s.fatal = Some(where_(err.to_string()));
                 return s;
             }
         }
@@ -291,13 +291,13 @@ pub fn compare(s: &Scan) -> Vec<String> {
 /// A sink that only hashes.
 pub struct HashOnly;
 impl Sink for HashOnly {
-    fn dir(&mut self, _: &str, _: &Place, _: &tar::Header) -> Result<(), String> {
+    fn dir(&mut self, _: &str, _: &Place, _: &tar::Header) -> Result<(), EntryError> {
         Ok(())
     }
-    fn file(&mut self, path: &str, _: &Place, _: &tar::Header, data: &mut dyn Read) -> Result<(String, u64), String> {
-        hash_reader(data).map_err(|e| format!("{path}: {e}"))
+    fn file(&mut self, path: &str, _: &Place, _: &tar::Header, data: &mut dyn Read) -> Result<(String, u64), EntryError> {
+        hash_reader(data).map_err(|e| EntryError::io("cannot read", path, e))
     }
-    fn symlink(&mut self, _: &str, _: &Place, _: &tar::Header, _: &str) -> Result<(), String> {
+    fn symlink(&mut self, _: &str, _: &Place, _: &tar::Header, _: &str) -> Result<(), EntryError> {
         Ok(())
     }
 }
@@ -326,16 +326,29 @@ pub fn verify(archive: &Path, progress: &dyn super::Progress) -> VerifyReport {
     }
 }
 
+/// Why the manifest of an archive cannot be had.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestUnreadable {
+    /// The manifest beside the archive does not read.
+    #[error("{path}: {error}")]
+    Sidecar { path: String, error: super::manifest::ManifestError },
+    /// Reading the archive to its manifest stopped (the reason names the archive).
+    #[error("{0}")]
+    Archive(String),
+    #[error("{0}: no manifest inside")]
+    Missing(String),
+}
+
 /// The manifest of an archive: beside it if present, else from inside (reads to the end).
-pub fn read_manifest(archive: &Path) -> Result<Manifest, String> {
+pub fn read_manifest(archive: &Path) -> Result<Manifest, ManifestUnreadable> {
     if let Ok(b) = std::fs::read(sidecar_path(archive)) {
-        return Manifest::from_json(&b).map_err(|e| format!("{}: {e}", sidecar_path(archive).display()));
+        return Manifest::from_json(&b).map_err(|error| ManifestUnreadable::Sidecar { path: sidecar_path(archive).display().to_string(), error });
     }
     let s = scan(archive, &mut HashOnly, &crate::check::Quiet);
     if let Some(f) = s.fatal {
-        return Err(f);
+        return Err(ManifestUnreadable::Archive(f));
     }
-    s.manifest.ok_or_else(|| format!("{}: no manifest inside", archive.display()))
+    s.manifest.ok_or_else(|| ManifestUnreadable::Missing(archive.display().to_string()))
 }
 
 #[cfg(test)]
