@@ -453,7 +453,8 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
     let base = opts.workdir.clone().unwrap_or_else(std::env::temp_dir);
     let swept = sweep_leftovers(&base);
     if swept > 0 {
-        ev(&mut timeline, format!("removed {} left in {} by rehearsals that were killed", crate::units::count(swept as u64, "work directory"), base.display()));
+        let dirs = if swept == 1 { "1 work directory".to_string() } else { format!("{swept} work directories") };
+        ev(&mut timeline, format!("removed {dirs} left in {} by rehearsals that were killed", base.display()));
     }
     let need = match &opts.from_snapshot {
         Some(s) => std::fs::metadata(s).map(|m| m.len().saturating_mul(4)).unwrap_or(0),
