@@ -55,7 +55,7 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
     let dd = DataDir::open(&a.pgdata)?;
     let (p, bytes) = super::load_plan(&a.plan)?;
     // The plan's cluster first: a foreign plan is the problem, not the snapshot.
-    pgsalvage::plan::drift(&dd, &p)?;
+    pgsalvage::plan::same_cluster(&dd, &p)?;
     match (&a.snapshot, a.without_snapshot_i_may_lose_data) {
         (Some(s), _) => {
             pgsalvage::snapshot::check_archive_file(s)?;

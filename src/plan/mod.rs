@@ -575,6 +575,28 @@ pub struct Drift {
 
 /// Check every precondition against the data directory as it is now.
 pub fn drift(dd: &DataDir, p: &Plan) -> Result<(bool, Vec<Drift>)> {
+    let (bs, bps) = same_cluster(dd, p)?;
+    let same_control = dd.read(crate::datadir::CONTROL_PATH).map(|b| sha256_hex(&b)).unwrap_or_else(|_| ABSENT.into()) == p.cluster.pg_control_sha256;
+    let mut out = Vec::new();
+    for a in &p.actions {
+        let now = current_precondition(dd, &a.target, &a.precondition.scope, bs, bps);
+        if now.sha256 != a.precondition.sha256 {
+            out.push(Drift {
+                action: a.id.clone(),
+                path: a.target.path.clone(),
+                block: a.target.block,
+                planned: a.precondition.sha256.clone(),
+                now: now.sha256,
+            });
+        }
+    }
+    Ok((same_control, out))
+}
+
+/// Refuse a plan made for another cluster (without hashing any target: apply asks this
+/// first, so that a foreign plan is named before its snapshot is judged); the directory's
+/// block size and blocks per segment.
+pub fn same_cluster(dd: &DataDir, p: &Plan) -> Result<(usize, u32)> {
     let rebuild = p.actions.iter().find_map(|a| match &a.kind {
         ActionKind::RebuildControl { guessed, .. } => Some(guessed.clone()),
         _ => None,
@@ -592,21 +614,7 @@ pub fn drift(dd: &DataDir, p: &Plan) -> Result<(bool, Vec<Drift>)> {
             hint: "review the plan against the data directory it was made for".into(),
         });
     }
-    let same_control = dd.read(crate::datadir::CONTROL_PATH).map(|b| sha256_hex(&b)).unwrap_or_else(|_| ABSENT.into()) == p.cluster.pg_control_sha256;
-    let mut out = Vec::new();
-    for a in &p.actions {
-        let now = current_precondition(dd, &a.target, &a.precondition.scope, bs, bps);
-        if now.sha256 != a.precondition.sha256 {
-            out.push(Drift {
-                action: a.id.clone(),
-                path: a.target.path.clone(),
-                block: a.target.block,
-                planned: a.precondition.sha256.clone(),
-                now: now.sha256,
-            });
-        }
-    }
-    Ok((same_control, out))
+    Ok((bs, bps))
 }
 
 /// Refuse a plan for another cluster, or one whose preconditions no longer hold.
