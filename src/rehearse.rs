@@ -122,6 +122,23 @@ fn find_psql() -> Option<PathBuf> {
     c.into_iter().map(|d| d.join("psql")).find(|p| p.exists())
 }
 
+/// What went wrong running the rehearsal's server or its client: the detail of a failed
+/// check in the report.
+#[derive(Debug, thiserror::Error)]
+enum ServerError {
+    #[error("cannot create the server log {}: {source}", path.display())]
+    Log { path: PathBuf, source: std::io::Error },
+    #[error("cannot run {}: {source}", program.display())]
+    Spawn { program: PathBuf, source: std::io::Error },
+    /// psql's own message (standard error) for a query that failed.
+    #[error("{0}")]
+    Query(String),
+    #[error("the server exited ({0}) before it was ready")]
+    Exited(std::process::ExitStatus),
+    #[error("the server did not become ready within {0} s")]
+    NotReady(u64),
+}
+
 struct Server {
     child: Child,
     sock: PathBuf,
@@ -130,7 +147,7 @@ struct Server {
 }
 
 impl Server {
-    fn psql(&self, psql: &Path, db: &str, sql: &str) -> std::result::Result<String, String> {
+    fn psql(&self, psql: &Path, db: &str, sql: &str) -> std::result::Result<String, ServerError> {
         let o = Command::new(psql)
             .arg("-X")
             .args(["-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
@@ -140,11 +157,11 @@ impl Server {
             .env("PGCONNECT_TIMEOUT", "60")
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| e.to_string())?;
+            .map_err(|source| ServerError::Spawn { program: psql.to_path_buf(), source })?;
         if o.status.success() {
             Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
         } else {
-            Err(String::from_utf8_lossy(&o.stderr).trim().to_string())
+            Err(ServerError::Query(String::from_utf8_lossy(&o.stderr).trim().to_string()))
         }
     }
 
@@ -195,7 +212,7 @@ struct Settings {
     config: Option<PathBuf>,
 }
 
-fn start(r: &RunCtx, log: &Path) -> std::result::Result<Child, String> {
+fn start(r: &RunCtx, log: &Path) -> std::result::Result<Child, ServerError> {
     use std::os::unix::process::CommandExt;
     let (bin, data, sock, port, major, owner, set) = (r.bin, r.copy, r.sock, r.port, r.major, r.owner, r.set);
     // The log quotes table data (a failing row's values): its owner's only.
@@ -205,7 +222,7 @@ fn start(r: &RunCtx, log: &Path) -> std::result::Result<Child, String> {
         .truncate(true)
         .mode(0o600)
         .open(log)
-        .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        .map_err(|source| ServerError::Log { path: log.to_path_buf(), source })?;
     if let Some((u, g)) = owner {
         let _ = std::os::unix::fs::chown(log, Some(u), Some(g));
     }
@@ -241,7 +258,7 @@ fn start(r: &RunCtx, log: &Path) -> std::result::Result<Child, String> {
         c("restore_command", "");
         c("primary_conninfo", "");
     }
-    cmd.stdin(Stdio::null()).stdout(logf.try_clone().map_err(|e| e.to_string())?).stderr(logf).env_remove("PGDATA").env("LC_ALL", "C");
+    cmd.stdin(Stdio::null()).stdout(logf.try_clone().map_err(|source| ServerError::Log { path: log.to_path_buf(), source })?).stderr(logf).env_remove("PGDATA").env("LC_ALL", "C");
     if let Some((u, g)) = owner {
         cmd.uid(u).gid(g);
     }
@@ -253,22 +270,22 @@ fn start(r: &RunCtx, log: &Path) -> std::result::Result<Child, String> {
     unsafe {
         cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGQUIT).map_err(std::io::Error::from));
     }
-    cmd.spawn().map_err(|e| format!("cannot start {}: {e}", bin.join("postgres").display()))
+    cmd.spawn().map_err(|source| ServerError::Spawn { program: bin.join("postgres"), source })
 }
 
 /// Wait until the postmaster says "ready" in postmaster.pid, or exits.
-fn wait_ready(child: &mut Child, data: &Path, wait: Duration) -> std::result::Result<(), String> {
+fn wait_ready(child: &mut Child, data: &Path, wait: Duration) -> std::result::Result<(), ServerError> {
     let deadline = Instant::now() + wait;
     loop {
         if let Ok(Some(st)) = child.try_wait() {
-            return Err(format!("the server exited ({st}) before it was ready"));
+            return Err(ServerError::Exited(st));
         }
         let ready = std::fs::read_to_string(data.join("postmaster.pid")).ok().is_some_and(|t| t.lines().nth(7).is_some_and(|l| l.trim() == "ready"));
         if ready {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(format!("the server did not become ready within {} s", wait.as_secs()));
+            return Err(ServerError::NotReady(wait.as_secs()));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -557,13 +574,15 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
         );
     }
     // Every ERROR, FATAL and PANIC the server logged during the rehearsal, unless the plan
-    // predicts it or a healthy fast shutdown writes it.
+    // predicts it or a healthy fast shutdown writes it. What the rehearsal's own shutdown
+    // caused (a backend still closing when the shutdown came) is not a line that matters: it
+    // is not shown either, or the report would change from run to run.
     let predicted: Vec<&str> = plan.actions.iter().flat_map(|a| a.expected_log.iter().map(String::as_str)).collect();
     let mut log = vec![];
     let mut unexplained = vec![];
     for p in &logs {
         for l in std::fs::read_to_string(p).unwrap_or_default().lines() {
-            if is_failure_line(l) || l.contains("WARNING:") {
+            if (is_failure_line(l) || l.contains("WARNING:")) && !is_benign(l) {
                 log.push(l.to_string());
             }
             if is_failure_line(l) && !is_benign(l) && !predicted.iter().any(|w| l.contains(w)) {
@@ -679,6 +698,11 @@ fn first_failure(log: &Path) -> Option<String> {
         .map(|l| l.to_string())
 }
 
+/// A check's detail: the error's words, or nothing when it succeeded.
+fn failure<T>(r: &std::result::Result<T, ServerError>) -> String {
+    r.as_ref().err().map(ToString::to_string).unwrap_or_default()
+}
+
 /// Start, question, checkpoint, stop and start again a server on the copy; every step a
 /// check. Returns whether the server started at all.
 fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -> bool {
@@ -686,7 +710,7 @@ fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -
     let mut child = match start(r, &r.logs[0]) {
         Ok(c) => c,
         Err(e) => {
-            checks.push(Check { what: "server starts".into(), ok: false, detail: e });
+            checks.push(Check { what: "server starts".into(), ok: false, detail: e.to_string() });
             return false;
         }
     };
@@ -694,7 +718,7 @@ fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -
     if let Err(e) = wait_ready(&mut child, r.copy, wait) {
         let _ = child.kill();
         let _ = child.wait();
-        let detail = first_failure(&r.logs[0]).map(|l| format!("{e}: {l}")).unwrap_or(e);
+        let detail = first_failure(&r.logs[0]).map(|l| format!("{e}: {l}")).unwrap_or_else(|| e.to_string());
         ev(format!("server failed to start: {detail}"));
         checks.push(Check { what: "server starts without FATAL or PANIC".into(), ok: false, detail });
         return false;
@@ -709,7 +733,7 @@ fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -
     let dbs = match dbs {
         Ok(d) => d,
         Err(e) => {
-            checks.push(Check { what: "the list of databases can be read".into(), ok: false, detail: e });
+            checks.push(Check { what: "the list of databases can be read".into(), ok: false, detail: e.to_string() });
             String::new()
         }
     };
@@ -723,7 +747,7 @@ fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -
         .collect();
     for db in dbs.lines() {
         let conn = s.psql(r.psql, db, "select 1");
-        checks.push(Check { what: format!("database {db} accepts a connection"), ok: conn.is_ok(), detail: conn.err().unwrap_or_default() });
+        checks.push(Check { what: format!("database {db} accepts a connection"), ok: conn.is_ok(), detail: failure(&conn) });
         // Read every row of every table (pg_dump of newer servers needs a newer client).
         let tables = s
             .psql(r.psql, db, "select format('%I.%I', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind in ('r','m') and c.relpersistence <> 't' order by 1")
@@ -759,7 +783,7 @@ fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -
     }
     // Every dirty page is written and WAL flushed up to each page's LSN.
     let cp = s.psql(r.psql, "postgres", "checkpoint").or_else(|_| s.psql(r.psql, "template1", "checkpoint"));
-    checks.push(Check { what: "CHECKPOINT".into(), ok: cp.is_ok(), detail: cp.err().unwrap_or_default() });
+    checks.push(Check { what: "CHECKPOINT".into(), ok: cp.is_ok(), detail: failure(&cp) });
     ev("checkpoint".into());
     // After the CHECKPOINT (so that VACUUM, which logs the pages it changes, cannot hide a
     // page the server fails to flush); the shutdown checkpoint then writes what it changed.
@@ -769,13 +793,13 @@ fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -
             if let (Some(rest), true) = (rel.strip_prefix("table "), a.target.block.is_some()) {
                 if let Some((name, db)) = rest.split_once(" in database ") {
                     let res = s.psql(r.psql, db, &format!("select count(*) from {name}"));
-                    checks.push(Check { what: format!("rows of {name} in {db} (touched by {})", a.id), ok: res.is_ok(), detail: res.unwrap_or_else(|e| e) });
+                    checks.push(Check { what: format!("rows of {name} in {db} (touched by {})", a.id), ok: res.is_ok(), detail: res.unwrap_or_else(|e| e.to_string()) });
                     // VACUUM prunes and rewrites the pages the plan changed: what reads
                     // well but breaks the next write of a page ("corrupted line pointer")
                     // shows here.
                     if vacuumed.insert((name.to_string(), db.to_string())) {
                         let res = s.psql(r.psql, db, &format!("vacuum {name}"));
-                        checks.push(Check { what: format!("VACUUM {name} in {db}"), ok: res.is_ok(), detail: res.err().unwrap_or_default() });
+                        checks.push(Check { what: format!("VACUUM {name} in {db}"), ok: res.is_ok(), detail: failure(&res) });
                     }
                 }
             }
@@ -808,7 +832,7 @@ fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -
             let recovery = needed_recovery(&log2);
             let ok = ready.is_ok() && recovery.is_none();
             let detail = match (&ready, &recovery) {
-                (Err(e), _) => first_failure(&r.logs[1]).map(|l| format!("{e}: {l}")).unwrap_or(e.clone()),
+                (Err(e), _) => first_failure(&r.logs[1]).map(|l| format!("{e}: {l}")).unwrap_or_else(|| e.to_string()),
                 (_, Some(l)) => format!("it needed recovery: {l}"),
                 _ => String::new(),
             };
@@ -820,7 +844,7 @@ fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -
             }
             ev("second start and stop".into());
         }
-        Err(e) => checks.push(Check { what: "second start needs no recovery".into(), ok: false, detail: e }),
+        Err(e) => checks.push(Check { what: "second start needs no recovery".into(), ok: false, detail: e.to_string() }),
     }
     true
 }
@@ -912,14 +936,14 @@ fn amcheck(s: &Server, psql: &Path, db: &str, major: u32, touched: &std::collect
          where a.amname = 'btree' and c.relkind = 'i' and c.relpersistence <> 't' and i.indisvalid and i.indisready) x"
     );
     if let Err(e) = s.psql(psql, db, &btree) {
-        problems.push(e);
+        problems.push(e.to_string());
     }
     if major >= 14 {
         let heap = "select c.oid::regclass || ' block ' || coalesce(v.blkno::text, '?') || ' offset ' || coalesce(v.offnum::text, '?') || ': ' || v.msg \
                     from pg_class c, verify_heapam(c.oid) v where c.relkind in ('r', 'm', 't') and c.relpersistence <> 't'";
         match s.psql(psql, db, heap) {
             Ok(out) => problems.extend(out.lines().take(5).map(str::to_string)),
-            Err(e) => problems.push(e),
+            Err(e) => problems.push(e.to_string()),
         }
     }
     Check {

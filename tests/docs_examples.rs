@@ -15,15 +15,9 @@ use std::process::Command;
 /// What differs from run to run or machine to machine (a rehearsal also says when it removed
 /// what killed rehearsals left in /tmp: the machine's state, not the example's).
 fn normalise(s: &str, work: &Path) -> String {
+    // A machine's leftovers of killed rehearsals are not the example's.
     let s: String = s.lines().filter(|l| !l.contains("by rehearsals that were killed")).map(|l| format!("{l}\n")).collect();
-    let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut s = s.replace(&work.display().to_string(), "/home/dba");
-    if !host.is_empty() {
-        s = s.replace(&format!("@{host}"), "@db1").replace(&format!(" on {host}"), " on db1");
-    }
-    let subs = [
-        (r"\d{8}T\d{6}Z-\d+", "20261122T093000Z-4242"),
-        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "2026-11-22T09:30:00Z"),
+    let extra = [
         (r"/tmp/pgsalvage-rehearse-[A-Za-z0-9]+", "/tmp/pgsalvage-rehearse-XXXXXX"),
         // The timeline's seconds, right-aligned in six columns: 9.9 and 10.1 align differently.
         (r"(?m)^ +\d+\.\d s  ", "     N.N s  "),
@@ -38,7 +32,7 @@ fn normalise(s: &str, work: &Path) -> String {
         // A plan's bytes hold the time it was made.
         (r"plan sha256 [0-9a-f]{16}", "plan sha256 5aa735ddb8ed9997"),
     ];
-    subs.iter().fold(s, |s, (re, to)| regex::Regex::new(re).unwrap().replace_all(&s, *to).into_owned())
+    common::normalise(&s, work, &extra)
 }
 
 /// `$ pgsalvage ARGS` and what it printed (standard error, then standard output), the first

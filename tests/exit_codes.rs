@@ -47,17 +47,14 @@ fn demo(dir: &Path) {
 
 /// What differs from run to run: pids, times, operation ids, the system identifiers of
 /// clusters made here.
-fn normalise(s: &str) -> String {
-    let subs = [
-        (r"pid \d+", "pid PID"),
-        (r"\d+\.\d s\b", "N.N s"),
-        (r"\d{8}T\d{6}Z-\d+", "OPERATION"),
-        (r"\b\d{19}\b", "SYSID"),
-        // The manifest's length depends on the times and paths it records.
-        (r"at byte \d+; \d+ bytes beside, \d+ inside", "at byte N; N+1 bytes beside, N inside"),
-    ];
-    subs.iter().fold(s.to_string(), |s, (re, to)| regex::Regex::new(re).unwrap().replace_all(&s, *to).into_owned())
-}
+/// What varies in the table between runs: pids, times, system identifiers, and a manifest's
+/// length (it records times and paths).
+const EXTRA: &[(&str, &str)] = &[
+    (r"pid \d+", "pid PID"),
+    (r"\d+\.\d s\b", "N.N s"),
+    (r"\b\d{19}\b", "SYSID"),
+    (r"at byte \d+; \d+ bytes beside, \d+ inside", "at byte N; N+1 bytes beside, N inside"),
+];
 
 fn run(work: &Path, args: &[&str]) -> (i32, String) {
     let o = pgsalvage().current_dir(work).args(args).stdin(std::process::Stdio::null()).output().unwrap();
@@ -215,7 +212,7 @@ fn every_documented_exit_code() {
         assert_eq!(o.status.code(), Some(r.code), "pgsalvage {}: {text}", r.args.join(" "));
         assert!(text.contains(r.says), "pgsalvage {}: expected {:?} in:\n{text}", r.args.join(" "), r.says);
         let line = text.lines().find(|l| l.contains(r.says)).unwrap_or("").trim();
-        let clean = |s: &str| normalise(&s.replace(&w.display().to_string(), "WORK").replace(&bad.to_string(), "fixtures/bad")).replace('|', "\\|");
+        let clean = |s: &str| common::normalise(&s.replace(&w.display().to_string(), "WORK").replace(&bad.to_string(), "fixtures/bad"), w, EXTRA).replace('|', "\\|");
         table.push_str(&format!(
             "| {} | {} | `{}pgsalvage {}` | {} |\n",
             r.code,

@@ -210,6 +210,16 @@ pub enum PlanFileError {
     Invalid(String),
 }
 
+/// Why [`Plan::validate`] refused a plan: the action (or finding) it is about, and what is
+/// wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{whose}: {reason}")]
+pub struct PlanInvalid {
+    /// "action a3" or "finding pg-xact-missing".
+    pub whose: String,
+    pub reason: String,
+}
+
 impl Plan {
     /// Read a plan file: JSON of the expected shape, this format version, and every field
     /// a hostile or hand-edited plan could abuse checked ([`Plan::validate`]). `label` names
@@ -226,10 +236,10 @@ impl Plan {
     /// Refuse what no plan made by `pgsalvage plan` holds: paths leaving the data directory,
     /// WAL names that are not WAL names, ranges that would make apply allocate without
     /// bound, offsets that cannot be on a page.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    pub fn validate(&self) -> std::result::Result<(), PlanInvalid> {
         let mut ids = std::collections::BTreeSet::new();
         for a in &self.actions {
-            let at = |what: String| format!("action {}: {what}", a.id);
+            let at = |reason: String| PlanInvalid { whose: format!("action {}", a.id), reason };
             if !ids.insert(a.id.as_str()) {
                 return Err(at("the id appears twice".into()));
             }
@@ -284,14 +294,20 @@ impl Plan {
                     return Err(at(format!("new WAL location {to:?} is not an absolute plain path")));
                 }
                 ActionKind::ResetWal { wal_file, moves, overrides, .. } => {
-                    check_wal_names(wal_file, moves).map_err(at)?;
+                    if let Some(r) = wal_names_refusal(wal_file, moves) {
+                        return Err(at(r));
+                    }
                     if let Some(w) = &overrides.wal_file {
                         if !crate::format::wal::segment::is_wal_file_name(w) {
                             return Err(at(format!("{w:?} is not a WAL file name")));
                         }
                     }
                 }
-                ActionKind::RebuildControl { wal_file, moves, .. } => check_wal_names(wal_file, moves).map_err(at)?,
+                ActionKind::RebuildControl { wal_file, moves, .. } => {
+                    if let Some(r) = wal_names_refusal(wal_file, moves) {
+                        return Err(at(r));
+                    }
+                }
                 ActionKind::FixControlCrc { .. } | ActionKind::WriteControl { .. } if a.target.path != crate::datadir::CONTROL_PATH => {
                     return Err(at(format!("a pg_control action targets {:?}, not global/pg_control", a.target.path)));
                 }
@@ -303,7 +319,7 @@ impl Plan {
         }
         for f in &self.findings {
             if let Some(x) = f.actions.iter().find(|x| !ids.contains(x.as_str())) {
-                return Err(format!("finding {} names action {x}, which the plan does not hold", f.code));
+                return Err(PlanInvalid { whose: format!("finding {}", f.code), reason: format!("names action {x}, which the plan does not hold") });
             }
         }
         Ok(())
@@ -315,16 +331,13 @@ pub fn is_inside_relative(path: &str) -> bool {
     !path.is_empty() && !path.starts_with('/') && path.split('/').all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\0'))
 }
 
-fn check_wal_names(wal_file: &str, moves: &[String]) -> std::result::Result<(), String> {
+/// Why the WAL file and moved files of a reset or rebuild are refused, if they are (the
+/// caller says which action it is).
+fn wal_names_refusal(wal_file: &str, moves: &[String]) -> Option<String> {
     if !crate::format::wal::segment::is_wal_file_name(wal_file) {
-        return Err(format!("{wal_file:?} is not a WAL file name"));
+        return Some(format!("{wal_file:?} is not a WAL file name"));
     }
-    for m in moves {
-        if !m.starts_with("pg_wal/") || !is_inside_relative(m) {
-            return Err(format!("moved file {m:?} is not inside pg_wal"));
-        }
-    }
-    Ok(())
+    moves.iter().find(|m| !m.starts_with("pg_wal/") || !is_inside_relative(m)).map(|m| format!("moved file {m:?} is not inside pg_wal"))
 }
 
 pub fn sha256_hex(b: &[u8]) -> String {

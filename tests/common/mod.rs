@@ -619,3 +619,18 @@ pub fn doc_block(doc: &str, name: &str, content: &str) {
         want.lines().nth(first).unwrap_or("(end)")
     );
 }
+
+/// Output made comparable across machines and runs: the work directory becomes /home/dba,
+/// the host db1, operation ids and ISO times fixed ones; then each `(regex, replacement)` of
+/// `extra`, in order (what only one test's output holds). The one normaliser of the tests
+/// that compare output (docs_examples, exit_codes, json_output).
+#[allow(dead_code)]
+pub fn normalise(s: &str, work: &Path, extra: &[(&str, &str)]) -> String {
+    let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut s = s.replace(&work.display().to_string(), "/home/dba");
+    if !host.is_empty() {
+        s = s.replace(&format!("\"{host}\""), "\"db1\"").replace(&format!("@{host}"), "@db1").replace(&format!(" on {host}"), " on db1");
+    }
+    let core = [(r"\d{8}T\d{6}Z-\d+", "20261122T093000Z-4242"), (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "2026-11-22T09:30:00Z")];
+    core.iter().chain(extra).fold(s, |s, (re, to)| regex::Regex::new(re).unwrap().replace_all(&s, *to).into_owned())
+}
