@@ -258,7 +258,11 @@ fn start(r: &RunCtx, log: &Path) -> std::result::Result<Child, ServerError> {
         c("restore_command", "");
         c("primary_conninfo", "");
     }
-    cmd.stdin(Stdio::null()).stdout(logf.try_clone().map_err(|source| ServerError::Log { path: log.to_path_buf(), source })?).stderr(logf).env_remove("PGDATA").env("LC_ALL", "C");
+    cmd.stdin(Stdio::null())
+        .stdout(logf.try_clone().map_err(|source| ServerError::Log { path: log.to_path_buf(), source })?)
+        .stderr(logf)
+        .env_remove("PGDATA")
+        .env("LC_ALL", "C");
     if let Some((u, g)) = owner {
         cmd.uid(u).gid(g);
     }
@@ -793,7 +797,11 @@ fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -
             if let (Some(rest), true) = (rel.strip_prefix("table "), a.target.block.is_some()) {
                 if let Some((name, db)) = rest.split_once(" in database ") {
                     let res = s.psql(r.psql, db, &format!("select count(*) from {name}"));
-                    checks.push(Check { what: format!("rows of {name} in {db} (touched by {})", a.id), ok: res.is_ok(), detail: res.unwrap_or_else(|e| e.to_string()) });
+                    checks.push(Check {
+                        what: format!("rows of {name} in {db} (touched by {})", a.id),
+                        ok: res.is_ok(),
+                        detail: res.unwrap_or_else(|e| e.to_string()),
+                    });
                     // VACUUM prunes and rewrites the pages the plan changed: what reads
                     // well but breaks the next write of a page ("corrupted line pointer")
                     // shows here.

@@ -212,7 +212,8 @@ fn every_documented_exit_code() {
         assert_eq!(o.status.code(), Some(r.code), "pgsalvage {}: {text}", r.args.join(" "));
         assert!(text.contains(r.says), "pgsalvage {}: expected {:?} in:\n{text}", r.args.join(" "), r.says);
         let line = text.lines().find(|l| l.contains(r.says)).unwrap_or("").trim();
-        let clean = |s: &str| common::normalise(&s.replace(&w.display().to_string(), "WORK").replace(&bad.to_string(), "fixtures/bad"), w, EXTRA).replace('|', "\\|");
+        let clean =
+            |s: &str| common::normalise(&s.replace(&w.display().to_string(), "WORK").replace(&bad.to_string(), "fixtures/bad"), w, EXTRA).replace('|', "\\|");
         table.push_str(&format!(
             "| {} | {} | `{}pgsalvage {}` | {} |\n",
             r.code,

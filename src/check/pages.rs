@@ -204,30 +204,43 @@ fn file_level(files: &[RelFile], bs: u64, blocks_per_segment: u64) -> Vec<Findin
         }
         forks.entry((f.dir.clone(), f.relfilenode, f.fork)).or_default().push(f);
     }
+    // The server reads segment after segment while each is full (mdnblocks): the first
+    // missing or short one ends the relation. Later segments left empty are normal (a
+    // truncation empties the segments it no longer needs and keeps them; a drop leaves its
+    // first segment empty until the next checkpoint): only later segments holding bytes are
+    // data the server never reads.
     let full = blocks_per_segment * bs;
     for segs in forks.values() {
-        let last = segs.last().map(|s| s.segno).unwrap_or(0);
+        let Some(stranded) = segs.iter().rev().find(|s| s.len > 0).map(|s| s.segno) else { continue };
         for (i, s) in segs.iter().enumerate() {
-            if s.segno != i as u32 && (i == 0 || segs[i - 1].segno + 1 != s.segno) {
-                let missing = if i == 0 { 0 } else { segs[i - 1].segno + 1 };
-                let name = RelFile { segno: missing, ..(*s).clone() }.path();
+            if s.segno > stranded {
+                break;
+            }
+            let expected = if i == 0 { 0 } else { segs[i - 1].segno + 1 };
+            if s.segno != expected {
+                let name = RelFile { segno: expected, ..(*s).clone() }.path();
                 out.push(
                     Finding::new(
                         Code::RelationSegmentGap,
                         Area::Pages,
-                        format!("{name} is missing while {} exists: blocks from {} on are unreachable", s.path(), missing as u64 * blocks_per_segment),
+                        format!(
+                            "{name} is missing while {} holds data: blocks from {} on are unreachable",
+                            segs.iter().find(|x| x.segno == stranded).map(|x| x.path()).unwrap_or_default(),
+                            expected as u64 * blocks_per_segment
+                        ),
                     )
                     .file(name)
-                    .block((missing as u64 * blocks_per_segment) as u32),
+                    .block((expected as u64 * blocks_per_segment) as u32),
                 );
+                break;
             }
-            if s.segno != last && s.len < full {
+            if s.segno != stranded && s.len < full {
                 out.push(
                     Finding::new(
                         Code::RelationSegmentShort,
                         Area::Pages,
                         format!(
-                            "{} is {} bytes but is not the last segment (a full one is {full}): the server stops at its end and never reads the later segments",
+                            "{} is {} bytes but is not the last segment holding data (a full one is {full}): the server stops at its end and never reads the later segments",
                             s.path(),
                             s.len
                         ),
@@ -235,6 +248,7 @@ fn file_level(files: &[RelFile], bs: u64, blocks_per_segment: u64) -> Vec<Findin
                     .file(s.path())
                     .offset(s.len),
                 );
+                break;
             }
         }
     }
@@ -255,6 +269,11 @@ mod tests {
         let full = 131072 * 8192;
         let files =
             vec![rf(1, 0, full), rf(1, 1, full), rf(1, 2, 8192), rf(2, 0, full), rf(2, 2, 8192), rf(3, 0, 100 * 8192), rf(3, 1, 8192), rf(4, 0, 8192 + 10)];
+        // Empty segments after the end, left by a truncation or a drop, are not damage; nor
+        // is an empty first segment.
+        let mut files = files;
+        files.extend([rf(5, 0, 8192), rf(5, 1, 0), rf(5, 3, 0), rf(6, 2, 0), rf(7, 0, 0), rf(8, 0, full), rf(8, 1, 0), rf(8, 2, 0)]);
+        files.sort();
         let f = file_level(&files, 8192, 131072);
         let codes: Vec<(Code, String)> = f.iter().map(|f| (f.code, f.at.file.clone().unwrap())).collect();
         assert_eq!(
