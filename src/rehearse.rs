@@ -741,6 +741,25 @@ fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -
             String::new()
         }
     };
+    // What the server must do itself after apply (REINDEX, REFRESH), as the DBA will: by
+    // oid, names looked up in the server (regclass quotes them).
+    for pr in &r.plan.post_repair {
+        let res = (|| {
+            let db = s.psql(r.psql, "template1", &format!("select datname from pg_database where oid = {} and datallowconn", pr.database_oid))?;
+            if db.is_empty() {
+                return Err(ServerError::Query(format!("no database with oid {} accepts connections", pr.database_oid)));
+            }
+            let name = s.psql(r.psql, &db, &format!("select oid::regclass::text from pg_class where oid = {}", pr.relation_oid))?;
+            if name.is_empty() {
+                return Err(ServerError::Query(format!("no relation with oid {} in database {db}", pr.relation_oid)));
+            }
+            s.psql(r.psql, &db, &format!("{} {name}", pr.what.sql_verb()))
+        })();
+        checks.push(Check { what: format!("after apply: {} in database {}", pr.statement(), pr.database), ok: res.is_ok(), detail: failure(&res) });
+    }
+    if !r.plan.post_repair.is_empty() {
+        ev(format!("ran the plan's {} after apply", crate::units::count(r.plan.post_repair.len() as u64, "statement")));
+    }
     // The files the plan touched, to check their relations' indexes against the heap.
     let touched: std::collections::BTreeSet<String> = r
         .plan

@@ -75,12 +75,24 @@ pub struct Relation {
     pub relfilenode: u32,
     pub tablespace: u32,
     pub toast_oid: u32,
+    /// Whether its pg_class row is visible on evidence (xmin frozen, hinted committed, or
+    /// committed in pg_xact) rather than taken as live for want of a status. Only such a
+    /// relation is expected to have files: one created by a transaction the crash cut short
+    /// may have none.
+    #[serde(skip)]
+    pub certain: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct DbCatalog {
     pub oid: u32,
     pub name: String,
+    /// The directory of its default tablespace, relative to the data directory (`base/5`,
+    /// or `pg_tblspc/<ts>/PG_../<oid>` for a database created WITH TABLESPACE): where its
+    /// pg_filenode.map was found.
+    pub dir: String,
+    /// Its default tablespace's oid (1663 for base/).
+    pub tablespace: u32,
     pub relations: Vec<Relation>,
     #[serde(skip)]
     by_node: HashMap<(u32, u32), usize>,
@@ -158,24 +170,37 @@ impl<'a> Clog<'a> {
 /// deleted by one. Hint bits first, then pg_xact. After a crash, pg_xact on disk lags: the
 /// status of transactions since the latest checkpoint is only in WAL, so those (marked in
 /// progress on disk) are taken as committed, and [`live_rows`] keeps the newest version.
-fn live(h: &heap::HeapTupleHeader, clog: &mut Clog) -> bool {
+fn live(h: &heap::HeapTupleHeader, clog: &mut Clog) -> Option<bool> {
     use heap::infomask::*;
-    let committed = |x: u32, clog: &mut Clog| {
-        !xid_is_normal(x)
-            || match clog.status(x) {
-                Some(XactStatus::Committed) => true,
-                Some(XactStatus::InProgress) | None => clog.after_checkpoint(x),
-                _ => false,
-            }
+    // Some(true): committed on evidence; Some(false): taken as committed (no status).
+    let committed = |x: u32, clog: &mut Clog| -> Option<bool> {
+        if !xid_is_normal(x) {
+            return Some(true);
+        }
+        match clog.status(x) {
+            Some(XactStatus::Committed) => Some(true),
+            Some(XactStatus::InProgress) | None if clog.after_checkpoint(x) => Some(false),
+            _ => None,
+        }
     };
-    let xmin_ok = h.xmin_frozen() || h.has(XMIN_COMMITTED) || (!h.has(XMIN_INVALID) && committed(h.xmin, clog));
-    if !xmin_ok {
-        return false;
-    }
+    let xmin = if h.xmin_frozen() || h.has(XMIN_COMMITTED) {
+        true
+    } else if h.has(XMIN_INVALID) {
+        return None;
+    } else {
+        committed(h.xmin, clog)?
+    };
     if h.has(XMAX_INVALID) || h.xmax == 0 || h.has(XMAX_LOCK_ONLY) || h.has(XMAX_IS_MULTI) {
-        return true;
+        return Some(xmin);
     }
-    !(h.has(XMAX_COMMITTED) || committed(h.xmax, clog))
+    if h.has(XMAX_COMMITTED) {
+        return None;
+    }
+    match committed(h.xmax, clog) {
+        // Deleted: by a committed transaction, or (taken as committed) by one without status.
+        Some(_) => None,
+        None => Some(xmin),
+    }
 }
 
 fn name_at(data: &[u8], off: usize) -> Option<String> {
@@ -189,9 +214,10 @@ fn u32_at(data: &[u8], off: usize) -> Option<u32> {
 }
 
 /// Live tuples of a heap relation file (all segments): (oid, data area).
-fn live_rows(dd: &DataDir, rel: &str, major: PgMajor, c: &ControlFile, clog: &mut Clog, problems: &mut Vec<String>) -> Vec<(u32, Vec<u8>)> {
+/// Each with whether it is visible on evidence (see [`live`]).
+fn live_rows(dd: &DataDir, rel: &str, major: PgMajor, c: &ControlFile, clog: &mut Clog, problems: &mut Vec<String>) -> Vec<(u32, Vec<u8>, bool)> {
     let bs = c.database_block_size as usize;
-    let mut out: Vec<(u32, u32, Vec<u8>)> = Vec::new();
+    let mut out: Vec<(u32, u32, Vec<u8>, bool)> = Vec::new();
     for segno in 0.. {
         let path = if segno == 0 { rel.to_string() } else { format!("{rel}.{segno}") };
         let Ok(bytes) = dd.read(&path) else {
@@ -213,9 +239,7 @@ fn live_rows(dd: &DataDir, rel: &str, major: PgMajor, c: &ControlFile, clog: &mu
             let Ok(tuples) = heap::tuples(page) else { continue };
             for t in tuples {
                 let Some(h) = t.header else { continue };
-                if !live(&h, clog) {
-                    continue;
-                }
+                let Some(certain) = live(&h, clog) else { continue };
                 let off = t.item.off as usize;
                 let data = &page[off + h.hoff as usize..off + t.item.len as usize];
                 let oid = if major.number() >= 12 {
@@ -225,7 +249,7 @@ fn live_rows(dd: &DataDir, rel: &str, major: PgMajor, c: &ControlFile, clog: &mu
                 } else {
                     0
                 };
-                out.push((oid, h.xmin, data.to_vec()));
+                out.push((oid, h.xmin, data.to_vec(), certain));
             }
         }
         if bytes.len() < bs * c.blocks_per_segment as usize {
@@ -236,7 +260,7 @@ fn live_rows(dd: &DataDir, rel: &str, major: PgMajor, c: &ControlFile, clog: &mu
     // an oid (pg_index before PG12 has none) are all kept.
     let mut newest: HashMap<u32, usize> = HashMap::new();
     let mut keep = vec![true; out.len()];
-    for (i, (oid, xmin, _)) in out.iter().enumerate() {
+    for (i, (oid, xmin, _, _)) in out.iter().enumerate() {
         if *oid == 0 {
             continue;
         }
@@ -251,7 +275,7 @@ fn live_rows(dd: &DataDir, rel: &str, major: PgMajor, c: &ControlFile, clog: &mu
             }
         }
     }
-    out.into_iter().zip(keep).filter(|(_, k)| *k).map(|((o, _, d), _)| (o, d)).collect()
+    out.into_iter().zip(keep).filter(|(_, k)| *k).map(|((o, _, d, sure), _)| (o, d, sure)).collect()
 }
 
 /// The name of the bootstrap superuser (the role initdb made, oid 10: `postgres` unless
@@ -265,8 +289,8 @@ pub fn bootstrap_superuser(dd: &DataDir, c: &ControlFile) -> Option<String> {
     let mut problems = Vec::new();
     live_rows(dd, &format!("global/{node}"), major, c, &mut clog, &mut problems)
         .into_iter()
-        .find(|(oid, _)| *oid == BOOTSTRAP_SUPERUSERID)
-        .and_then(|(_, data)| name_at(&data, layout::first(major)))
+        .find(|(oid, _, _)| *oid == BOOTSTRAP_SUPERUSERID)
+        .and_then(|(_, data, _)| name_at(&data, layout::first(major)))
         .filter(|n| !n.is_empty())
 }
 
@@ -292,9 +316,17 @@ impl Catalog {
             return cat;
         };
         let first = layout::first(major);
-        for (oid, data) in live_rows(dd, &format!("global/{dbnode}"), major, c, &mut clog, &mut cat.problems) {
+        let version_dir = crate::check::version_dir(c);
+        let tablespaces: Vec<String> = dd.list("pg_tblspc").unwrap_or_default();
+        for (oid, data, _) in live_rows(dd, &format!("global/{dbnode}"), major, c, &mut clog, &mut cat.problems) {
             let Some(name) = name_at(&data, first) else { continue };
-            let mut db = DbCatalog { oid, name, ..Default::default() };
+            // Its default tablespace is where its relation map is (pg_database's
+            // dattablespace moves between majors; the map's place does not).
+            let (dir, tablespace) = std::iter::once((format!("base/{oid}"), DEFAULTTABLESPACE))
+                .chain(tablespaces.iter().filter_map(|t| Some((format!("pg_tblspc/{t}/{version_dir}/{oid}"), t.parse().ok()?))))
+                .find(|(d, _)| dd.path(&format!("{d}/pg_filenode.map")).is_file())
+                .unwrap_or((format!("base/{oid}"), DEFAULTTABLESPACE));
+            let mut db = DbCatalog { oid, name, dir, tablespace, ..Default::default() };
             db.load(dd, c, &mut clog, &mut cat.problems);
             cat.databases.push(db);
         }
@@ -351,9 +383,28 @@ impl Catalog {
 }
 
 impl DbCatalog {
+    /// The directory a relation of this database lives in, relative to the data directory.
+    pub fn dir_of(&self, rel: &Relation, version_dir: &str) -> String {
+        match rel.tablespace {
+            GLOBALTABLESPACE => "global".to_string(),
+            t if t == self.tablespace => self.dir.clone(),
+            DEFAULTTABLESPACE => format!("base/{}", self.oid),
+            t => format!("pg_tblspc/{t}/{version_dir}/{}", self.oid),
+        }
+    }
+
+    /// The table an index or a TOAST table belongs to (its oid).
+    pub fn owner_of(&self, rel: &Relation) -> Option<u32> {
+        match rel.kind {
+            'i' | 'I' => self.index_owner.get(&rel.oid).copied(),
+            't' => self.toast_owner.get(&rel.oid).copied(),
+            _ => None,
+        }
+    }
+
     fn load(&mut self, dd: &DataDir, c: &ControlFile, clog: &mut Clog, problems: &mut Vec<String>) {
         let major = c.major;
-        let dir = format!("base/{}", self.oid);
+        let dir = self.dir.clone();
         let local = match dd
             .read(&format!("{dir}/pg_filenode.map"))
             .map_err(|e| e.to_string())
@@ -372,7 +423,7 @@ impl DbCatalog {
         };
         let l = layout::class(major);
         let mut rels = Vec::new();
-        for (oid, d) in live_rows(dd, &format!("{dir}/{classnode}"), major, c, clog, problems) {
+        for (oid, d, certain) in live_rows(dd, &format!("{dir}/{classnode}"), major, c, clog, problems) {
             let (Some(name), Some(ns), Some(mut node), Some(mut ts), Some(toast)) =
                 (name_at(&d, l.relname), u32_at(&d, l.relnamespace), u32_at(&d, l.relfilenode), u32_at(&d, l.reltablespace), u32_at(&d, l.reltoastrelid))
             else {
@@ -390,28 +441,28 @@ impl DbCatalog {
                 }
             }
             if ts == 0 {
-                ts = DEFAULTTABLESPACE;
+                ts = self.tablespace;
             }
-            rels.push((oid, name, ns, node, ts, toast, kind, persistence));
+            rels.push((oid, name, ns, node, ts, toast, kind, persistence, certain));
         }
         // Namespaces and indexes through pg_class itself.
         let node_of = |target: u32| rels.iter().find(|r| r.0 == target).map(|r| r.3);
         let mut nsp = BTreeMap::new();
         if let Some(n) = node_of(PG_NAMESPACE) {
-            for (oid, d) in live_rows(dd, &format!("{dir}/{n}"), major, c, clog, problems) {
+            for (oid, d, _) in live_rows(dd, &format!("{dir}/{n}"), major, c, clog, problems) {
                 if let Some(name) = name_at(&d, layout::first(major)) {
                     nsp.insert(oid, name);
                 }
             }
         }
         if let Some(n) = node_of(PG_INDEX) {
-            for (_, d) in live_rows(dd, &format!("{dir}/{n}"), major, c, clog, problems) {
+            for (_, d, _) in live_rows(dd, &format!("{dir}/{n}"), major, c, clog, problems) {
                 if let (Some(i), Some(t)) = (u32_at(&d, 0), u32_at(&d, 4)) {
                     self.index_owner.insert(i, t);
                 }
             }
         }
-        for (oid, name, ns, node, ts, toast, kind, persistence) in rels {
+        for (oid, name, ns, node, ts, toast, kind, persistence, certain) in rels {
             let namespace = nsp.get(&ns).cloned().unwrap_or_else(|| format!("(namespace {ns})"));
             if toast != 0 {
                 self.toast_owner.insert(toast, oid);
@@ -421,7 +472,7 @@ impl DbCatalog {
                 self.by_node.insert((ts, node), self.relations.len());
             }
             self.by_oid.insert(oid, self.relations.len());
-            self.relations.push(Relation { oid, name, namespace, kind, persistence, relfilenode: node, tablespace: ts, toast_oid: toast });
+            self.relations.push(Relation { oid, name, namespace, kind, persistence, relfilenode: node, tablespace: ts, toast_oid: toast, certain });
         }
     }
 }

@@ -121,6 +121,13 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
         dd.root().display(),
         r.operation
     ))?;
+    if !p.post_repair.is_empty() {
+        let mut t = String::from("then, once the server runs, the plan needs these (the server rebuilds what no byte edit can):\n");
+        for pr in &p.post_repair {
+            t.push_str(&format!("  psql -d {} -c '{};'\n", pr.database, pr.statement()));
+        }
+        out(&t)?;
+    }
     Ok(EXIT_OK)
 }
 

@@ -3,6 +3,7 @@
 //! what each way out loses. Read-only.
 
 pub mod log;
+pub mod storage;
 pub mod tuples;
 
 use crate::catalog::Catalog;
@@ -33,6 +34,7 @@ crate::finding::finding_codes! {
         PageInvalid = ("page-invalid", Error, "a page the server rejects (invalid page in block N): header, or a new page with bytes set"),
         PageChecksumFailure = ("page-checksum-failure", Error, "a page's data checksum does not match its contents"),
         PageLsnPastWal = ("page-lsn-past-wal", Error, "a page's pd_lsn lies past the end of valid WAL: its next write makes every checkpoint fail"),
+        RelationFileMissing = ("relation-file-missing", Error, "a relation the catalog lists has no file on disk: every query that reads it fails (could not open file ...)"),
         RelationFileDamaged = ("relation-file-damaged", Error, "a relation file is cut short, has a partial block, or a segment is missing between others"),
         WalLost = ("wal-lost", Error, "WAL needed from the REDO point is missing or damaged while valid WAL follows: recovery would stop early and lose what follows"),
         WalCheckpointUnreadable = ("wal-checkpoint-unreadable", Error, "the latest checkpoint record cannot be read: the server cannot start"),
@@ -126,6 +128,12 @@ pub struct Diagnosis {
     /// lost), for `plan`, which must not read every heap page a second time.
     #[serde(skip)]
     pub tuples: tuples::TupleScan,
+    /// The relation files the catalog expects and the disk lacks, for `plan`.
+    #[serde(skip)]
+    pub missing: Vec<storage::MissingFile>,
+    /// The names of the databases of `missing` (oid -> name).
+    #[serde(skip)]
+    pub missing_databases: std::collections::BTreeMap<u32, String>,
     /// What pg_control's fields rest on, when it is damaged (the values every finding was
     /// judged with, and what `plan` writes back).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -199,6 +207,8 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
         unexplained_log: vec![],
         heap_pages_scanned: 0,
         tuples: Default::default(),
+        missing: vec![],
+        missing_databases: Default::default(),
         tuples_scanned: 0,
         max_page_lsn: None,
         control: None,
@@ -273,12 +283,57 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
     out.extend(disk_full(dd, &c, &report, &logs));
     out.extend(from_check(dd, &c, &report, &ts, &name_of));
     out.extend(from_tuples(dd, &c, control_next, &ts.problems, &name_of));
+    d.missing = storage::missing(&catalog, &files, &check::version_dir(&c));
+    d.missing_databases = catalog.databases.iter().map(|db| (db.oid, db.name.clone())).collect();
+    out.extend(d.missing.iter().map(missing_file));
     fold_suspect(&mut out, d.control.as_ref());
     attach_logs(&mut out, &logs, &mut d.unexplained_log);
     out.sort_by_key(|f| f.severity);
     d.findings = out;
     d.tuples = ts;
     Ok(d)
+}
+
+/// A relation file the catalog expects and the disk lacks: what it costs, per kind.
+fn missing_file(m: &storage::MissingFile) -> Finding {
+    let fail = format!("every query that reads it fails: could not open file \"{}\": No such file or directory", m.path);
+    let table = m.table.as_ref().map(|t| t.1.clone()).unwrap_or_default();
+    let f = Finding::new(Code::RelationFileMissing, format!("the file of {} is missing: {}", m.name, m.path));
+    let f = match m.kind {
+        'i' => f
+            .explain(
+                "the index's file is gone; the table's rows are intact, and the index can be built again from them",
+                format!("{fail}; so does every INSERT or UPDATE of table {table}"),
+            )
+            .repair(format!("REINDEX INDEX {} once the server runs (the plan lists it; rehearse runs it)", m.qualified), "nothing", true),
+        'm' => f.explain("the materialized view's file is gone; its rows are the result of its query, which can be run again", fail).repair(
+            format!("an empty file in its place, then REFRESH MATERIALIZED VIEW {} once the server runs (its indexes are rebuilt with it)", m.qualified),
+            "nothing: the query makes the rows again",
+            true,
+        ),
+        'r' => f
+            .explain("the table's file is gone: its rows are not on this disk. A backup or a snapshot of this cluster may still hold the file", fail)
+            .repair("put the file back from a backup or snapshot taken since the table last changed (pgsalvage snapshot restore, or a copy)", "nothing", true)
+            .repair(
+                format!("an empty file in its place (the table reads as empty), then REINDEX TABLE {} once the server runs (pgsalvage plan)", m.qualified),
+                "every row of the table",
+                false,
+            ),
+        't' => f
+            .explain(
+                format!("the TOAST table of {table} is gone: the values it stored out of line (long text, bytea, jsonb) are not on this disk"),
+                format!("{fail}: every read of a long value of {table} fails"),
+            )
+            .repair("put the file back from a backup or snapshot taken since the table last changed", "nothing", false),
+        _ => {
+            f.explain("the sequence's file is gone: its current value is not on this disk", format!("{fail}: nextval() and every INSERT using it fail")).repair(
+                "put the file back from a backup; or DROP and CREATE the sequence with START past the highest value the table holds",
+                "nothing if START is past every value in use",
+                false,
+            )
+        }
+    };
+    Finding { at: Location { relation: Some(m.name.clone()), file: Some(m.path.clone()), ..Default::default() }, ..f }
 }
 
 /// Who owns what: the server runs as the data directory's owner (never root) and must be

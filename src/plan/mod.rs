@@ -101,6 +101,10 @@ pub enum ActionKind {
     RelocateWal { to: String },
     /// Move a file out of the data directory into the rollback store.
     MoveAside,
+    /// Create an empty relation file where the catalog expects one and the disk has none (a
+    /// table then reads as empty; a materialized view is refreshed after). Rollback moves it
+    /// to the rollback store.
+    CreateEmptyFile,
     /// Reset WAL as pg_resetwal does: pg_control rewritten (target), `wal_file` written with
     /// a shutdown checkpoint, `moves` taken out of pg_wal. `time` is the checkpoint time
     /// (the plan's timestamp); `overrides` hold every value chosen, with `sources`.
@@ -170,6 +174,47 @@ pub struct Answered {
     pub alternatives: Vec<Alternative>,
 }
 
+/// SQL the server must run once it is up, because no byte edit can do it (the server
+/// rebuilds an index from its table). Named by oids only: rehearse looks the names up in the
+/// server itself, so a plan file cannot smuggle SQL in.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PostRepair {
+    pub what: PostRepairKind,
+    pub database_oid: u32,
+    pub relation_oid: u32,
+    /// schema.name and the database's name, as read from the catalog at planning time (for
+    /// people; not used to build SQL).
+    pub relation: String,
+    pub database: String,
+    /// Why: the finding it answers.
+    pub finding: String,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PostRepairKind {
+    ReindexIndex,
+    ReindexTable,
+    RefreshMaterializedView,
+}
+
+impl PostRepairKind {
+    pub fn sql_verb(self) -> &'static str {
+        match self {
+            PostRepairKind::ReindexIndex => "REINDEX INDEX",
+            PostRepairKind::ReindexTable => "REINDEX TABLE",
+            PostRepairKind::RefreshMaterializedView => "REFRESH MATERIALIZED VIEW",
+        }
+    }
+}
+
+impl PostRepair {
+    /// The statement, with the name as planned (`REINDEX INDEX public.t_pkey`).
+    pub fn statement(&self) -> String {
+        format!("{} {}", self.what.sql_verb(), self.relation)
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct NotRepairable {
     pub code: String,
@@ -196,6 +241,10 @@ pub struct Plan {
     pub findings: Vec<Answered>,
     pub actions: Vec<Action>,
     pub not_repairable: Vec<NotRepairable>,
+    /// What the server must do once it runs after apply (REINDEX, REFRESH): rehearse does
+    /// it on the copy; after apply, the DBA does (apply prints the statements).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_repair: Vec<PostRepair>,
 }
 
 /// Why a plan file cannot be used.
@@ -400,6 +449,8 @@ pub enum NewBytesError {
     ControlImage(#[from] ControlImageError),
     #[error("pg_control is too short for its CRC")]
     ShortControl,
+    #[error("the file to create exists already")]
+    Exists,
     #[error("{0}")]
     Reset(#[from] reset::ResetError),
 }
@@ -490,17 +541,23 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
         // Likewise moving pg_wal is chosen over making room in place when --wal-dir is given.
         let chosen_reset = matches!(f.code, Code::WalLost | Code::WalCheckpointUnreadable) && opts.reset_wal;
         let chosen_move = f.code == Code::NotCorruptionWalDiskFull && opts.wal_dir.is_some();
+        // A table's missing file: putting it back loses least but only the DBA can; the plan
+        // builds the empty file.
+        let chosen_empty = f.code == Code::RelationFileMissing;
         let alternatives: Vec<Alternative> = f
             .repairs
             .iter()
             .enumerate()
-            .filter(|(i, r)| match (chosen_reset, chosen_move) {
-                (true, _) => !r.action.starts_with("reset WAL"),
-                (_, true) => !r.action.starts_with("move pg_wal"),
+            .filter(|(i, r)| match (chosen_reset, chosen_move, chosen_empty) {
+                (true, _, _) => !r.action.starts_with("reset WAL"),
+                (_, true, _) => !r.action.starts_with("move pg_wal"),
+                (_, _, true) => !r.action.starts_with("an empty file") && !r.action.starts_with("REINDEX"),
                 _ => *i > 0,
             })
             .map(|(_, r)| Alternative { action: r.action.clone(), loses: r.loses.clone() })
             .collect();
+        // A finding the server itself repairs once it runs (REINDEX) is answered too.
+        let post_before = p.post_repair.len();
         let answer: repairs::Answer = if counters_suspect
             && matches!(f.code, Code::XactStatusLost | Code::TupleXidNeverAssigned | Code::TupleXidBeforeHorizon | Code::TupleMultixactOutOfRange)
         {
@@ -529,6 +586,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 Code::ControlCrcMismatch | Code::ControlValuesInvalid | Code::ControlUnreadable => p.write_control(f),
                 Code::OwnershipWrong => Err("a plan does not change ownership: run the chown the finding shows, as root".into()),
                 Code::TupleHintContradiction | Code::RelationFileDamaged | Code::WalFileWrongSize => Err(format!("no repair is built for {} yet", f.code)),
+                Code::RelationFileMissing => p.relation_file_missing(f),
                 // Names fall back to paths where catalog pages are damaged; that damage has
                 // findings of its own, which the plan answers.
                 Code::CatalogUnreadable => Ok(vec![]),
@@ -537,12 +595,15 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
             }
         };
         match answer {
-            Ok(ids) if !ids.is_empty() => answered.push(Answered { code: f.code.to_string(), title: f.title.clone(), actions: ids, alternatives }),
+            Ok(ids) if !ids.is_empty() || p.post_repair.len() > post_before => {
+                answered.push(Answered { code: f.code.to_string(), title: f.title.clone(), actions: ids, alternatives })
+            }
             Ok(_) => {}
             Err(reason) => not_repairable.push(NotRepairable { code: f.code.to_string(), title: f.title.clone(), reason }),
         }
     }
     let actions = p.actions;
+    let post_repair = p.post_repair;
     // Bounded work: a plan this large from one diagnosis means its premise is likely wrong
     // (a damaged counter judged every tuple), not that the cluster needs that many changes.
     if actions.len() > MAX_ACTIONS {
@@ -565,6 +626,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
         findings: answered,
         actions,
         not_repairable,
+        post_repair,
     })
 }
 
@@ -733,6 +795,12 @@ pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::Con
             reset::compute(&rebuilt, &reset::Listing::default(), &o, *time)?.control.encode()
         }
         ActionKind::RelocateWal { .. } | ActionKind::MoveAside => return Ok(None),
+        ActionKind::CreateEmptyFile => {
+            if old.is_some() {
+                return Err(NewBytesError::Exists);
+            }
+            Vec::new()
+        }
     }))
 }
 
@@ -851,5 +919,6 @@ fn plan_rebuild(dd: &DataDir, opts: &PlanOptions, now: i64) -> Result<Plan> {
         }],
         actions: vec![action],
         not_repairable: vec![],
+        post_repair: vec![],
     })
 }

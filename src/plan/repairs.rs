@@ -34,6 +34,8 @@ pub struct Planner<'a> {
     pub control: Option<&'a [u8]>,
     pub now: i64,
     pub actions: Vec<Action>,
+    /// What the server must run once it is up (REINDEX, REFRESH).
+    pub post_repair: Vec<super::PostRepair>,
     by_page: BTreeMap<(String, u32), Vec<&'a tuples::TupleProblem>>,
     checksum_failed: BTreeSet<(String, u32)>,
 }
@@ -54,7 +56,7 @@ impl<'a> Planner<'a> {
         }
         let checksum_failed =
             d.findings.iter().filter(|f| f.code == Code::PageChecksumFailure).filter_map(|f| Some((f.at.file.clone()?, f.at.block?))).collect();
-        Planner { dd, opts, c, d, ev, control, now, actions: Vec::new(), by_page, checksum_failed }
+        Planner { dd, opts, c, d, ev, control, now, actions: Vec::new(), post_repair: Vec::new(), by_page, checksum_failed }
     }
 
     fn bs(&self) -> usize {
@@ -319,6 +321,44 @@ impl<'a> Planner<'a> {
 
     /// control-crc-mismatch, control-values-invalid, control-unreadable: pg_control written
     /// from the evidence (docs/control.md), or why it cannot be.
+    /// A relation file the catalog expects and the disk lacks: an index is rebuilt by the
+    /// server (REINDEX, nothing lost); a materialized view gets an empty file and is
+    /// refreshed (nothing lost); a table gets an empty file (its rows are lost: the finding
+    /// names putting the file back from a backup first) and its indexes are rebuilt. A TOAST
+    /// table or a sequence has no repair here.
+    pub fn relation_file_missing(&mut self, f: &Finding) -> Answer {
+        use super::{PostRepair, PostRepairKind as K};
+        let Some(m) = f.at.file.as_deref().and_then(|p| self.d.missing.iter().find(|m| m.path == p)).cloned() else { return Ok(vec![]) };
+        let database = self.d.missing_databases.get(&m.database_oid).cloned().unwrap_or_else(|| format!("(database {})", m.database_oid));
+        let post = |what: K, oid: u32, relation: &str| PostRepair {
+            what,
+            database_oid: m.database_oid,
+            relation_oid: oid,
+            relation: relation.to_string(),
+            database: database.clone(),
+            finding: f.code.to_string(),
+        };
+        match m.kind {
+            'i' => {
+                let p = post(K::ReindexIndex, m.relation_oid, &m.qualified);
+                self.post_repair.push(p);
+                Ok(vec![])
+            }
+            'r' | 'm' => {
+                let (effect, loss, then) = if m.kind == 'm' {
+                    (format!("{} is created empty; REFRESH MATERIALIZED VIEW {} fills it once the server runs", m.path, m.qualified), "nothing: the view's query makes its rows again".to_string(), post(K::RefreshMaterializedView, m.relation_oid, &m.qualified))
+                } else {
+                    (format!("{} is created empty: {} reads as empty; REINDEX TABLE {} once the server runs", m.path, m.name, m.qualified), format!("every row of {} (put the file back from a backup instead, if one has it)", m.name), post(K::ReindexTable, m.relation_oid, &m.qualified))
+                };
+                let id = self.push(f, ActionKind::CreateEmptyFile, &m.path, None, "absent", effect, loss, if m.kind == 'm' { Risk::Low } else { Risk::High });
+                self.post_repair.push(then);
+                Ok(vec![id])
+            }
+            't' => Err(format!("the out-of-line values of {} are gone with their file: put it back from a backup (no repair that keeps the rows readable is built yet)", m.table.map(|t| t.1).unwrap_or_default())),
+            _ => Err("a sequence's file cannot be made empty (the server needs its page): put it back from a backup, or DROP and CREATE the sequence with START past the highest value in use".into()),
+        }
+    }
+
     pub fn write_control(&mut self, f: &Finding) -> Answer {
         let ev = self.ev;
         let Some(t) = ev.rebuilt() else {
