@@ -190,7 +190,9 @@ pub struct PostRepair {
     pub finding: String,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// In the order they must run: while an index file is missing, every query the planner plans
+/// on its table fails (it reads the index's size), REFRESH of a view over that table too.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
 pub enum PostRepairKind {
     ReindexIndex,
@@ -603,7 +605,8 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
         }
     }
     let actions = p.actions;
-    let post_repair = p.post_repair;
+    let mut post_repair = p.post_repair;
+    post_repair.sort_by_key(|r| r.what);
     // Bounded work: a plan this large from one diagnosis means its premise is likely wrong
     // (a damaged counter judged every tuple), not that the cluster needs that many changes.
     if actions.len() > MAX_ACTIONS {
