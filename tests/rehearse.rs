@@ -188,20 +188,6 @@ fn rehearse_checksum_and_control_rebuild() {
     assert!(out.contains("[ok] pg_dump of postgres"), "{out}");
 }
 
-/// A small deterministic generator for damage (seeds are printed, so a failure can be
-/// replayed with PGSALVAGE_SEED).
-fn seed() -> u64 {
-    std::env::var("PGSALVAGE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64)
-}
-
-fn next(s: &mut u64) -> u64 {
-    *s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    *s >> 17
-}
-
 /// 24 random bytes over a page header (the damage that made an old rebuild keep a pd_lsn
 /// past the end of WAL): the plan rebuilds the whole header, the rehearsal's server
 /// checkpoints, and a plan edited to keep such a pd_lsn gets "does not fix" with the

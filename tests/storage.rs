@@ -9,20 +9,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-use common::{chown_postgres, pgsalvage, Cluster, InitOpts};
+use common::{chown_postgres, next, pgsalvage, seed, Cluster, InitOpts};
 use std::path::Path;
-
-fn seed() -> u64 {
-    std::env::var("PGSALVAGE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64)
-}
-
-fn next(s: &mut u64) -> u64 {
-    *s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    *s >> 17
-}
 
 fn run(dir: &Path, args: &[&str]) -> (i32, String) {
     let o = pgsalvage().current_dir(dir).args(args).stdin(std::process::Stdio::null()).output().unwrap();

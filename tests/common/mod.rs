@@ -634,3 +634,20 @@ pub fn normalise(s: &str, work: &Path, extra: &[(&str, &str)]) -> String {
     let core = [(r"\d{8}T\d{6}Z-\d+", "20261122T093000Z-4242"), (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "2026-11-22T09:30:00Z")];
     core.iter().chain(extra).fold(s, |s, (re, to)| regex::Regex::new(re).unwrap().replace_all(&s, *to).into_owned())
 }
+
+/// The seed of a randomised test: PGSALVAGE_SEED, else the clock (print it, so that a failure
+/// can be replayed).
+#[allow(dead_code)]
+pub fn seed() -> u64 {
+    std::env::var("PGSALVAGE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64)
+}
+
+/// The next value of a small deterministic generator (a 64-bit LCG, high bits).
+#[allow(dead_code)]
+pub fn next(s: &mut u64) -> u64 {
+    *s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *s >> 17
+}
