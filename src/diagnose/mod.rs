@@ -783,7 +783,7 @@ fn from_tuples(
                 .repair("mark them dead without storage", nrows.clone(), false),
             TupleProblemKind::HintContradiction => Finding::new(Code::TupleHintContradiction, format!("{tuples} in block {block} of {what} {} contradictory hint bits", v("has", "have")))
                 .explain("the server never sets these hint bit combinations; the header bytes changed", "visibility of these rows may be wrong")
-                .repair("clear the hint bits so the server looks the status up again", "nothing", true),
+                .repair("clear the xmax hint bits so the server looks the status up in pg_xact again", "nothing: pg_xact decides whether the row was deleted", true),
         };
         f.at.relation = rel;
         f.at.file = Some(file.clone());

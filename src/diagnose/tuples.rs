@@ -83,8 +83,12 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
                 let Ok(tuples) = heap::tuples(page) else { continue };
                 s.heap_pages += 1;
                 for t in tuples {
-                    let mut push =
-                        |kind, xid, detail: String| s.problems.push(TupleProblem { file: rel.clone(), block: blk, offnum: t.offnum, kind, xid, detail });
+                    // Whether this tuple got a problem (its hint contradictions are then not one).
+                    let found = std::cell::Cell::new(false);
+                    let mut push = |kind, xid, detail: String| {
+                        found.set(true);
+                        s.problems.push(TupleProblem { file: rel.clone(), block: blk, offnum: t.offnum, kind, xid, detail })
+                    };
                     if let Some(p) = &t.problem {
                         push(TupleProblemKind::PointerInvalid, None, p.clone());
                         continue;
@@ -138,34 +142,44 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
                             XidPlace::Live => {}
                         }
                     }
-                    if !h.has(XMAX_INVALID) && h.xmax != 0 {
-                        if h.has(XMAX_IS_MULTI) {
-                            if !in_window(h.xmax, omulti, nmulti) {
-                                push(
-                                    TupleProblemKind::MultiOutOfRange,
-                                    Some(h.xmax),
-                                    format!("multixact xmax {} is outside [oldestMulti {omulti}, NextMultiXactId {nmulti})", h.xmax),
-                                );
-                            }
-                        } else if xid_is_normal(h.xmax) {
-                            match xid_place(h.xmax, oldest, next) {
-                                XidPlace::NeverAssigned => push(
-                                    TupleProblemKind::XidInFuture,
-                                    Some(h.xmax),
-                                    format!(
-                                        "xmax {} is at or after NextXID {} (epoch {}): no such transaction was ever assigned",
-                                        h.xmax,
-                                        next.xid(),
-                                        next.epoch()
-                                    ),
-                                ),
-                                XidPlace::BeforeHorizon if !h.has(XMAX_COMMITTED) => {
-                                    push(TupleProblemKind::XidBeforeHorizon, Some(h.xmax), format!("xmax {} precedes oldestXID {oldest}", h.xmax))
-                                }
-                                XidPlace::Live if !h.has(XMAX_COMMITTED) => s.unhinted.push((h.xmax, rel.clone())),
-                                _ => {}
-                            }
+                    // A multixact xmax is looked at whatever its hint bits say: VACUUM's freeze
+                    // reads it ("MultiXactId ... does no longer exist -- apparent wraparound").
+                    // An XMAX_INVALID hint set together with XMAX_COMMITTED is no evidence either.
+                    // Locks left by pg_upgrade from before 9.3 are ignored, as the server does.
+                    let locked_upgraded = h.has(XMAX_IS_MULTI) && h.has(XMAX_LOCK_ONLY) && h.infomask & (XMAX_EXCL_LOCK | XMAX_KEYSHR_LOCK) == 0;
+                    let xmax_hinted_invalid = h.has(XMAX_INVALID) && !h.has(XMAX_COMMITTED);
+                    if h.xmax != 0 && h.has(XMAX_IS_MULTI) && !locked_upgraded {
+                        if !in_window(h.xmax, omulti, nmulti) {
+                            push(
+                                TupleProblemKind::MultiOutOfRange,
+                                Some(h.xmax),
+                                format!("multixact xmax {} is outside [oldestMulti {omulti}, NextMultiXactId {nmulti})", h.xmax),
+                            );
                         }
+                    } else if !xmax_hinted_invalid && h.xmax != 0 && !h.has(XMAX_IS_MULTI) && xid_is_normal(h.xmax) {
+                        match xid_place(h.xmax, oldest, next) {
+                            XidPlace::NeverAssigned => push(
+                                TupleProblemKind::XidInFuture,
+                                Some(h.xmax),
+                                format!(
+                                    "xmax {} is at or after NextXID {} (epoch {}): no such transaction was ever assigned",
+                                    h.xmax,
+                                    next.xid(),
+                                    next.epoch()
+                                ),
+                            ),
+                            XidPlace::BeforeHorizon if !h.has(XMAX_COMMITTED) => {
+                                push(TupleProblemKind::XidBeforeHorizon, Some(h.xmax), format!("xmax {} precedes oldestXID {oldest}", h.xmax))
+                            }
+                            XidPlace::Live if !h.has(XMAX_COMMITTED) => s.unhinted.push((h.xmax, rel.clone())),
+                            _ => {}
+                        }
+                    }
+                    // A tuple whose xmax is itself out of range gets that finding, whose repair
+                    // (freezing) clears every hint bit too: its contradictory hints are not a
+                    // second finding, and clearing them alone would not be a fix.
+                    if found.get() {
+                        continue;
                     }
                     for c in h.hint_contradictions() {
                         push(TupleProblemKind::HintContradiction, None, c.to_string());

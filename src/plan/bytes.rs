@@ -83,6 +83,22 @@ pub fn freeze_tuples(page: &[u8], offnums: &[u16], blkno: u32, checksums: bool) 
     Ok(p)
 }
 
+/// Clear the xmax hint bits (HEAP_XMAX_COMMITTED and HEAP_XMAX_INVALID) of tuples whose
+/// hints contradict each other: the server then looks the xmax status up again (its xmax is
+/// in range: a tuple whose xmax is not gets frozen instead). The page stops being
+/// all-visible, since a row's visibility may change.
+pub fn clear_hint_bits(page: &[u8], offnums: &[u16], blkno: u32, checksums: bool) -> Result<Vec<u8>, EditError> {
+    let mut p = page.to_vec();
+    for &o in offnums {
+        let (off, _) = tuple_offset(&p, o)?;
+        let im = u16::from_le_bytes([p[off + 20], p[off + 21]]) & !(infomask::XMAX_COMMITTED | infomask::XMAX_INVALID);
+        put16(&mut p, off + 20, im);
+    }
+    clear_all_visible(&mut p);
+    set_checksum(&mut p, blkno, checksums);
+    Ok(p)
+}
+
 /// heap_force_kill (pg_surgery) offline: the line pointers become dead. A line pointer
 /// that points outside the page (or at too little room for a tuple header) becomes dead
 /// without storage (offset and length 0), so nothing ever reads where it pointed; dead, not

@@ -75,6 +75,8 @@ pub enum ActionKind {
     FreezeTuples { offnums: Vec<u16> },
     /// Mark tuples dead (heap_force_kill): rows dropped.
     KillTuples { offnums: Vec<u16> },
+    /// Clear contradictory xmax hint bits: the server looks the status up again.
+    ClearHintBits { offnums: Vec<u16> },
     /// Make unused or dead line pointers that still point at intact tuples normal again:
     /// (item, offset, length) each, as found: the hidden rows come back.
     RestorePointers { items: Vec<(u16, u16, u16)> },
@@ -309,6 +311,7 @@ impl Plan {
                 a.kind,
                 ActionKind::FreezeTuples { .. }
                     | ActionKind::KillTuples { .. }
+                    | ActionKind::ClearHintBits { .. }
                     | ActionKind::RestorePointers { .. }
                     | ActionKind::ClearVisibilityMap { .. }
                     | ActionKind::RebuildPageHeader { .. }
@@ -321,7 +324,7 @@ impl Plan {
             }
             match &a.kind {
                 // MaxHeapTuplesPerPage for the largest block size (32 kB) is 1,291.
-                ActionKind::FreezeTuples { offnums } | ActionKind::KillTuples { offnums }
+                ActionKind::FreezeTuples { offnums } | ActionKind::KillTuples { offnums } | ActionKind::ClearHintBits { offnums }
                     if offnums.is_empty() || offnums.len() > 2048 || offnums.iter().any(|&o| o == 0 || o > 2048) =>
                 {
                     return Err(at("tuple offsets must be 1..=2048, at least one and at most 2048 of them".into()));
@@ -587,7 +590,8 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 }
                 Code::ControlCrcMismatch | Code::ControlValuesInvalid | Code::ControlUnreadable => p.write_control(f),
                 Code::OwnershipWrong => Err("a plan does not change ownership: run the chown the finding shows, as root".into()),
-                Code::TupleHintContradiction | Code::RelationFileDamaged | Code::WalFileWrongSize => Err(format!("no repair is built for {} yet", f.code)),
+                Code::TupleHintContradiction => p.clear_hint_bits(f),
+                Code::RelationFileDamaged | Code::WalFileWrongSize => Err(format!("no repair is built for {} yet", f.code)),
                 Code::RelationFileMissing => p.relation_file_missing(f),
                 // Names fall back to paths where catalog pages are damaged; that damage has
                 // findings of its own, which the plan answers.
@@ -746,6 +750,7 @@ pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::Con
     let control = || old.ok_or_else(|| NewBytesError::Missing(a.target.path.clone()));
     Ok(Some(match &a.kind {
         ActionKind::FreezeTuples { offnums } => bytes::freeze_tuples(page()?, offnums, blk, checksums)?,
+        ActionKind::ClearHintBits { offnums } => bytes::clear_hint_bits(page()?, offnums, blk, checksums)?,
         ActionKind::KillTuples { offnums } => bytes::kill_tuples(page()?, offnums, blk, checksums)?,
         ActionKind::RestorePointers { items } => bytes::restore_pointers(page()?, items, blk, checksums)?,
         ActionKind::ClearVisibilityMap { heap_block } => bytes::clear_vm_bits(page()?, *heap_block, blk, checksums),

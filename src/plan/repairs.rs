@@ -132,6 +132,32 @@ impl<'a> Planner<'a> {
         Ok(ids)
     }
 
+    /// tuple-hint-contradiction (the tuples' xmin and xmax are in range, or the tuple would
+    /// have an xid finding that freezes it): the xmax hint bits cleared, so that the server
+    /// looks the status up again. Tuples another action of the plan freezes already are
+    /// answered by it.
+    pub fn clear_hint_bits(&mut self, f: &Finding) -> Answer {
+        let Some((file, block)) = self.page_target(f)? else { return Ok(vec![]) };
+        let offnums = self.offnums(file, block, |k| k == tuples::TupleProblemKind::HintContradiction);
+        if offnums.is_empty() {
+            return Ok(vec![]);
+        }
+        if let Some(a) = self.actions.iter().find(|a| {
+            a.target.path == file
+                && a.target.block == Some(block)
+                && matches!(&a.kind, ActionKind::FreezeTuples { offnums: o } if offnums.iter().all(|x| o.contains(x)))
+        }) {
+            return Ok(vec![a.id.clone()]);
+        }
+        let n = offnums.len() as u64;
+        let effect = format!("the xmax hint bits of {} cleared: the server looks the status of their xmax up in pg_xact again", count(n, "tuple"));
+        let loss =
+            "nothing is deleted by the edit; a row whose deleting transaction committed (as pg_xact says) stops being visible, as it should have".to_string();
+        let mut ids = vec![self.push(f, ActionKind::ClearHintBits { offnums }, file, Some(block), "block", effect, loss, Risk::Low)];
+        ids.extend(self.clear_vm(f, file, block));
+        Ok(ids)
+    }
+
     /// tuple-pointer-hides-row: the line pointers made normal again, rows back.
     pub fn restore_pointers(&mut self, f: &Finding) -> Answer {
         let Some((file, block)) = self.page_target(f)? else { return Ok(vec![]) };
