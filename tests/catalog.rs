@@ -15,7 +15,7 @@ fn catalog_matches(major: u32) {
     c.pgbench_init(1);
     c.sql("update pgbench_branches set bbalance = 1"); // a dead catalog-independent version
     c.sql_in("app", "alter table shop.orders rename to orders2; alter table shop.orders2 rename to orders"); // dead pg_class versions
-    let q = "select c.oid, c.relname, n.nspname, c.relkind, pg_relation_filenode(c.oid), c.reltablespace from pg_class c join pg_namespace n on n.oid = c.relnamespace where pg_relation_filenode(c.oid) is not null order by 1";
+    let q = "select c.oid, c.relname, n.nspname, c.relkind, pg_relation_filenode(c.oid), c.reltablespace, c.relam, c.relnatts, c.relfrozenxid, c.relminmxid from pg_class c join pg_namespace n on n.oid = c.relnamespace where pg_relation_filenode(c.oid) is not null order by 1";
     let server: Vec<(String, String)> = ["postgres", "app"].iter().map(|db| (db.to_string(), c.sql_in(db, q))).collect();
     let paths: Vec<(String, String)> = [
         ("postgres", "pgbench_accounts"),
@@ -39,7 +39,21 @@ fn catalog_matches(major: u32) {
             .relations
             .iter()
             .filter(|r| r.relfilenode != 0 && "ritSm".contains(r.kind))
-            .map(|r| format!("{}|{}|{}|{}|{}|{}", r.oid, r.name, r.namespace, r.kind, r.relfilenode, if r.tablespace == 1663 { 0 } else { r.tablespace }))
+            .map(|r| {
+                format!(
+                    "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+                    r.oid,
+                    r.name,
+                    r.namespace,
+                    r.kind,
+                    r.relfilenode,
+                    if r.tablespace == 1663 { 0 } else { r.tablespace },
+                    r.am,
+                    r.natts,
+                    r.frozenxid,
+                    r.minmxid
+                )
+            })
             .collect();
         ours.sort_by_key(|l| l.split('|').next().unwrap().parse::<u32>().unwrap());
         let theirs: Vec<String> = rows.lines().map(str::to_string).collect();

@@ -41,26 +41,45 @@ pub mod layout {
     /// pg_class: relname, relnamespace, reltype, reloftype, relowner, relam, relfilenode,
     /// reltablespace, relpages, reltuples, relallvisible, [relallfrozen ≥18], reltoastrelid,
     /// relhasindex, relisshared, relpersistence, relkind.
+    /// ..., relnatts, relchecks, [relhasoids ≤11], [relhaspkey 10], relhasrules,
+    /// relhastriggers, relhassubclass, relrowsecurity, relforcerowsecurity, relispopulated,
+    /// relreplident, relispartition, [relrewrite ≥11], relfrozenxid, relminmxid.
     pub struct Class {
         pub relname: usize,
         pub relnamespace: usize,
+        pub relam: usize,
         pub relfilenode: usize,
         pub reltablespace: usize,
         pub reltoastrelid: usize,
         pub relpersistence: usize,
         pub relkind: usize,
+        pub relnatts: usize,
+        pub relfrozenxid: usize,
+        pub relminmxid: usize,
     }
     pub fn class(major: PgMajor) -> Class {
         let f = first(major);
         let extra = if major.number() >= 18 { 4 } else { 0 };
+        // From relnatts (int2 at 112) on: two int2, then 10 one-byte columns on 10 (with
+        // relhasoids and relhaspkey, no relrewrite), 10 plus relrewrite on 11 (with
+        // relhasoids), 9 plus relrewrite from 12; then the xids, 4-aligned.
+        let frozen = match major.number() {
+            10 => 128,
+            11 => 132,
+            _ => 128,
+        };
         Class {
             relname: f,
             relnamespace: f + 64,
+            relam: f + 80,
             relfilenode: f + 84,
             reltablespace: f + 88,
             reltoastrelid: f + 104 + extra,
             relpersistence: f + 110 + extra,
             relkind: f + 111 + extra,
+            relnatts: f + 112 + extra,
+            relfrozenxid: f + frozen + extra,
+            relminmxid: f + frozen + 4 + extra,
         }
     }
 }
@@ -75,6 +94,14 @@ pub struct Relation {
     pub relfilenode: u32,
     pub tablespace: u32,
     pub toast_oid: u32,
+    /// pg_class.relam: the access method of an index (403 btree, 405 hash, 783 GiST, 2742
+    /// GIN, 4000 SP-GiST, 3580 BRIN); of a table, heap (2, from 12) or 0.
+    pub am: u32,
+    /// Columns of the relation (pg_class.relnatts), dropped ones included.
+    pub natts: u16,
+    /// No unfrozen xid of the relation may precede these (0: none, as for an index).
+    pub frozenxid: u32,
+    pub minmxid: u32,
     /// Whether its pg_class row is visible on evidence (xmin frozen, hinted committed, or
     /// committed in pg_xact) rather than taken as live for want of a status. Only such a
     /// relation is expected to have files: one created by a transaction the crash cut short
@@ -382,6 +409,14 @@ impl Catalog {
     }
 }
 
+/// The pg_class columns read past the name (see [`layout::Class`]).
+struct Extra {
+    am: u32,
+    natts: u16,
+    frozenxid: u32,
+    minmxid: u32,
+}
+
 impl DbCatalog {
     /// The directory a relation of this database lives in, relative to the data directory.
     pub fn dir_of(&self, rel: &Relation, version_dir: &str) -> String {
@@ -431,6 +466,12 @@ impl DbCatalog {
             };
             let kind = d.get(l.relkind).copied().unwrap_or(b'?') as char;
             let persistence = d.get(l.relpersistence).copied().unwrap_or(b'?') as char;
+            let more = Extra {
+                am: u32_at(&d, l.relam).unwrap_or(0),
+                natts: d.get(l.relnatts..l.relnatts + 2).map(|b| u16::from_le_bytes([b[0], b[1]])).unwrap_or(0),
+                frozenxid: u32_at(&d, l.relfrozenxid).unwrap_or(0),
+                minmxid: u32_at(&d, l.relminmxid).unwrap_or(0),
+            };
             if node == 0 {
                 // A mapped catalog: its file number is in the map of its database or the shared one.
                 if let Some(&(_, n)) = local.iter().find(|(o, _)| *o == oid) {
@@ -443,7 +484,7 @@ impl DbCatalog {
             if ts == 0 {
                 ts = self.tablespace;
             }
-            rels.push((oid, name, ns, node, ts, toast, kind, persistence, certain));
+            rels.push((oid, name, ns, node, ts, toast, kind, persistence, certain, more));
         }
         // Namespaces and indexes through pg_class itself.
         let node_of = |target: u32| rels.iter().find(|r| r.0 == target).map(|r| r.3);
@@ -462,7 +503,7 @@ impl DbCatalog {
                 }
             }
         }
-        for (oid, name, ns, node, ts, toast, kind, persistence, certain) in rels {
+        for (oid, name, ns, node, ts, toast, kind, persistence, certain, more) in rels {
             let namespace = nsp.get(&ns).cloned().unwrap_or_else(|| format!("(namespace {ns})"));
             if toast != 0 {
                 self.toast_owner.insert(toast, oid);
@@ -472,7 +513,22 @@ impl DbCatalog {
                 self.by_node.insert((ts, node), self.relations.len());
             }
             self.by_oid.insert(oid, self.relations.len());
-            self.relations.push(Relation { oid, name, namespace, kind, persistence, relfilenode: node, tablespace: ts, toast_oid: toast, certain });
+            let Extra { am, natts, frozenxid, minmxid } = more;
+            self.relations.push(Relation {
+                oid,
+                name,
+                namespace,
+                kind,
+                persistence,
+                relfilenode: node,
+                tablespace: ts,
+                toast_oid: toast,
+                am,
+                natts,
+                frozenxid,
+                minmxid,
+                certain,
+            });
         }
     }
 }

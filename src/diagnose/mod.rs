@@ -29,6 +29,7 @@ crate::finding::finding_codes! {
         TupleMultixactOutOfRange = ("tuple-multixact-out-of-range", Error, "tuples name multixacts outside the cluster's multixact window"),
         TuplePointerInvalid = ("tuple-pointer-invalid", Error, "line pointers point outside the page or at garbage"),
         TuplePointerHidesRow = ("tuple-pointer-hides-row", Error, "line pointers marked unused or dead still point at intact tuples: rows no query sees"),
+        TupleHeaderInvalid = ("tuple-header-invalid", Error, "a tuple's header contradicts its table or itself (more attributes than the table has, data not where t_hoff says): the row cannot be decoded"),
         TupleHintContradiction = ("tuple-hint-contradiction", Warning, "tuples carry hint-bit combinations the server never sets"),
         XactStatusLost = ("xact-status-lost", Error, "pg_xact pages holding the commit status of live xids are missing"),
         PageInvalid = ("page-invalid", Error, "a page the server rejects (invalid page in block N): header, or a new page with bytes set"),
@@ -277,7 +278,19 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
     // Hint bits are evidence for the xids whose pg_xact pages are lost (check knows which).
     let lost: Vec<(Xid, Xid)> =
         report.findings.iter().filter(|f| matches!(f.code, CheckCode::XactSegmentMissing | CheckCode::XactSegmentShort)).filter_map(|f| f.at.xids).collect();
-    let ts = tuples::scan(dd, &c, &files, &lost);
+    let version_dir = check::version_dir(&c);
+    let rels: tuples::RelInfos = catalog
+        .databases
+        .iter()
+        .flat_map(|db| {
+            let version_dir = &version_dir;
+            db.relations
+                .iter()
+                .filter(|r| matches!(r.kind, 'r' | 'm' | 't') && r.certain)
+                .map(move |r| ((db.dir_of(r, version_dir), r.relfilenode), tuples::RelInfo { natts: r.natts, frozenxid: r.frozenxid, minmxid: r.minmxid }))
+        })
+        .collect();
+    let ts = tuples::scan(dd, &c, &files, &lost, &rels);
     d.heap_pages_scanned = ts.heap_pages;
     d.tuples_scanned = ts.tuples;
     out.extend(disk_full(dd, &c, &report, &logs));
@@ -773,6 +786,10 @@ fn from_tuples(
                 .explain(format!("xmax says it is a MultiXactId, but it lies outside [oldestMulti {}, NextMultiXactId {}): the header is damaged", c.checkpoint.oldest_multi_xid, c.checkpoint.next_multixact_id), "queries fail with \"MultiXactId has not been created yet\" or \"could not access status\"")
                 .repair("clear xmax (mark it invalid)", "nothing, unless the row was really deleted by that multixact", true)
                 .repair("kill the tuples", nrows.clone(), false),
+            TupleProblemKind::HeaderInvalid => Finding::new(Code::TupleHeaderInvalid, format!("{tuples} in block {block} of {what} {} a header that contradicts the table", v("has", "have")))
+                .explain("the attribute count or the data offset (t_hoff) in the tuple header does not fit the table's columns and the null bitmap: the header bytes are damaged, and the server would decode the row's values from the wrong bytes", "queries reading these rows fail or return garbage (\"invalid memory alloc request size\", \"invalid compression method id\"), or crash the backend")
+                .repair("mark the tuples dead, as heap_force_kill does (their bytes stay in the page for salvage until the next VACUUM)", nrows.clone(), true)
+                .repair("replace the page with an empty one, keeping its bytes as a salvage file", rows.clone(), false),
             TupleProblemKind::PointerInvalid => Finding::new(Code::TuplePointerInvalid, format!("{pointers} in block {block} of {what} {} outside the page or at garbage", v("points", "point")))
                 .explain("a line pointer gives the offset and length of a tuple; these do not fit the page, so reading them can crash the server or return garbage", "queries reading the page may crash the backend")
                 .repair("mark the broken line pointers dead without storage, as heap_force_kill does", nrows.clone(), true)

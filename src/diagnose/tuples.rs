@@ -36,7 +36,24 @@ pub enum TupleProblemKind {
     /// An unused or dead line pointer still pointing at an intact tuple: a hidden row.
     PointerHidesRow,
     HintContradiction,
+    /// The header contradicts its table or itself: more attributes than the table has, or
+    /// t_hoff not where the attribute count and null bitmap put the data (verify_heapam's
+    /// checks): the row cannot be decoded.
+    HeaderInvalid,
 }
+
+/// What the catalog says of a heap relation, for the checks that need it.
+#[derive(Clone, Copy, Debug)]
+pub struct RelInfo {
+    /// pg_class.relnatts.
+    pub natts: u16,
+    /// pg_class.relfrozenxid and relminmxid (0: not known).
+    pub frozenxid: Xid,
+    pub minmxid: u32,
+}
+
+/// Heap relations by (directory, relfilenode), from the catalog.
+pub type RelInfos = std::collections::HashMap<(String, u32), RelInfo>;
 
 /// Per page: line pointers in use (rows the page holds) — for "what a page repair loses".
 #[derive(Clone, Debug, Default, Serialize)]
@@ -57,7 +74,10 @@ fn in_window(x: u32, lo: u32, hi: u32) -> bool {
     x.wrapping_sub(lo) < hi.wrapping_sub(lo)
 }
 
-pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xid, Xid)]) -> TupleScan {
+pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xid, Xid)], rels: &RelInfos) -> TupleScan {
+    // MAXALIGN: 8 on every 64-bit platform; 4 only where pg_control says so.
+    let maxalign = if c.max_data_alignment == 4 { 4 } else { 8 };
+    let with_oids = c.major.number() < 12;
     let wanted = |x: Xid| hint_ranges.iter().any(|(a, b)| x.wrapping_sub(*a) <= b.wrapping_sub(*a));
     let oldest = c.checkpoint.oldest_xid;
     let next = c.checkpoint.next_xid;
@@ -69,6 +89,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
         .map(|f| {
             let mut s = TupleScan::default();
             let rel = f.path();
+            let info = rels.get(&(f.dir.clone(), f.relfilenode)).copied();
             let path = dd.path(&rel);
             let Ok(file) = File::open(&path) else { return s };
             let usable = (f.len - f.len % bs as u64) as usize;
@@ -110,6 +131,27 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
                     }
                     let Some(h) = t.header else { continue };
                     s.tuples += 1;
+                    // The header against its table and itself, as verify_heapam checks it.
+                    let natts = h.natts();
+                    let bitmap = if h.has(heap::infomask::HASNULL) { (natts as usize).div_ceil(8) } else { 0 };
+                    let oid = if with_oids && h.has(heap::infomask::HASOID_OLD) { 4 } else { 0 };
+                    let expected_hoff = (heap::SIZEOF_HEAP_TUPLE_HEADER + bitmap + oid).div_ceil(maxalign) * maxalign;
+                    if let Some(i) = info.filter(|i| i.natts > 0 && natts > i.natts) {
+                        push(TupleProblemKind::HeaderInvalid, None, format!("number of attributes {natts} exceeds the table's {}", i.natts));
+                        continue;
+                    }
+                    if h.hoff as usize != expected_hoff {
+                        push(
+                            TupleProblemKind::HeaderInvalid,
+                            None,
+                            format!(
+                                "tuple data should begin at byte {expected_hoff}, but actually begins at byte {} ({natts} attributes, {})",
+                                h.hoff,
+                                if bitmap > 0 { "has nulls" } else { "no nulls" }
+                            ),
+                        );
+                        continue;
+                    }
                     use heap::infomask::*;
                     if !hint_ranges.is_empty() {
                         if !h.xmin_frozen() && wanted(h.xmin) {
@@ -138,6 +180,18 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
                             XidPlace::BeforeHorizon => {
                                 push(TupleProblemKind::XidBeforeHorizon, Some(h.xmin), format!("xmin {} precedes oldestXID {oldest} but is not frozen", h.xmin))
                             }
+                            XidPlace::Live
+                                if !h.has(XMIN_COMMITTED)
+                                    && !h.has(XMIN_INVALID)
+                                    && info.is_some_and(|i| xid_is_normal(i.frozenxid) && crate::format::types::xid_precedes(h.xmin, i.frozenxid)) =>
+                            {
+                                push(
+                                    TupleProblemKind::XidBeforeHorizon,
+                                    Some(h.xmin),
+                                    format!("xmin {} precedes the table's relfrozenxid {} but is not frozen (VACUUM fails: \"found xmin {} from before relfrozenxid\")", h.xmin, info.map(|i| i.frozenxid).unwrap_or(0), h.xmin),
+                                );
+                                s.unhinted.push((h.xmin, rel.clone()));
+                            }
                             XidPlace::Live if !h.has(XMIN_COMMITTED) && !h.has(XMIN_INVALID) => s.unhinted.push((h.xmin, rel.clone())),
                             XidPlace::Live => {}
                         }
@@ -154,6 +208,12 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
                                 TupleProblemKind::MultiOutOfRange,
                                 Some(h.xmax),
                                 format!("multixact xmax {} is outside [oldestMulti {omulti}, NextMultiXactId {nmulti})", h.xmax),
+                            );
+                        } else if let Some(m) = info.map(|i| i.minmxid).filter(|&m| m != 0 && (h.xmax.wrapping_sub(m) as i32) < 0) {
+                            push(
+                                TupleProblemKind::MultiOutOfRange,
+                                Some(h.xmax),
+                                format!("multixact xmax {} precedes the table's relminmxid {m} (VACUUM fails: \"found multixact {} from before relminmxid\")", h.xmax, h.xmax),
                             );
                         }
                     } else if !xmax_hinted_invalid && h.xmax != 0 && !h.has(XMAX_IS_MULTI) && xid_is_normal(h.xmax) {

@@ -574,6 +574,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 Code::TupleXidNeverAssigned | Code::TupleXidBeforeHorizon | Code::TupleMultixactOutOfRange => p.freeze_tuples(f),
                 Code::TuplePointerHidesRow => p.restore_pointers(f),
                 Code::TuplePointerInvalid => p.kill_pointers(f),
+                Code::TupleHeaderInvalid => p.kill_damaged_headers(f),
                 Code::PageInvalid => p.page_invalid(f),
                 Code::PageLsnPastWal => p.page_lsn(f),
                 Code::PageChecksumFailure => p.accept_checksum(f),

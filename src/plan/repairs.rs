@@ -113,7 +113,7 @@ impl<'a> Planner<'a> {
     /// freeze the tuples (pg_surgery's heap_force_freeze), rows kept.
     pub fn freeze_tuples(&mut self, f: &Finding) -> Answer {
         let Some((file, block)) = self.page_target(f)? else { return Ok(vec![]) };
-        let offnums = self.offnums(file, block, |k| k != tuples::TupleProblemKind::PointerInvalid);
+        let offnums = self.offnums(file, block, |k| !matches!(k, tuples::TupleProblemKind::PointerInvalid | tuples::TupleProblemKind::HeaderInvalid));
         if offnums.is_empty() {
             return Ok(vec![]);
         }
@@ -191,6 +191,31 @@ impl<'a> Planner<'a> {
         let loss = format!("{}: whatever those pointers once found (they point at garbage now)", count(n, "row"));
         let mut ids = vec![self.push(f, ActionKind::KillTuples { offnums }, file, Some(block), "block", effect, loss, Risk::Medium)];
         // Index-only scans must not trust the page as all-visible any more.
+        ids.extend(self.clear_vm(f, file, block));
+        Ok(ids)
+    }
+
+    /// tuple-header-invalid: the tuples marked dead (heap_force_kill); their rows cannot be
+    /// decoded. Their bytes stay in the page (and the rollback store keeps the page).
+    pub fn kill_damaged_headers(&mut self, f: &Finding) -> Answer {
+        let Some((file, block)) = self.page_target(f)? else { return Ok(vec![]) };
+        let offnums = self.offnums(file, block, |k| k == tuples::TupleProblemKind::HeaderInvalid);
+        if offnums.is_empty() {
+            return Ok(vec![]);
+        }
+        let n = offnums.len() as u64;
+        let list: Vec<String> = offnums.iter().take(5).map(|o| format!("({block},{o})")).collect();
+        let effect = format!(
+            "{} with a damaged header marked dead, as heap_force_kill does: no query decodes them; the next VACUUM removes them and their index entries",
+            count(n, "tuple")
+        );
+        let loss = format!(
+            "{}: ctid {}{} (their bytes are kept in the rollback store's copy of the page)",
+            count(n, "row"),
+            list.join(", "),
+            if offnums.len() > 5 { ", ..." } else { "" }
+        );
+        let mut ids = vec![self.push(f, ActionKind::KillTuples { offnums }, file, Some(block), "block", effect, loss, Risk::Medium)];
         ids.extend(self.clear_vm(f, file, block));
         Ok(ids)
     }

@@ -651,3 +651,14 @@ pub fn next(s: &mut u64) -> u64 {
     *s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     *s >> 17
 }
+
+/// The majors of a test too slow for all nine in CI: `default` (at least three), or every
+/// major PGSALVAGE_MAJORS names when it is set (`PGSALVAGE_MAJORS="10 11 12 13 14 15 16 17
+/// 18"` runs it on all).
+#[allow(dead_code)]
+pub fn some_majors(default: &[u32]) -> Vec<u32> {
+    match std::env::var("PGSALVAGE_MAJORS") {
+        Ok(s) if !s.trim().is_empty() => majors(),
+        _ => default.to_vec(),
+    }
+}
