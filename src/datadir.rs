@@ -104,6 +104,17 @@ impl DataDir {
         fs::read(&p).map_err(|e| Error::io("read file", p, e))
     }
 
+    /// `len` bytes at `offset` of a file relative to the data directory (one block of a
+    /// relation file, without reading the gigabyte around it).
+    pub fn read_range(&self, rel: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let p = self.path(rel);
+        let f = fs::File::open(&p).map_err(|e| Error::io("open file", &p, e))?;
+        let mut b = vec![0u8; len];
+        f.read_exact_at(&mut b, offset).map_err(|e| Error::io("read file", &p, e))?;
+        Ok(b)
+    }
+
     /// The major from PG_VERSION.
     pub fn pg_version(&self) -> Result<PgMajor> {
         let b = self.read("PG_VERSION")?;

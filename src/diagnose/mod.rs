@@ -35,6 +35,8 @@ crate::finding::finding_codes! {
         PageInvalid = ("page-invalid", Error, "a page the server rejects (invalid page in block N): header, or a new page with bytes set"),
         PageChecksumFailure = ("page-checksum-failure", Error, "a page's data checksum does not match its contents"),
         PageLsnPastWal = ("page-lsn-past-wal", Error, "a page's pd_lsn lies past the end of valid WAL: its next write makes every checkpoint fail"),
+        IndexPageInvalid = ("index-page-invalid", Error, "an index's first page (its metapage, or a GiST root) is not its access method's: the index is damaged; REINDEX rebuilds it from the table"),
+        SequencePageInvalid = ("sequence-page-invalid", Error, "a sequence's page is not a sequence page (\"bad magic number in sequence\")"),
         RelationFileMissing = ("relation-file-missing", Error, "a relation the catalog lists has no file on disk: every query that reads it fails (could not open file ...)"),
         RelationFileDamaged = ("relation-file-damaged", Error, "a relation file is cut short, has a partial block, or a segment is missing between others"),
         WalLost = ("wal-lost", Error, "WAL needed from the REDO point is missing or damaged while valid WAL follows: recovery would stop early and lose what follows"),
@@ -298,6 +300,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
     out.extend(from_tuples(dd, &c, control_next, &ts.problems, &name_of));
     d.missing = storage::missing(&catalog, &files, &check::version_dir(&c));
     d.missing_databases = catalog.databases.iter().map(|db| (db.oid, db.name.clone())).collect();
+    d.missing.extend(storage::bad_first_pages(dd, &catalog, &files, &check::version_dir(&c), c.database_block_size as usize));
     out.extend(d.missing.iter().map(missing_file));
     fold_suspect(&mut out, d.control.as_ref());
     attach_logs(&mut out, &logs, &mut d.unexplained_log);
@@ -309,6 +312,33 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
 
 /// A relation file the catalog expects and the disk lacks: what it costs, per kind.
 fn missing_file(m: &storage::MissingFile) -> Finding {
+    if let Some(problem) = &m.first_page {
+        let table = m.table.as_ref().map(|t| t.1.clone()).unwrap_or_default();
+        let f = if m.kind == 'i' {
+            Finding::new(Code::IndexPageInvalid, format!("the first page of {} is not its access method's: {problem}", m.name))
+                .explain(
+                    format!("the page header is valid, but the metapage (or root page) the index's access method wrote is damaged: {problem}. The table's rows are intact; the index can be built again from them"),
+                    format!("every query using the index fails (\"index ... is not a btree\", \"index ... has wrong hash version\", or similar), and so may every INSERT or UPDATE of table {table}"),
+                )
+                .repair(format!("REINDEX INDEX {} once the server runs (the plan lists it; rehearse runs it)", m.qualified), "nothing", true)
+        } else {
+            Finding::new(Code::SequencePageInvalid, format!("the page of {} is not a sequence page: {problem}", m.name))
+                .explain(
+                    format!("a sequence keeps its state in one page; its special space is damaged: {problem}"),
+                    "nextval() fails: \"bad magic number in sequence\"",
+                )
+                .repair(
+                    "DROP and CREATE the sequence with START past the highest value in use (or put the file back from a backup)",
+                    "nothing if START is past every value in use",
+                    false,
+                )
+        };
+        return Finding {
+            at: Location { relation: Some(m.name.clone()), file: Some(m.path.clone()), block: Some(0), ..Default::default() },
+            evidence: vec![problem.clone()],
+            ..f
+        };
+    }
     let fail = format!("every query that reads it fails: could not open file \"{}\": No such file or directory", m.path);
     let table = m.table.as_ref().map(|t| t.1.clone()).unwrap_or_default();
     let f = Finding::new(Code::RelationFileMissing, format!("the file of {} is missing: {}", m.name, m.path));

@@ -1,4 +1,5 @@
-//! Every relation with storage has its files: the catalog, read offline, against the disk.
+//! Every relation with storage has its files, and its first page is its access method's:
+//! the catalog, read offline, against the disk.
 //! A relation whose pg_class row is visible on evidence (not merely taken as live for want
 //! of a commit status) and whose first segment is missing is a file the server will fail
 //! to open ("could not open file ...: No such file or directory").
@@ -7,11 +8,14 @@ use crate::catalog::Catalog;
 use crate::datadir::RelFile;
 use std::collections::BTreeSet;
 
-/// A relation file the catalog expects and the disk lacks.
+/// A relation file the catalog expects and the disk lacks, or whose first page is not its
+/// access method's (an index's metapage, a sequence's page).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MissingFile {
-    /// The missing first segment, relative to the data directory.
+    /// The first segment, relative to the data directory.
     pub path: String,
+    /// None: the file is missing; Some: what is wrong with its first page.
+    pub first_page: Option<String>,
     pub database_oid: u32,
     pub relation_oid: u32,
     /// pg_class.relkind: 'r', 'i', 't', 'S', 'm'.
@@ -51,10 +55,56 @@ pub fn missing(cat: &Catalog, files: &[RelFile], version_dir: &str) -> Vec<Missi
             let table = db.owner_of(rel).and_then(|o| db.relations.iter().find(|r| r.oid == o)).map(|t| (t.oid, format!("{}.{}", t.namespace, t.name)));
             out.push(MissingFile {
                 path,
+                first_page: None,
                 database_oid: db.oid,
                 relation_oid: rel.oid,
                 kind: rel.kind,
                 name,
+                qualified: format!("{}.{}", rel.namespace, rel.name),
+                table,
+            });
+        }
+    }
+    out
+}
+
+/// Indexes (of the built-in access methods) and sequences whose first page the server's
+/// header checks accept but whose special space or metapage is not what their access method
+/// writes: "index ... is not a btree", "bad magic number in sequence". A first page the
+/// header checks reject is a page finding already; an empty file (an index being built
+/// concurrently when the server stopped) has no first page.
+pub fn bad_first_pages(dd: &crate::datadir::DataDir, cat: &Catalog, files: &[RelFile], version_dir: &str, bs: usize) -> Vec<MissingFile> {
+    use crate::format::page::{special, verify_page, PageVerdict};
+    let firsts: std::collections::BTreeMap<(&str, u32), &RelFile> =
+        files.iter().filter(|f| f.segno == 0 && f.fork == "main" && f.len >= bs as u64).map(|f| ((f.dir.as_str(), f.relfilenode), f)).collect();
+    let mut out = Vec::new();
+    for db in &cat.databases {
+        for rel in &db.relations {
+            let index = rel.kind == 'i' && special::am_name(rel.am).is_some();
+            if !rel.certain || rel.relfilenode == 0 || !(index || rel.kind == 'S') {
+                continue;
+            }
+            let dir = db.dir_of(rel, version_dir);
+            let Some(f) = firsts.get(&(dir.as_str(), rel.relfilenode)) else { continue };
+            let Ok(bytes) = dd.read_range(&f.path(), 0, bs) else { continue };
+            if !matches!(verify_page(&bytes, 0, false), Ok(PageVerdict::Valid)) {
+                continue;
+            }
+            let nblocks = files.iter().filter(|g| g.dir == f.dir && g.relfilenode == f.relfilenode && g.fork == "main").map(|g| g.len / bs as u64).sum::<u64>();
+            let problem = if index {
+                special::index_first_page_problem(rel.am, &bytes, nblocks.min(u32::MAX as u64) as u32)
+            } else {
+                special::sequence_page_problem(&bytes)
+            };
+            let Some(problem) = problem else { continue };
+            let table = db.owner_of(rel).and_then(|o| db.relations.iter().find(|r| r.oid == o)).map(|t| (t.oid, format!("{}.{}", t.namespace, t.name)));
+            out.push(MissingFile {
+                path: f.path(),
+                first_page: Some(problem),
+                database_oid: db.oid,
+                relation_oid: rel.oid,
+                kind: rel.kind,
+                name: cat.name_file(&dir, rel.relfilenode, "main").map(|n| n.to_string()).unwrap_or_else(|| f.path()),
                 qualified: format!("{}.{}", rel.namespace, rel.name),
                 table,
             });

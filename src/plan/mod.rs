@@ -593,7 +593,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 Code::OwnershipWrong => Err("a plan does not change ownership: run the chown the finding shows, as root".into()),
                 Code::TupleHintContradiction => p.clear_hint_bits(f),
                 Code::RelationFileDamaged | Code::WalFileWrongSize => Err(format!("no repair is built for {} yet", f.code)),
-                Code::RelationFileMissing => p.relation_file_missing(f),
+                Code::RelationFileMissing | Code::IndexPageInvalid | Code::SequencePageInvalid => p.relation_file_missing(f),
                 // Names fall back to paths where catalog pages are damaged; that damage has
                 // findings of its own, which the plan answers.
                 Code::CatalogUnreadable => Ok(vec![]),

@@ -372,6 +372,7 @@ impl<'a> Planner<'a> {
 
     /// control-crc-mismatch, control-values-invalid, control-unreadable: pg_control written
     /// from the evidence (docs/control.md), or why it cannot be.
+    /// relation-file-missing, index-page-invalid, sequence-page-invalid.
     /// A relation file the catalog expects and the disk lacks: an index is rebuilt by the
     /// server (REINDEX, nothing lost); a materialized view gets an empty file and is
     /// refreshed (nothing lost); a table gets an empty file (its rows are lost: the finding
@@ -395,6 +396,7 @@ impl<'a> Planner<'a> {
                 self.post_repair.push(p);
                 Ok(vec![])
             }
+            'S' if m.first_page.is_some() => Err("a sequence's page cannot be rebuilt offline (its last value is in it): DROP and CREATE the sequence with START past the highest value in use, or put the file back from a backup".into()),
             'r' | 'm' => {
                 let (effect, loss, then) = if m.kind == 'm' {
                     (format!("{} is created empty; REFRESH MATERIALIZED VIEW {} fills it once the server runs", m.path, m.qualified), "nothing: the view's query makes its rows again".to_string(), post(K::RefreshMaterializedView, m.relation_oid, &m.qualified))

@@ -13,6 +13,7 @@
 //! ```
 
 pub mod heap;
+pub mod special;
 
 use super::bytes::{maxalign, FormatError, Reader};
 use super::checksum::page_checksum;
