@@ -117,6 +117,7 @@ pub fn sequence_page_problem(page: &[u8]) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
