@@ -291,3 +291,60 @@ fn scribbled_index_first_pages_are_found_and_rebuilt() {
         scribbled_first_pages(major, &mut rng);
     }
 }
+
+/// A page of an index that the server rejects (a torn header) or whose checksum fails:
+/// the index is built again (REINDEX), no page of it edited or emptied.
+fn damaged_index_pages(major: u32) {
+    let mut c = Cluster::new(major, InitOpts { checksums: true, ..Default::default() });
+    c.start();
+    c.sql("create table t (id int primary key, v text); insert into t select g, md5(g::text) from generate_series(1, 20000) g; create index t_v on t (v)");
+    let (pkey, tv) = (c.relpath("t_pkey"), c.relpath("t_v"));
+    c.stop();
+    // t_pkey block 3: its header torn (pd_lower past pd_upper); t_v block 5: a byte of a key changed.
+    let mut b = std::fs::read(c.data.join(&pkey)).unwrap();
+    b[3 * 8192 + 12..3 * 8192 + 14].copy_from_slice(&9000u16.to_le_bytes());
+    std::fs::write(c.data.join(&pkey), b).unwrap();
+    let mut b = std::fs::read(c.data.join(&tv)).unwrap();
+    b[5 * 8192 + 8000] ^= 0x01;
+    std::fs::write(c.data.join(&tv), b).unwrap();
+    let what = format!("PostgreSQL {major}");
+    let w = c.scratch.path().to_path_buf();
+    let d = c.data.display().to_string();
+    let (code, out) = run(&w, &["diagnose", "-D", &d, "--json"]);
+    assert_eq!(code, 1, "{what}: {out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for (code, file) in [("page-invalid", &pkey), ("page-checksum-failure", &tv)] {
+        let f = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["code"] == code && f["file"] == file.as_str())
+            .unwrap_or_else(|| panic!("{what}: no {code} on {file}: {out}"));
+        assert!(f["repairs"][0]["action"].as_str().unwrap().starts_with("REINDEX INDEX"), "{what}: {f}");
+    }
+    let (code, out) = run(&w, &["plan", "-D", &d, "-o", "plan.json"]);
+    assert_eq!(code, 0, "{what}: {out}");
+    let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(w.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(plan["actions"].as_array().unwrap().len(), 0, "{what}: no page of an index is edited: {out}");
+    let mut post: Vec<&str> = plan["post_repair"].as_array().unwrap().iter().map(|p| p["relation"].as_str().unwrap()).collect();
+    post.sort();
+    assert_eq!(post, ["public.t_pkey", "public.t_v"], "{what}");
+    let (code, out) = run(&w, &["rehearse", "-D", &d, "--plan", "plan.json"]);
+    assert!(code == 0 && out.contains("safe to apply"), "{what}: {out}");
+    c.start();
+    c.sql("reindex index t_pkey");
+    c.sql("reindex index t_v");
+    c.sql("create extension if not exists amcheck");
+    c.sql("select bt_index_check('t_pkey'::regclass, true), bt_index_check('t_v'::regclass, true)");
+    assert_eq!(c.sql("set enable_seqscan = off; select count(*) from t where id between 100 and 199").lines().last().unwrap(), "100", "{what}");
+    assert_eq!(c.sql("select count(*) from t"), "20000", "{what}");
+    c.sql("checkpoint");
+    c.stop();
+}
+
+#[test]
+fn damaged_index_pages_are_rebuilt_not_edited() {
+    for major in common::some_majors(&[12, 15, 17]) {
+        damaged_index_pages(major);
+    }
+}

@@ -134,6 +134,10 @@ pub struct Diagnosis {
     /// The relation files the catalog expects and the disk lacks, for `plan`.
     #[serde(skip)]
     pub missing: Vec<storage::MissingFile>,
+    /// The catalog's indexes by file (see [`storage::indexes`]): a damaged index page is
+    /// answered by REINDEX, not by editing it.
+    #[serde(skip)]
+    pub indexes: std::collections::BTreeMap<String, storage::IndexRef>,
     /// The names of the databases of `missing` (oid -> name).
     #[serde(skip)]
     pub missing_databases: std::collections::BTreeMap<u32, String>,
@@ -212,6 +216,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
         tuples: Default::default(),
         missing: vec![],
         missing_databases: Default::default(),
+        indexes: Default::default(),
         tuples_scanned: 0,
         max_page_lsn: None,
         control: None,
@@ -299,6 +304,24 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
     out.extend(from_check(dd, &c, &report, &ts, &name_of));
     out.extend(from_tuples(dd, &c, control_next, &ts.problems, &name_of));
     d.missing = storage::missing(&catalog, &files, &check::version_dir(&c));
+    d.indexes = storage::indexes(&catalog, &check::version_dir(&c));
+    // A damaged page of an index: the index is built again from its table, which loses
+    // nothing, instead of editing or emptying the page.
+    for f in out.iter_mut().filter(|f| matches!(f.code, Code::PageInvalid | Code::PageChecksumFailure)) {
+        let Some(base) = f.at.file.as_deref().map(|p| p.split_once('.').map_or(p, |(b, _)| b)) else { continue };
+        if let Some(ix) = d.indexes.get(base) {
+            let rest: Vec<Repair> = f.repairs.drain(..).map(|r| Repair { least_loss: false, ..r }).collect();
+            f.repairs.push(Repair {
+                action: format!(
+                    "REINDEX INDEX {} once the server runs: it is built again from its table and no page of it is read (the plan lists it; rehearse runs it)",
+                    ix.qualified
+                ),
+                loses: "nothing".into(),
+                least_loss: true,
+            });
+            f.repairs.extend(rest);
+        }
+    }
     d.missing_databases = catalog.databases.iter().map(|db| (db.oid, db.name.clone())).collect();
     d.missing.extend(storage::bad_first_pages(dd, &catalog, &files, &check::version_dir(&c), c.database_block_size as usize));
     out.extend(d.missing.iter().map(missing_file));

@@ -112,3 +112,27 @@ pub fn bad_first_pages(dd: &crate::datadir::DataDir, cat: &Catalog, files: &[Rel
     }
     out
 }
+
+/// An index of the catalog, for repairs that rebuild it rather than edit its pages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexRef {
+    pub database_oid: u32,
+    pub relation_oid: u32,
+    /// schema.name.
+    pub qualified: String,
+}
+
+/// Every index whose pg_class row is visible on evidence, by its main fork's path without
+/// segment number (`base/5/16390`).
+pub fn indexes(cat: &Catalog, version_dir: &str) -> std::collections::BTreeMap<String, IndexRef> {
+    let mut out = std::collections::BTreeMap::new();
+    for db in &cat.databases {
+        for rel in db.relations.iter().filter(|r| r.certain && r.kind == 'i' && r.relfilenode != 0) {
+            out.insert(
+                format!("{}/{}", db.dir_of(rel, version_dir), rel.relfilenode),
+                IndexRef { database_oid: db.oid, relation_oid: rel.oid, qualified: format!("{}.{}", rel.namespace, rel.name) },
+            );
+        }
+    }
+    out
+}

@@ -223,6 +223,9 @@ impl<'a> Planner<'a> {
     /// page-invalid: the header rebuilt from the line pointers and tuples when they are
     /// consistent enough, else (when allowed) the page emptied.
     pub fn page_invalid(&mut self, f: &Finding) -> Answer {
+        if let Some(answer) = self.reindex_instead(f) {
+            return answer;
+        }
         let Some((file, block)) = self.page_target(f)? else { return Ok(vec![]) };
         let Some(page) = block_bytes(self.dd, file, block, self.bs(), self.c.blocks_per_segment) else { return Ok(vec![]) };
         if let Some(h) = bytes::derive_header(&page, self.c.checkpoint.redo_lsn.0) {
@@ -251,6 +254,27 @@ impl<'a> Planner<'a> {
         Ok(vec![self.push(f, ActionKind::ZeroPage { rows }, file, Some(block), "block", effect, loss, Risk::High)])
     }
 
+    /// A damaged page of an index: REINDEX builds the index again from its table, reading
+    /// none of the old pages, and loses nothing; no page of it is edited. Once per index.
+    /// None when the page is not an index's.
+    fn reindex_instead(&mut self, f: &Finding) -> Option<Answer> {
+        let file = f.at.file.as_deref()?;
+        let base = file.split_once('.').map_or(file, |(b, _)| b);
+        let ix = self.d.indexes.get(base)?.clone();
+        if !self.post_repair.iter().any(|p| p.relation_oid == ix.relation_oid && p.database_oid == ix.database_oid) {
+            let database = self.d.missing_databases.get(&ix.database_oid).cloned().unwrap_or_else(|| format!("(database {})", ix.database_oid));
+            self.post_repair.push(super::PostRepair {
+                what: super::PostRepairKind::ReindexIndex,
+                database_oid: ix.database_oid,
+                relation_oid: ix.relation_oid,
+                relation: ix.qualified,
+                database,
+                finding: f.code.to_string(),
+            });
+        }
+        Some(Ok(vec![]))
+    }
+
     /// page-lsn-past-wal: pd_lsn set back to the REDO location.
     pub fn page_lsn(&mut self, f: &Finding) -> Answer {
         let (Some(file), Some(block)) = (f.at.file.as_deref(), f.at.block) else { return Ok(vec![]) };
@@ -265,6 +289,9 @@ impl<'a> Planner<'a> {
     /// page-checksum-failure: only with --accept-checksum-failures, the checksum of the
     /// content as it is stored.
     pub fn accept_checksum(&mut self, f: &Finding) -> Answer {
+        if let Some(answer) = self.reindex_instead(f) {
+            return answer;
+        }
         let (Some(file), Some(block)) = (f.at.file.as_deref(), f.at.block) else { return Ok(vec![]) };
         if !self.opts.accept_checksum_failures {
             return Err("the page structure is sound; rewriting its checksum accepts content that may be wrong, so it is an explicit opt-in (--accept-checksum-failures); read the rows with ignore_checksum_failure=on first".into());
