@@ -30,6 +30,7 @@ crate::finding::finding_codes! {
         TuplePointerInvalid = ("tuple-pointer-invalid", Error, "line pointers point outside the page or at garbage"),
         TuplePointerHidesRow = ("tuple-pointer-hides-row", Error, "line pointers marked unused or dead still point at intact tuples: rows no query sees"),
         TupleHeaderInvalid = ("tuple-header-invalid", Error, "a tuple's header contradicts its table or itself (more attributes than the table has, data not where t_hoff says): the row cannot be decoded"),
+        TupleChainBroken = ("tuple-chain-broken", Error, "a page's update chains contradict themselves (a redirect to nowhere valid, a heap-only tuple nothing leads to, HOT flags the successor denies): index scans miss rows or find the wrong ones"),
         TupleHintContradiction = ("tuple-hint-contradiction", Warning, "tuples carry hint-bit combinations the server never sets"),
         XactStatusLost = ("xact-status-lost", Error, "pg_xact pages holding the commit status of live xids are missing"),
         PageInvalid = ("page-invalid", Error, "a page the server rejects (invalid page in block N): header, or a new page with bytes set"),
@@ -134,10 +135,10 @@ pub struct Diagnosis {
     /// The relation files the catalog expects and the disk lacks, for `plan`.
     #[serde(skip)]
     pub missing: Vec<storage::MissingFile>,
-    /// The catalog's indexes by file (see [`storage::indexes`]): a damaged index page is
-    /// answered by REINDEX, not by editing it.
+    /// The catalog's relations by file (see [`storage::relations`]): a damaged index page is
+    /// answered by REINDEX, not by editing it; a mended table gets its indexes rebuilt.
     #[serde(skip)]
-    pub indexes: std::collections::BTreeMap<String, storage::IndexRef>,
+    pub relations: std::collections::BTreeMap<String, storage::RelRef>,
     /// The names of the databases of `missing` (oid -> name).
     #[serde(skip)]
     pub missing_databases: std::collections::BTreeMap<u32, String>,
@@ -216,7 +217,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
         tuples: Default::default(),
         missing: vec![],
         missing_databases: Default::default(),
-        indexes: Default::default(),
+        relations: Default::default(),
         tuples_scanned: 0,
         max_page_lsn: None,
         control: None,
@@ -304,12 +305,12 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
     out.extend(from_check(dd, &c, &report, &ts, &name_of));
     out.extend(from_tuples(dd, &c, control_next, &ts.problems, &name_of));
     d.missing = storage::missing(&catalog, &files, &check::version_dir(&c));
-    d.indexes = storage::indexes(&catalog, &check::version_dir(&c));
+    d.relations = storage::relations(&catalog, &check::version_dir(&c));
     // A damaged page of an index: the index is built again from its table, which loses
     // nothing, instead of editing or emptying the page.
     for f in out.iter_mut().filter(|f| matches!(f.code, Code::PageInvalid | Code::PageChecksumFailure)) {
         let Some(base) = f.at.file.as_deref().map(|p| p.split_once('.').map_or(p, |(b, _)| b)) else { continue };
-        if let Some(ix) = d.indexes.get(base) {
+        if let Some(ix) = d.relations.get(base).filter(|r| r.kind == 'i') {
             let rest: Vec<Repair> = f.repairs.drain(..).map(|r| Repair { least_loss: false, ..r }).collect();
             f.repairs.push(Repair {
                 action: format!(
@@ -843,6 +844,16 @@ fn from_tuples(
                 .explain("the attribute count or the data offset (t_hoff) in the tuple header does not fit the table's columns and the null bitmap: the header bytes are damaged, and the server would decode the row's values from the wrong bytes", "queries reading these rows fail or return garbage (\"invalid memory alloc request size\", \"invalid compression method id\"), or crash the backend")
                 .repair("mark the tuples dead, as heap_force_kill does (their bytes stay in the page for salvage until the next VACUUM)", nrows.clone(), true)
                 .repair("replace the page with an empty one, keeping its bytes as a salvage file", rows.clone(), false),
+            TupleProblemKind::ChainBroken => {
+                let mendable = ps.iter().all(|p| p.chain_fix.is_some());
+                let f = Finding::new(Code::TupleChainBroken, format!("{} in block {block} of {what} {} update chains", count(n as u64, "line pointer"), v("breaks", "break")))
+                    .explain("an updated row's versions are linked on the page by redirects and t_ctid, with flags saying which versions have no index entries of their own (heap-only); these links contradict each other, so an index scan follows them to the wrong tuple or to nothing", "index scans miss rows or return the wrong version; VACUUM and pruning may fail or remove live rows");
+                if mendable {
+                    f.repair("mend the links (bad redirects made dead, heap-only or HOT-updated flags cleared where nothing leads), then REINDEX TABLE so every row has its index entries", "nothing: every tuple stays", true)
+                } else {
+                    f.repair("two pointers lead to one version: which one is right cannot be told offline; REINDEX TABLE after checking the rows by hand", "unknown", false)
+                }
+            }
             TupleProblemKind::PointerInvalid => Finding::new(Code::TuplePointerInvalid, format!("{pointers} in block {block} of {what} {} outside the page or at garbage", v("points", "point")))
                 .explain("a line pointer gives the offset and length of a tuple; these do not fit the page, so reading them can crash the server or return garbage", "queries reading the page may crash the backend")
                 .repair("mark the broken line pointers dead without storage, as heap_force_kill does", nrows.clone(), true)

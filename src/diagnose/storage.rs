@@ -113,24 +113,26 @@ pub fn bad_first_pages(dd: &crate::datadir::DataDir, cat: &Catalog, files: &[Rel
     out
 }
 
-/// An index of the catalog, for repairs that rebuild it rather than edit its pages.
+/// A relation of the catalog, for repairs the server finishes (REINDEX).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IndexRef {
+pub struct RelRef {
     pub database_oid: u32,
     pub relation_oid: u32,
     /// schema.name.
     pub qualified: String,
+    /// pg_class.relkind.
+    pub kind: char,
 }
 
-/// Every index whose pg_class row is visible on evidence, by its main fork's path without
-/// segment number (`base/5/16390`).
-pub fn indexes(cat: &Catalog, version_dir: &str) -> std::collections::BTreeMap<String, IndexRef> {
+/// Every relation with storage whose pg_class row is visible on evidence, by its main
+/// fork's path without segment number (`base/5/16390`).
+pub fn relations(cat: &Catalog, version_dir: &str) -> std::collections::BTreeMap<String, RelRef> {
     let mut out = std::collections::BTreeMap::new();
     for db in &cat.databases {
-        for rel in db.relations.iter().filter(|r| r.certain && r.kind == 'i' && r.relfilenode != 0) {
+        for rel in db.relations.iter().filter(|r| r.certain && matches!(r.kind, 'r' | 'i' | 't' | 'm' | 'S') && r.relfilenode != 0) {
             out.insert(
                 format!("{}/{}", db.dir_of(rel, version_dir), rel.relfilenode),
-                IndexRef { database_oid: db.oid, relation_oid: rel.oid, qualified: format!("{}.{}", rel.namespace, rel.name) },
+                RelRef { database_oid: db.oid, relation_oid: rel.oid, qualified: format!("{}.{}", rel.namespace, rel.name), kind: rel.kind },
             );
         }
     }

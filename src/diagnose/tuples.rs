@@ -22,6 +22,9 @@ pub struct TupleProblem {
     pub kind: TupleProblemKind,
     pub xid: Option<Xid>,
     pub detail: String,
+    /// For a broken update chain: the edit that mends it (None: no safe edit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain_fix: Option<heap::ChainFix>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,6 +43,8 @@ pub enum TupleProblemKind {
     /// t_hoff not where the attribute count and null bitmap put the data (verify_heapam's
     /// checks): the row cannot be decoded.
     HeaderInvalid,
+    /// The page's update chains contradict themselves (verify_heapam 16+'s checks).
+    ChainBroken,
 }
 
 /// What the catalog says of a heap relation, for the checks that need it.
@@ -103,12 +108,15 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
                 }
                 let Ok(tuples) = heap::tuples(page) else { continue };
                 s.heap_pages += 1;
+                for (offnum, detail, fix) in heap::chain_problems(&tuples, blk) {
+                    s.problems.push(TupleProblem { file: rel.clone(), block: blk, offnum, kind: TupleProblemKind::ChainBroken, xid: None, detail, chain_fix: fix });
+                }
                 for t in tuples {
                     // Whether this tuple got a problem (its hint contradictions are then not one).
                     let found = std::cell::Cell::new(false);
                     let mut push = |kind, xid, detail: String| {
                         found.set(true);
-                        s.problems.push(TupleProblem { file: rel.clone(), block: blk, offnum: t.offnum, kind, xid, detail })
+                        s.problems.push(TupleProblem { file: rel.clone(), block: blk, offnum: t.offnum, kind, xid, detail, chain_fix: None })
                     };
                     if let Some(p) = &t.problem {
                         push(TupleProblemKind::PointerInvalid, None, p.clone());

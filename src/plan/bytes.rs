@@ -2,8 +2,8 @@
 //! only (pure; no I/O): what `apply` and `rehearse` write, and what tests check.
 
 use crate::format::checksum::page_checksum;
-use crate::format::page::heap::{infomask, infomask2, SIZEOF_HEAP_TUPLE_HEADER};
-use crate::format::page::{line_pointers, ItemId, LpFlags, PD_VALID_FLAG_BITS, SIZE_OF_PAGE_HEADER};
+use crate::format::page::heap::{infomask, infomask2, ChainFix, SIZEOF_HEAP_TUPLE_HEADER};
+use crate::format::page::{line_pointers, ItemId, LpFlags, PD_VALID_FLAG_BITS, SIZE_OF_ITEM_ID, SIZE_OF_PAGE_HEADER};
 use crate::format::types::FROZEN_XID;
 use crate::format::xact::{ClogGeometry, XactStatus};
 
@@ -42,6 +42,8 @@ pub enum EditError {
     NotAsPlanned { offnum: u16, off: u16, len: u16 },
     #[error("line pointer {offnum}: offset {off} and length {len} run past the page")]
     PastPage { offnum: u16, off: u16, len: u16 },
+    #[error("line pointer {0} is not a redirect")]
+    NotARedirect(u16),
 }
 
 fn tuple_offset(page: &[u8], offnum: u16) -> Result<(usize, ItemId), EditError> {
@@ -93,6 +95,41 @@ pub fn clear_hint_bits(page: &[u8], offnums: &[u16], blkno: u32, checksums: bool
         let (off, _) = tuple_offset(&p, o)?;
         let im = u16::from_le_bytes([p[off + 20], p[off + 21]]) & !(infomask::XMAX_COMMITTED | infomask::XMAX_INVALID);
         put16(&mut p, off + 20, im);
+    }
+    clear_all_visible(&mut p);
+    set_checksum(&mut p, blkno, checksums);
+    Ok(p)
+}
+
+/// Mend a page's update chains: a redirect made dead without storage, a tuple's
+/// HEAP_ONLY_TUPLE or HEAP_HOT_UPDATED flag cleared (a chain that ends here gets t_ctid
+/// pointing at itself). The page stops being all-visible.
+pub fn repair_chains(page: &[u8], items: &[(u16, ChainFix)], blkno: u32, checksums: bool) -> Result<Vec<u8>, EditError> {
+    let mut p = page.to_vec();
+    for &(o, fix) in items {
+        match fix {
+            ChainFix::DeadRedirect => {
+                let lps = line_pointers(&p)?;
+                let at = SIZE_OF_PAGE_HEADER + (o as usize - 1) * SIZE_OF_ITEM_ID;
+                if o == 0 || lps.get(o as usize - 1).is_none_or(|it| it.flags != LpFlags::Redirect) {
+                    return Err(EditError::NotARedirect(o));
+                }
+                put32(&mut p, at, ItemId { off: 0, flags: LpFlags::Dead, len: 0 }.raw());
+            }
+            ChainFix::ClearHeapOnly | ChainFix::ClearHotUpdated => {
+                let (off, _) = tuple_offset(&p, o)?;
+                let mut im2 = u16::from_le_bytes([p[off + 18], p[off + 19]]);
+                if fix == ChainFix::ClearHeapOnly {
+                    im2 &= !infomask2::ONLY_TUPLE;
+                } else {
+                    im2 &= !infomask2::HOT_UPDATED;
+                    put16(&mut p, off + 12, (blkno >> 16) as u16);
+                    put16(&mut p, off + 14, blkno as u16);
+                    put16(&mut p, off + 16, o);
+                }
+                put16(&mut p, off + 18, im2);
+            }
+        }
     }
     clear_all_visible(&mut p);
     set_checksum(&mut p, blkno, checksums);

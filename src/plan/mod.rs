@@ -77,6 +77,8 @@ pub enum ActionKind {
     KillTuples { offnums: Vec<u16> },
     /// Clear contradictory xmax hint bits: the server looks the status up again.
     ClearHintBits { offnums: Vec<u16> },
+    /// Mend the update chains of a page: per line pointer, the edit (see heap::ChainFix).
+    RepairChains { items: Vec<(u16, crate::format::page::heap::ChainFix)> },
     /// Make unused or dead line pointers that still point at intact tuples normal again:
     /// (item, offset, length) each, as found: the hidden rows come back.
     RestorePointers { items: Vec<(u16, u16, u16)> },
@@ -312,6 +314,7 @@ impl Plan {
                 ActionKind::FreezeTuples { .. }
                     | ActionKind::KillTuples { .. }
                     | ActionKind::ClearHintBits { .. }
+                    | ActionKind::RepairChains { .. }
                     | ActionKind::RestorePointers { .. }
                     | ActionKind::ClearVisibilityMap { .. }
                     | ActionKind::RebuildPageHeader { .. }
@@ -328,6 +331,9 @@ impl Plan {
                     if offnums.is_empty() || offnums.len() > 2048 || offnums.iter().any(|&o| o == 0 || o > 2048) =>
                 {
                     return Err(at("tuple offsets must be 1..=2048, at least one and at most 2048 of them".into()));
+                }
+                ActionKind::RepairChains { items } if items.is_empty() || items.len() > 2048 || items.iter().any(|&(o, _)| o == 0 || o > 2048) => {
+                    return Err(at("mended links must be items 1..=2048, at least one and at most 2048 of them".into()));
                 }
                 ActionKind::RestorePointers { items }
                     if items.is_empty() || items.len() > 2048 || items.iter().any(|&(o, off, len)| o == 0 || o > 2048 || off as u32 + len as u32 > 32768) =>
@@ -592,6 +598,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 Code::ControlCrcMismatch | Code::ControlValuesInvalid | Code::ControlUnreadable => p.write_control(f),
                 Code::OwnershipWrong => Err("a plan does not change ownership: run the chown the finding shows, as root".into()),
                 Code::TupleHintContradiction => p.clear_hint_bits(f),
+                Code::TupleChainBroken => p.repair_chains(f),
                 Code::RelationFileDamaged | Code::WalFileWrongSize => Err(format!("no repair is built for {} yet", f.code)),
                 Code::RelationFileMissing | Code::IndexPageInvalid | Code::SequencePageInvalid => p.relation_file_missing(f),
                 // Names fall back to paths where catalog pages are damaged; that damage has
@@ -752,6 +759,7 @@ pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::Con
     Ok(Some(match &a.kind {
         ActionKind::FreezeTuples { offnums } => bytes::freeze_tuples(page()?, offnums, blk, checksums)?,
         ActionKind::ClearHintBits { offnums } => bytes::clear_hint_bits(page()?, offnums, blk, checksums)?,
+        ActionKind::RepairChains { items } => bytes::repair_chains(page()?, items, blk, checksums)?,
         ActionKind::KillTuples { offnums } => bytes::kill_tuples(page()?, offnums, blk, checksums)?,
         ActionKind::RestorePointers { items } => bytes::restore_pointers(page()?, items, blk, checksums)?,
         ActionKind::ClearVisibilityMap { heap_block } => bytes::clear_vm_bits(page()?, *heap_block, blk, checksums),

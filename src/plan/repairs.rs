@@ -10,6 +10,7 @@ use crate::datadir::DataDir;
 use crate::diagnose::{tuples, Code, Diagnosis, Finding};
 use crate::error::{Error, Result};
 use crate::format::control::ControlFile;
+use crate::format::page::heap;
 use crate::units::count;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -260,19 +261,79 @@ impl<'a> Planner<'a> {
     fn reindex_instead(&mut self, f: &Finding) -> Option<Answer> {
         let file = f.at.file.as_deref()?;
         let base = file.split_once('.').map_or(file, |(b, _)| b);
-        let ix = self.d.indexes.get(base)?.clone();
-        if !self.post_repair.iter().any(|p| p.relation_oid == ix.relation_oid && p.database_oid == ix.database_oid) {
-            let database = self.d.missing_databases.get(&ix.database_oid).cloned().unwrap_or_else(|| format!("(database {})", ix.database_oid));
-            self.post_repair.push(super::PostRepair {
-                what: super::PostRepairKind::ReindexIndex,
-                database_oid: ix.database_oid,
-                relation_oid: ix.relation_oid,
-                relation: ix.qualified,
-                database,
-                finding: f.code.to_string(),
-            });
-        }
+        let ix = self.d.relations.get(base).filter(|r| r.kind == 'i')?.clone();
+        self.post_repair_once(super::PostRepairKind::ReindexIndex, &ix, f);
         Some(Ok(vec![]))
+    }
+
+    /// Add a statement for the server to run after apply, unless the plan has it already.
+    fn post_repair_once(&mut self, what: super::PostRepairKind, r: &crate::diagnose::storage::RelRef, f: &Finding) {
+        if self.post_repair.iter().any(|p| p.what == what && p.relation_oid == r.relation_oid && p.database_oid == r.database_oid) {
+            return;
+        }
+        let database = self.d.missing_databases.get(&r.database_oid).cloned().unwrap_or_else(|| format!("(database {})", r.database_oid));
+        self.post_repair.push(super::PostRepair {
+            what,
+            database_oid: r.database_oid,
+            relation_oid: r.relation_oid,
+            relation: r.qualified.clone(),
+            database,
+            finding: f.code.to_string(),
+        });
+    }
+
+    /// tuple-chain-broken: the links mended on the page (bad redirects dead, heap-only or
+    /// HOT-updated flags cleared where nothing leads), then REINDEX TABLE so that every row
+    /// has index entries of its own. Two pointers to one version: no safe edit.
+    pub fn repair_chains(&mut self, f: &Finding) -> Answer {
+        let Some((file, block)) = self.page_target(f)? else { return Ok(vec![]) };
+        let ps: Vec<&tuples::TupleProblem> = self
+            .by_page
+            .get(&(file.to_string(), block))
+            .map(|v| v.iter().filter(|p| p.kind == tuples::TupleProblemKind::ChainBroken).copied().collect())
+            .unwrap_or_default();
+        if ps.is_empty() {
+            return Ok(vec![]);
+        }
+        let Some(items) = ps.iter().map(|p| p.chain_fix.map(|x| (p.offnum, x))).collect::<Option<Vec<_>>>() else {
+            return Err(
+                "two pointers lead to one row version: which one is right cannot be told offline; check the rows by hand (pageinspect), then REINDEX TABLE"
+                    .into(),
+            );
+        };
+        let base = file.split_once('.').map_or(file, |(b, _)| b);
+        let Some(table) = self.d.relations.get(base).cloned() else {
+            return Err("the table of this page cannot be named from the catalog, so its indexes cannot be listed for rebuilding".into());
+        };
+        let effect = format!(
+            "{} mended: {}",
+            count(items.len() as u64, "link"),
+            items
+                .iter()
+                .map(|(o, x)| format!(
+                    "{o} {}",
+                    match x {
+                        heap::ChainFix::DeadRedirect => "redirect made dead",
+                        heap::ChainFix::ClearHeapOnly => "no longer heap-only",
+                        heap::ChainFix::ClearHotUpdated => "no longer HOT-updated",
+                    }
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut ids = vec![self.push(
+            f,
+            ActionKind::RepairChains { items },
+            file,
+            Some(block),
+            "block",
+            effect,
+            "nothing: every tuple stays; REINDEX TABLE gives each row its index entries".into(),
+            Risk::Medium,
+        )];
+        ids.extend(self.clear_vm(f, file, block));
+        self.post_repair_once(super::PostRepairKind::ReindexTable, &table, f);
+        Ok(ids)
     }
 
     /// page-lsn-past-wal: pd_lsn set back to the REDO location.

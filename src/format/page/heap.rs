@@ -86,8 +86,8 @@ impl HeapTupleHeader {
         if self.has(infomask::XMAX_COMMITTED | infomask::XMAX_INVALID) {
             v.push("HEAP_XMAX_COMMITTED and HEAP_XMAX_INVALID both set");
         }
-        if self.has(infomask::XMAX_IS_MULTI) && self.has(infomask::XMAX_COMMITTED) && self.has(infomask::XMAX_LOCK_ONLY) {
-            v.push("a lock-only multixact xmax marked HEAP_XMAX_COMMITTED");
+        if self.has(infomask::XMAX_IS_MULTI) && self.has(infomask::XMAX_COMMITTED) {
+            v.push("a multixact xmax marked HEAP_XMAX_COMMITTED (multixact should not be marked committed)");
         }
         v
     }
@@ -164,6 +164,95 @@ pub fn tuples(page: &[u8]) -> Result<Vec<TupleSlot>, FormatError> {
     Ok(out)
 }
 
+/// What a repair of a broken update chain does to one line pointer or tuple.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChainFix {
+    /// A redirect that leads nowhere valid becomes dead without storage.
+    DeadRedirect,
+    /// A heap-only tuple nothing leads to becomes an ordinary tuple (its table's indexes
+    /// are then rebuilt so that they find it).
+    ClearHeapOnly,
+    /// A tuple marked HOT-updated whose successor is not heap-only ends its chain.
+    ClearHotUpdated,
+}
+
+/// The update chains within one heap page, as verify_heapam checks them (PostgreSQL 16+):
+/// redirects must lead to a heap-only tuple; a tuple's successor on the same page (t_ctid,
+/// with its xmin the updater's xid) must be heap-only exactly when the update was HOT; no
+/// two pointers may lead to one successor; a heap-only tuple must have a predecessor; a
+/// HOT-updated tuple must have an xmax. Each problem: the offset, the message, and the fix
+/// (None: no safe edit, as for two predecessors).
+pub fn chain_problems(slots: &[TupleSlot], blkno: u32) -> Vec<(u16, String, Option<ChainFix>)> {
+    let n = slots.len();
+    let mut out = Vec::new();
+    let mut pred: Vec<Option<u16>> = vec![None; n + 1];
+    let header = |o: usize| slots.get(o.wrapping_sub(1)).filter(|s| s.item.flags == LpFlags::Normal).and_then(|s| s.header);
+    let heap_only = |h: &HeapTupleHeader| h.infomask2 & infomask2::ONLY_TUPLE != 0;
+    for s in slots {
+        let o = s.offnum;
+        match s.item.flags {
+            LpFlags::Redirect if s.problem.is_none() => {
+                let t = s.item.off as usize;
+                let Some(target) = slots.get(t.wrapping_sub(1)) else { continue };
+                let bad = match target.item.flags {
+                    LpFlags::Unused => Some(format!("redirected line pointer points to an unused item at offset {t}")),
+                    LpFlags::Redirect => Some(format!("redirected line pointer points to another redirected line pointer at offset {t}")),
+                    LpFlags::Normal => {
+                        target.header.filter(|h| !heap_only(h)).map(|_| format!("redirected line pointer points to a non-heap-only tuple at offset {t}"))
+                    }
+                    LpFlags::Dead => None,
+                };
+                if let Some(m) = bad {
+                    out.push((o, m, Some(ChainFix::DeadRedirect)));
+                    continue;
+                }
+                match pred[t] {
+                    Some(p) => out.push((o, format!("redirect line pointer points to offset {t}, but offset {p} also points there"), None)),
+                    None => pred[t] = Some(o),
+                }
+            }
+            LpFlags::Normal => {
+                let Some(h) = s.header else { continue };
+                let hot = h.infomask2 & infomask2::HOT_UPDATED != 0;
+                if hot && h.xmax == 0 {
+                    out.push((o, "tuple has been HOT updated, but xmax is 0".into(), Some(ChainFix::ClearHotUpdated)));
+                    continue;
+                }
+                // An update (not a lock) whose new version is on this page. A multixact xmax
+                // hides the updater's xid in pg_multixact: its successor is taken on t_ctid.
+                let updated = h.xmax != 0 && h.infomask & infomask::XMAX_LOCK_ONLY == 0;
+                let multi = h.infomask & infomask::XMAX_IS_MULTI != 0;
+                let next = h.ctid_offset as usize;
+                if !updated || h.ctid_block != blkno || next == o as usize || next == 0 || next > n {
+                    continue;
+                }
+                let Some(nh) = header(next).filter(|nh| multi || nh.xmin == h.xmax) else { continue };
+                if hot && !heap_only(&nh) {
+                    out.push((o, format!("heap-only update produced a non-heap only tuple at offset {next}"), Some(ChainFix::ClearHotUpdated)));
+                    continue;
+                }
+                if !hot && heap_only(&nh) {
+                    out.push((next as u16, format!("non-heap-only update produced a heap-only tuple at offset {next}"), Some(ChainFix::ClearHeapOnly)));
+                }
+                match pred[next] {
+                    Some(p) => out.push((o, format!("tuple points to new version at offset {next}, but offset {p} also points there"), None)),
+                    None => pred[next] = Some(o),
+                }
+            }
+            _ => {}
+        }
+    }
+    for s in slots.iter().filter(|s| s.item.flags == LpFlags::Normal && s.header.is_some_and(|h| heap_only(&h))) {
+        let o = s.offnum as usize;
+        if pred[o].is_none() && !out.iter().any(|(x, ..)| *x as usize == o) {
+            out.push((s.offnum, "tuple is root of chain but is marked as heap-only tuple".into(), Some(ChainFix::ClearHeapOnly)));
+        }
+    }
+    out.sort_by_key(|x| x.0);
+    out
+}
+
 /// The intact tuple an unused or dead pointer (index `i`) still points at, when there is
 /// one: MAXALIGNed, between pd_upper and pd_special, at least a header long, with a sane
 /// t_hoff and item pointer, and overlapping no normal tuple's storage.
@@ -218,5 +307,41 @@ mod tests {
         let lp = ItemId { off: 8180, flags: LpFlags::Normal, len: 32 };
         p[24..28].copy_from_slice(&lp.raw().to_le_bytes());
         assert!(tuples(&p).unwrap()[0].problem.is_some());
+    }
+
+    fn slot(offnum: u16, flags: LpFlags, off: u16, h: Option<(u32, u32, u16, u16, u16)>) -> TupleSlot {
+        let header = h.map(|(xmin, xmax, ctid, im2, im)| HeapTupleHeader {
+            xmin,
+            xmax,
+            cid_or_xvac: 0,
+            ctid_block: 0,
+            ctid_offset: ctid,
+            infomask2: im2,
+            infomask: im,
+            hoff: 24,
+        });
+        TupleSlot { offnum, item: ItemId { off, flags, len: if flags == LpFlags::Normal { 40 } else { 0 } }, header, problem: None, hidden: None }
+    }
+
+    #[test]
+    fn update_chains() {
+        use infomask2::{HOT_UPDATED, ONLY_TUPLE};
+        // 1 -> redirect to 2; 2 HOT-updated to 3; 3 heap-only: healthy.
+        let ok = vec![
+            slot(1, LpFlags::Redirect, 2, None),
+            slot(2, LpFlags::Normal, 8000, Some((10, 11, 3, HOT_UPDATED | ONLY_TUPLE, 0))),
+            slot(3, LpFlags::Normal, 7900, Some((11, 0, 3, ONLY_TUPLE, infomask::XMAX_INVALID))),
+        ];
+        assert_eq!(chain_problems(&ok, 0), vec![]);
+        // The redirect points at an unused item; 2 is then a root marked heap-only.
+        let mut bad = ok.clone();
+        bad[0].item.off = 4;
+        bad.push(slot(4, LpFlags::Unused, 0, None));
+        let p = chain_problems(&bad, 0);
+        assert_eq!(p.iter().map(|x| (x.0, x.2)).collect::<Vec<_>>(), vec![(1, Some(ChainFix::DeadRedirect)), (2, Some(ChainFix::ClearHeapOnly))]);
+        // HOT-updated with xmax 0.
+        let mut z = ok.clone();
+        z[1].header.as_mut().unwrap().xmax = 0;
+        assert_eq!(chain_problems(&z, 0)[0].2, Some(ChainFix::ClearHotUpdated));
     }
 }
