@@ -108,6 +108,25 @@ fn header_damage(major: u32) {
         assert_eq!(code, want, "{what}: {fd}");
     }
     ours.sort();
+    for (kind, at) in [
+        ("natts 2047 (table has 3)", "h 0 1"),
+        ("natts 67 (table has 3)", "h 0 2"),
+        ("t_hoff moved back by 8", "h 0 4"),
+        ("unhinted xmin before relfrozenxid", "f 0 5"),
+        ("multixact xmax before relminmxid", "r 0 7"),
+    ] {
+        let a = if major >= 14 {
+            if amcheck.iter().any(|x| x == at) {
+                "found, same block and offset"
+            } else {
+                "not found"
+            }
+        } else {
+            "(no verify_heapam before 14)"
+        };
+        let d = if ours.iter().any(|x| x == at) { "found, same block and offset" } else { "NOT FOUND" };
+        table_row(major, kind, a, d);
+    }
     let expected: Vec<String> = ["f 0 5", "h 0 1", "h 0 2", "h 0 4", "r 0 7"].iter().map(|s| s.to_string()).collect();
     assert_eq!(ours, expected, "{what}: diagnose");
     if major >= 14 {
@@ -135,6 +154,22 @@ fn header_damage(major: u32) {
 fn damaged_headers_are_found_as_amcheck_finds_them() {
     for major in common::some_majors(&[12, 15, 17]) {
         header_damage(major);
+    }
+}
+
+/// One row of docs/AMCHECK.md (scripts/amcheck-table collects them from --nocapture runs):
+/// the major, the kind of damage, what verify_heapam (or the server) says, what diagnose says.
+pub fn table_row(major: u32, kind: &str, amcheck: &str, diagnose: &str) {
+    eprintln!("AMCHECK-ROW|{major}|{kind}|{amcheck}|{diagnose}");
+}
+
+/// verify_heapam's (block, offset) complaints for table `t` (14+), as "0/5 0/7".
+fn verify_heapam(c: &Cluster, t: &str) -> String {
+    let rows = c.sql(&format!("select blkno || '/' || offnum || ': ' || msg from verify_heapam('{t}') order by blkno, offnum"));
+    if rows.is_empty() {
+        "nothing".into()
+    } else {
+        rows.lines().collect::<Vec<_>>().join("; ")
     }
 }
 
@@ -176,20 +211,36 @@ fn xmax_damage(major: u32) {
     let what = format!("PostgreSQL {major}{}", if checksums { ", checksums" } else { "" });
     // The server's own verdict on the damage as found (the multixact cases).
     c.start();
+    let mut server: Vec<String> = vec![];
+    if major >= 14 {
+        c.sql("create extension if not exists amcheck");
+    }
     for (t, _, bits, _) in &cases {
+        let amcheck = if major >= 14 { verify_heapam(&c, t) } else { "(no verify_heapam before 14)".into() };
         if bits & MULTI != 0 {
             let (ok, _, err) = c.try_sql(&format!("vacuum (freeze) {t}"));
             assert!(!ok, "{what}: VACUUM (FREEZE) {t} succeeded on the damage: {err}");
+            server.push(format!("{amcheck}; VACUUM (FREEZE): {}", err.lines().next().unwrap_or("").trim_start_matches("ERROR:  ")));
+        } else {
+            server.push(amcheck);
         }
     }
     c.stop();
     let (code, out) = run(&w, &["diagnose", "-D", &d, "--json"]);
     assert_eq!(code, 1, "{what}: {out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    for ((_, _, _, code), p) in cases.iter().zip(&paths) {
+    for (((t, xmax, bits, code), p), amcheck) in cases.iter().zip(&paths).zip(&server) {
         let fs: Vec<&serde_json::Value> = v["findings"].as_array().unwrap().iter().filter(|f| f["file"] == p.as_str()).collect();
         assert_eq!(fs.len(), 1, "{what}: {p}: {fs:?}");
         assert_eq!(fs[0]["code"], *code, "{what}: {p}");
+        let kind = match *t {
+            "h1" => "xmax hints COMMITTED and INVALID both set (in-range xmax)".to_string(),
+            _ => format!(
+                "multixact xmax {xmax} with hints {}",
+                [(COMMITTED, "COMMITTED"), (INVALID, "INVALID")].iter().filter(|(b, _)| bits & b != 0).map(|(_, n)| *n).collect::<Vec<_>>().join("+")
+            ),
+        };
+        table_row(major, &kind, amcheck, &format!("{} at 0/1", code));
         // The starred repair is one the plan builds.
         assert!(fs[0]["repairs"][0]["least_loss"].as_bool().unwrap(), "{what}: {p}");
     }
@@ -283,8 +334,23 @@ fn broken_chains(major: u32) {
     let chain = v["findings"].as_array().unwrap().iter().find(|f| f["code"] == "tuple-chain-broken").unwrap_or_else(|| panic!("{what}: {out}"));
     let ours: Vec<u32> =
         chain["evidence"].as_array().unwrap().iter().filter_map(|e| e.as_str()?.strip_prefix("ctid (0,")?.split(')').next()?.parse().ok()).collect();
-    for o in [redirect + 1, target + 1, a + 1, z + 1] {
+    for (kind, o) in [
+        (format!("redirect retargeted at {other_kind} line pointer"), redirect + 1),
+        ("heap-only tuple nothing leads to (the redirect's old target)".to_string(), target + 1),
+        ("ordinary tuple marked heap-only".to_string(), a + 1),
+        ("never-updated tuple marked HOT-updated".to_string(), z + 1),
+    ] {
         assert!(ours.contains(&(o as u32)), "{what}: diagnose misses offset {o}: {ours:?}");
+        let am = if major >= 16 {
+            if amcheck.contains(&(o as u32)) {
+                "found, same offset"
+            } else {
+                "not found"
+            }
+        } else {
+            "(no chain checks before 16)"
+        };
+        table_row(major, &kind, am, "tuple-chain-broken, same offset");
     }
     for o in &amcheck {
         assert!(ours.contains(o), "{what}: verify_heapam reports offset {o}, diagnose does not: ours {ours:?}, amcheck {amcheck:?}");
