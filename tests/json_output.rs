@@ -55,7 +55,14 @@ fn json_of_every_read_command() {
         insta::assert_snapshot!("json-review", json(w, "review plan.json -D ziplog --json"));
         insta::assert_snapshot!("json-snapshot-verify", json(w, "snapshot verify s.tar.zst --json"));
         insta::assert_snapshot!("json-audit", json(w, "audit -D ziplog --json"));
-        insta::assert_snapshot!("json-snapshot-list", json(w, "snapshot list s.tar.zst --json"));
+        // The manifest's every file would be 14,000 lines: its keys, the first entries and the count.
+        let mut list: serde_json::Value = serde_json::from_str(&json(w, "snapshot list s.tar.zst --json")).unwrap();
+        if let Some(files) = list.get_mut("files").and_then(|f| f.as_array_mut()) {
+            let n = files.len();
+            files.truncate(3);
+            list["files_in_the_manifest"] = n.into();
+        }
+        insta::assert_snapshot!("json-snapshot-list", serde_json::to_string_pretty(&list).unwrap());
         insta::assert_snapshot!("json-plan", common::normalise(&std::fs::read_to_string(w.join("plan.json")).unwrap(), w, EXTRA));
         insta::assert_snapshot!("json-rehearse", json(w, "rehearse -D ziplog --plan plan.json --json"));
     });

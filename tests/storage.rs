@@ -63,24 +63,13 @@ fn missing_files(major: u32, rng: &mut u64) {
     let w = c.scratch.path();
     let d = c.data.display().to_string();
     // Diagnose names every removed file, and nothing else is damage.
-    let (code, out) = run(w, &["diagnose", "-D", &d, "--json"]);
-    assert_eq!(code, 1, "{what}: {out}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let found: Vec<(String, String)> = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["severity"] != "info")
-        .map(|f| (f["code"].as_str().unwrap().to_string(), f["file"].as_str().unwrap_or("").to_string()))
-        .collect();
+    let found = common::damage_findings(&common::diagnose_damaged(&c.data, &what));
     let mut want: Vec<(String, String)> = removed.iter().map(|(_, p)| ("relation-file-missing".to_string(), p.clone())).collect();
     for (r, _) in &removed {
         eprintln!("AMCHECK-ROW|{major}|file of {r} removed|(pg_amcheck needs a running server; the server fails: could not open file)|relation-file-missing, same path");
     }
-    let mut got = found.clone();
     want.sort();
-    got.sort();
-    assert_eq!(got, want, "{what}");
+    assert_eq!(found, want, "{what}");
     // Plan, rehearse, snapshot, apply.
     let (code, out) = run(w, &["plan", "-D", &d, "-o", "plan.json"]);
     assert_eq!(code, 0, "{what}: {out}");
@@ -238,21 +227,11 @@ fn scribbled_first_pages(major: u32, rng: &mut u64) {
     eprintln!("{what}");
     let w = c.scratch.path().to_path_buf();
     let d = c.data.display().to_string();
-    let (code, out) = run(&w, &["diagnose", "-D", &d, "--json"]);
-    assert_eq!(code, 1, "{what}: {out}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let mut got: Vec<(String, String)> = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["severity"] != "info")
-        .map(|f| (f["code"].as_str().unwrap().to_string(), f["file"].as_str().unwrap_or("").to_string()))
-        .collect();
+    let got = common::damage_findings(&common::diagnose_damaged(&c.data, &what));
     let mut want: Vec<(String, String)> = hit.iter().map(|(_, p)| ("index-page-invalid".to_string(), p.clone())).collect();
     if with_seq {
         want.push(("sequence-page-invalid".into(), seq.clone()));
     }
-    got.sort();
     want.sort();
     assert_eq!(got, want, "{what}");
     for (r, _) in &hit {
@@ -322,9 +301,8 @@ fn damaged_index_pages(major: u32) {
     let what = format!("PostgreSQL {major}");
     let w = c.scratch.path().to_path_buf();
     let d = c.data.display().to_string();
-    let (code, out) = run(&w, &["diagnose", "-D", &d, "--json"]);
-    assert_eq!(code, 1, "{what}: {out}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v = common::diagnose_damaged(&c.data, &what);
+    let out = v.to_string();
     for (code, file) in [("page-invalid", &pkey), ("page-checksum-failure", &tv)] {
         let f = v["findings"]
             .as_array()

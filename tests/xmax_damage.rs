@@ -88,9 +88,7 @@ fn header_damage(major: u32) {
     c.stop();
     let w = c.scratch.path().to_path_buf();
     let d = c.data.display().to_string();
-    let (code, out) = run(&w, &["diagnose", "-D", &d, "--json"]);
-    assert_eq!(code, 1, "{what}: {out}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v = common::diagnose_damaged(&c.data, &what);
     let mut ours: Vec<String> = vec![];
     for fd in v["findings"].as_array().unwrap().iter().filter(|x| x["severity"] == "error") {
         let t = [("h", &h), ("f", &f), ("r", &r)].iter().find(|(_, p)| fd["file"] == p.as_str()).map(|(t, _)| *t).unwrap_or("?");
@@ -226,9 +224,7 @@ fn xmax_damage(major: u32) {
         }
     }
     c.stop();
-    let (code, out) = run(&w, &["diagnose", "-D", &d, "--json"]);
-    assert_eq!(code, 1, "{what}: {out}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v = common::diagnose_damaged(&c.data, &what);
     for (((t, xmax, bits, code), p), amcheck) in cases.iter().zip(&paths).zip(&server) {
         let fs: Vec<&serde_json::Value> = v["findings"].as_array().unwrap().iter().filter(|f| f["file"] == p.as_str()).collect();
         assert_eq!(fs.len(), 1, "{what}: {p}: {fs:?}");
@@ -328,9 +324,8 @@ fn broken_chains(major: u32) {
     c.stop();
     let w = c.scratch.path().to_path_buf();
     let d = c.data.display().to_string();
-    let (code, out) = run(&w, &["diagnose", "-D", &d, "--json"]);
-    assert_eq!(code, 1, "{what}: {out}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v = common::diagnose_damaged(&c.data, &what);
+    let out = v.to_string();
     let chain = v["findings"].as_array().unwrap().iter().find(|f| f["code"] == "tuple-chain-broken").unwrap_or_else(|| panic!("{what}: {out}"));
     let ours: Vec<u32> =
         chain["evidence"].as_array().unwrap().iter().filter_map(|e| e.as_str()?.strip_prefix("ctid (0,")?.split(')').next()?.parse().ok()).collect();

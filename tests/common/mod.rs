@@ -662,3 +662,26 @@ pub fn some_majors(default: &[u32]) -> Vec<u32> {
         _ => default.to_vec(),
     }
 }
+
+/// `pgsalvage diagnose --json` of a damaged cluster (exit 1 asserted), parsed.
+#[allow(dead_code)]
+pub fn diagnose_damaged(data: &Path, what: &str) -> serde_json::Value {
+    let o = pgsalvage().args(["diagnose", "-D"]).arg(data).arg("--json").stdin(Stdio::null()).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{what}: diagnose: {out}{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{what}: diagnose --json is not JSON ({e}): {out}"))
+}
+
+/// The (code, file) of every finding of a diagnosis that is not information, sorted.
+#[allow(dead_code)]
+pub fn damage_findings(v: &serde_json::Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] != "info")
+        .map(|f| (f["code"].as_str().unwrap().to_string(), f["file"].as_str().unwrap_or("").to_string()))
+        .collect();
+    out.sort();
+    out
+}
