@@ -139,9 +139,9 @@ pub struct Diagnosis {
     /// answered by REINDEX, not by editing it; a mended table gets its indexes rebuilt.
     #[serde(skip)]
     pub relations: std::collections::BTreeMap<String, storage::RelRef>,
-    /// The names of the databases of `missing` (oid -> name).
+    /// The names of the databases, by oid (for the statements plan lists).
     #[serde(skip)]
-    pub missing_databases: std::collections::BTreeMap<u32, String>,
+    pub database_names: std::collections::BTreeMap<u32, String>,
     /// What pg_control's fields rest on, when it is damaged (the values every finding was
     /// judged with, and what `plan` writes back).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -216,7 +216,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
         heap_pages_scanned: 0,
         tuples: Default::default(),
         missing: vec![],
-        missing_databases: Default::default(),
+        database_names: Default::default(),
         relations: Default::default(),
         tuples_scanned: 0,
         max_page_lsn: None,
@@ -323,7 +323,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
             f.repairs.extend(rest);
         }
     }
-    d.missing_databases = catalog.databases.iter().map(|db| (db.oid, db.name.clone())).collect();
+    d.database_names = catalog.databases.iter().map(|db| (db.oid, db.name.clone())).collect();
     d.missing.extend(storage::bad_first_pages(dd, &catalog, &files, &check::version_dir(&c), c.database_block_size as usize));
     out.extend(d.missing.iter().map(missing_file));
     fold_suspect(&mut out, d.control.as_ref());

@@ -28,6 +28,24 @@ pub struct MissingFile {
     pub table: Option<(u32, String)>,
 }
 
+impl MissingFile {
+    /// The entry for relation `rel` of `db`, whose file in `dir` is `path`, named from the
+    /// catalog (the path when it cannot be named).
+    fn of(cat: &Catalog, db: &crate::catalog::DbCatalog, rel: &crate::catalog::Relation, dir: &str, path: String, first_page: Option<String>) -> MissingFile {
+        let table = db.owner_of(rel).and_then(|o| db.relations.iter().find(|r| r.oid == o)).map(|t| (t.oid, format!("{}.{}", t.namespace, t.name)));
+        MissingFile {
+            name: cat.name_file(dir, rel.relfilenode, "main").map(|n| n.to_string()).unwrap_or_else(|| path.clone()),
+            path,
+            first_page,
+            database_oid: db.oid,
+            relation_oid: rel.oid,
+            kind: rel.kind,
+            qualified: format!("{}.{}", rel.namespace, rel.name),
+            table,
+        }
+    }
+}
+
 /// The relations with storage whose main fork (unlogged ones: init fork) has no first
 /// segment among `files`.
 pub fn missing(cat: &Catalog, files: &[RelFile], version_dir: &str) -> Vec<MissingFile> {
@@ -51,18 +69,7 @@ pub fn missing(cat: &Catalog, files: &[RelFile], version_dir: &str) -> Vec<Missi
                 continue;
             }
             let path = format!("{dir}/{}{}", rel.relfilenode, if fork == "main" { String::new() } else { format!("_{fork}") });
-            let name = cat.name_file(&dir, rel.relfilenode, "main").map(|n| n.to_string()).unwrap_or_else(|| path.clone());
-            let table = db.owner_of(rel).and_then(|o| db.relations.iter().find(|r| r.oid == o)).map(|t| (t.oid, format!("{}.{}", t.namespace, t.name)));
-            out.push(MissingFile {
-                path,
-                first_page: None,
-                database_oid: db.oid,
-                relation_oid: rel.oid,
-                kind: rel.kind,
-                name,
-                qualified: format!("{}.{}", rel.namespace, rel.name),
-                table,
-            });
+            out.push(MissingFile::of(cat, db, rel, &dir, path, None));
         }
     }
     out
@@ -77,6 +84,11 @@ pub fn bad_first_pages(dd: &crate::datadir::DataDir, cat: &Catalog, files: &[Rel
     use crate::format::page::{special, verify_page, PageVerdict};
     let firsts: std::collections::BTreeMap<(&str, u32), &RelFile> =
         files.iter().filter(|f| f.segno == 0 && f.fork == "main" && f.len >= bs as u64).map(|f| ((f.dir.as_str(), f.relfilenode), f)).collect();
+    // Each main fork's length in blocks, over its segments (one pass over the files).
+    let mut blocks: std::collections::BTreeMap<(&str, u32), u64> = Default::default();
+    for g in files.iter().filter(|g| g.fork == "main") {
+        *blocks.entry((g.dir.as_str(), g.relfilenode)).or_default() += g.len / bs as u64;
+    }
     let mut out = Vec::new();
     for db in &cat.databases {
         for rel in &db.relations {
@@ -90,24 +102,14 @@ pub fn bad_first_pages(dd: &crate::datadir::DataDir, cat: &Catalog, files: &[Rel
             if !matches!(verify_page(&bytes, 0, false), Ok(PageVerdict::Valid)) {
                 continue;
             }
-            let nblocks = files.iter().filter(|g| g.dir == f.dir && g.relfilenode == f.relfilenode && g.fork == "main").map(|g| g.len / bs as u64).sum::<u64>();
+            let nblocks = blocks.get(&(f.dir.as_str(), f.relfilenode)).copied().unwrap_or(0);
             let problem = if index {
                 special::index_first_page_problem(rel.am, &bytes, nblocks.min(u32::MAX as u64) as u32)
             } else {
                 special::sequence_page_problem(&bytes)
             };
             let Some(problem) = problem else { continue };
-            let table = db.owner_of(rel).and_then(|o| db.relations.iter().find(|r| r.oid == o)).map(|t| (t.oid, format!("{}.{}", t.namespace, t.name)));
-            out.push(MissingFile {
-                path: f.path(),
-                first_page: Some(problem),
-                database_oid: db.oid,
-                relation_oid: rel.oid,
-                kind: rel.kind,
-                name: cat.name_file(&dir, rel.relfilenode, "main").map(|n| n.to_string()).unwrap_or_else(|| f.path()),
-                qualified: format!("{}.{}", rel.namespace, rel.name),
-                table,
-            });
+            out.push(MissingFile::of(cat, db, rel, &dir, f.path(), Some(problem)));
         }
     }
     out

@@ -262,24 +262,18 @@ impl<'a> Planner<'a> {
         let file = f.at.file.as_deref()?;
         let base = file.split_once('.').map_or(file, |(b, _)| b);
         let ix = self.d.relations.get(base).filter(|r| r.kind == 'i')?.clone();
-        self.post_repair_once(super::PostRepairKind::ReindexIndex, &ix, f);
+        self.post_repair_once(super::PostRepairKind::ReindexIndex, ix.database_oid, ix.relation_oid, &ix.qualified, f);
         Some(Ok(vec![]))
     }
 
     /// Add a statement for the server to run after apply, unless the plan has it already.
-    fn post_repair_once(&mut self, what: super::PostRepairKind, r: &crate::diagnose::storage::RelRef, f: &Finding) {
-        if self.post_repair.iter().any(|p| p.what == what && p.relation_oid == r.relation_oid && p.database_oid == r.database_oid) {
+    /// `qualified` is schema.name, for people; the statement is built from the oids.
+    fn post_repair_once(&mut self, what: super::PostRepairKind, database_oid: u32, relation_oid: u32, qualified: &str, f: &Finding) {
+        if self.post_repair.iter().any(|p| p.what == what && p.relation_oid == relation_oid && p.database_oid == database_oid) {
             return;
         }
-        let database = self.d.missing_databases.get(&r.database_oid).cloned().unwrap_or_else(|| format!("(database {})", r.database_oid));
-        self.post_repair.push(super::PostRepair {
-            what,
-            database_oid: r.database_oid,
-            relation_oid: r.relation_oid,
-            relation: r.qualified.clone(),
-            database,
-            finding: f.code.to_string(),
-        });
+        let database = self.d.database_names.get(&database_oid).cloned().unwrap_or_else(|| format!("(database {database_oid})"));
+        self.post_repair.push(super::PostRepair { what, database_oid, relation_oid, relation: qualified.to_string(), database, finding: f.code.to_string() });
     }
 
     /// tuple-chain-broken: the links mended on the page (bad redirects dead, heap-only or
@@ -332,7 +326,7 @@ impl<'a> Planner<'a> {
             Risk::Medium,
         )];
         ids.extend(self.clear_vm(f, file, block));
-        self.post_repair_once(super::PostRepairKind::ReindexTable, &table, f);
+        self.post_repair_once(super::PostRepairKind::ReindexTable, table.database_oid, table.relation_oid, &table.qualified, f);
         Ok(ids)
     }
 
@@ -467,32 +461,22 @@ impl<'a> Planner<'a> {
     /// names putting the file back from a backup first) and its indexes are rebuilt. A TOAST
     /// table or a sequence has no repair here.
     pub fn relation_file_missing(&mut self, f: &Finding) -> Answer {
-        use super::{PostRepair, PostRepairKind as K};
+        use super::PostRepairKind as K;
         let Some(m) = f.at.file.as_deref().and_then(|p| self.d.missing.iter().find(|m| m.path == p)).cloned() else { return Ok(vec![]) };
-        let database = self.d.missing_databases.get(&m.database_oid).cloned().unwrap_or_else(|| format!("(database {})", m.database_oid));
-        let post = |what: K, oid: u32, relation: &str| PostRepair {
-            what,
-            database_oid: m.database_oid,
-            relation_oid: oid,
-            relation: relation.to_string(),
-            database: database.clone(),
-            finding: f.code.to_string(),
-        };
         match m.kind {
             'i' => {
-                let p = post(K::ReindexIndex, m.relation_oid, &m.qualified);
-                self.post_repair.push(p);
+                self.post_repair_once(K::ReindexIndex, m.database_oid, m.relation_oid, &m.qualified, f);
                 Ok(vec![])
             }
             'S' if m.first_page.is_some() => Err("a sequence's page cannot be rebuilt offline (its last value is in it): DROP and CREATE the sequence with START past the highest value in use, or put the file back from a backup".into()),
             'r' | 'm' => {
                 let (effect, loss, then) = if m.kind == 'm' {
-                    (format!("{} is created empty; REFRESH MATERIALIZED VIEW {} fills it once the server runs", m.path, m.qualified), "nothing: the view's query makes its rows again".to_string(), post(K::RefreshMaterializedView, m.relation_oid, &m.qualified))
+                    (format!("{} is created empty; REFRESH MATERIALIZED VIEW {} fills it once the server runs", m.path, m.qualified), "nothing: the view's query makes its rows again".to_string(), K::RefreshMaterializedView)
                 } else {
-                    (format!("{} is created empty: {} reads as empty; REINDEX TABLE {} once the server runs", m.path, m.name, m.qualified), format!("every row of {} (put the file back from a backup instead, if one has it)", m.name), post(K::ReindexTable, m.relation_oid, &m.qualified))
+                    (format!("{} is created empty: {} reads as empty; REINDEX TABLE {} once the server runs", m.path, m.name, m.qualified), format!("every row of {} (put the file back from a backup instead, if one has it)", m.name), K::ReindexTable)
                 };
                 let id = self.push(f, ActionKind::CreateEmptyFile, &m.path, None, "absent", effect, loss, if m.kind == 'm' { Risk::Low } else { Risk::High });
-                self.post_repair.push(then);
+                self.post_repair_once(then, m.database_oid, m.relation_oid, &m.qualified, f);
                 Ok(vec![id])
             }
             't' => Err(format!("the out-of-line values of {} are gone with their file: put it back from a backup (no repair that keeps the rows readable is built yet)", m.table.map(|t| t.1).unwrap_or_default())),
