@@ -19,6 +19,7 @@ pub const PG_DATABASE: u32 = 1262;
 pub const PG_CLASS: u32 = 1259;
 pub const PG_NAMESPACE: u32 = 2615;
 pub const PG_INDEX: u32 = 2610;
+pub const PG_ATTRIBUTE: u32 = 1249;
 pub const PG_AUTHID: u32 = 1260;
 /// The bootstrap superuser's oid (BOOTSTRAP_SUPERUSERID).
 pub const BOOTSTRAP_SUPERUSERID: u32 = 10;
@@ -82,6 +83,46 @@ pub mod layout {
             relminmxid: f + frozen + 4 + extra,
         }
     }
+
+    /// pg_attribute (no oid column on any major): attrelid, attname, atttypid, then per
+    /// major the columns up to attisdropped. The server's own rows for pg_attribute (attlen,
+    /// attalign of each of its columns) give these offsets; `tests/catalog.rs` checks the
+    /// values read against the server on every major.
+    pub struct Attribute {
+        pub attrelid: usize,
+        pub attname: usize,
+        pub attlen: usize,
+        pub attnum: usize,
+        pub attalign: usize,
+        pub attnotnull: usize,
+        pub attisdropped: usize,
+    }
+    pub fn attribute(major: PgMajor) -> Attribute {
+        // 10-15: attstattarget:i4 attlen:i2 attnum:i2 attndims:i4 attcacheoff:i4 atttypmod:i4
+        //   attbyval, then (10-13) attstorage attalign | (14-15) attalign attstorage
+        //   attcompression; attnotnull atthasdef [atthasmissing 11+] attidentity
+        //   [attgenerated 12+] attisdropped.
+        // 16-17: attlen attnum attcacheoff:i4 atttypmod:i4 attndims:i2 attbyval attalign ...
+        // 18: no attcacheoff.
+        let (attlen, attalign, attnotnull, attisdropped) = match major.number() {
+            10 => (76, 94, 95, 98),
+            11 => (76, 94, 95, 99),
+            12 | 13 => (76, 94, 95, 100),
+            14 | 15 => (76, 93, 96, 101),
+            16 | 17 => (72, 87, 90, 95),
+            _ => (72, 83, 86, 91),
+        };
+        Attribute { attrelid: 0, attname: 4, attlen, attnum: attlen + 2, attalign, attnotnull, attisdropped }
+    }
+}
+
+/// A column of a table as pg_attribute describes it: what decoding its tuples needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Column {
+    pub name: String,
+    pub layout: crate::format::page::attrs::Column,
+    pub notnull: bool,
+    pub dropped: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -108,6 +149,10 @@ pub struct Relation {
     /// may have none.
     #[serde(skip)]
     pub certain: bool,
+    /// Its columns, attnum 1.. in order, dropped ones included (tables, TOAST tables,
+    /// materialized views; empty when pg_attribute does not give all of them).
+    #[serde(skip)]
+    pub columns: Vec<Column>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -243,6 +288,31 @@ fn u32_at(data: &[u8], off: usize) -> Option<u32> {
 /// Live tuples of a heap relation file (all segments): (oid, data area).
 /// Each with whether it is visible on evidence (see [`live`]).
 fn live_rows(dd: &DataDir, rel: &str, major: PgMajor, c: &ControlFile, clog: &mut Clog, problems: &mut Vec<String>) -> Vec<(u32, Vec<u8>, bool)> {
+    let out = live_versions(dd, rel, major, c, clog, problems);
+    // Several versions of one row may look live (see `live`): keep the newest. Rows without
+    // an oid (pg_index before PG12 has none) are all kept.
+    let mut newest: HashMap<u32, usize> = HashMap::new();
+    let mut keep = vec![true; out.len()];
+    for (i, (oid, xmin, _, _)) in out.iter().enumerate() {
+        if *oid == 0 {
+            continue;
+        }
+        match newest.get(oid) {
+            Some(&j) if crate::format::types::xid_precedes(*xmin, out[j].1) => keep[i] = false,
+            Some(&j) => {
+                keep[j] = false;
+                newest.insert(*oid, i);
+            }
+            None => {
+                newest.insert(*oid, i);
+            }
+        }
+    }
+    out.into_iter().zip(keep).filter(|(_, k)| *k).map(|((o, _, d, sure), _)| (o, d, sure)).collect()
+}
+
+/// Every version of a row that looks live: (oid or 0, xmin, data area, visible on evidence).
+fn live_versions(dd: &DataDir, rel: &str, major: PgMajor, c: &ControlFile, clog: &mut Clog, problems: &mut Vec<String>) -> Vec<(u32, u32, Vec<u8>, bool)> {
     let bs = c.database_block_size as usize;
     let mut out: Vec<(u32, u32, Vec<u8>, bool)> = Vec::new();
     for segno in 0.. {
@@ -283,26 +353,60 @@ fn live_rows(dd: &DataDir, rel: &str, major: PgMajor, c: &ControlFile, clog: &mu
             break;
         }
     }
-    // Several versions of one row may look live (see `live`): keep the newest. Rows without
-    // an oid (pg_index before PG12 has none) are all kept.
-    let mut newest: HashMap<u32, usize> = HashMap::new();
-    let mut keep = vec![true; out.len()];
-    for (i, (oid, xmin, _, _)) in out.iter().enumerate() {
-        if *oid == 0 {
+    out
+}
+
+/// The columns of the relations `want` (oid -> relnatts), from pg_attribute: only complete
+/// sets (attnum 1..=relnatts, each once, in the newest live version).
+#[allow(clippy::too_many_arguments)]
+fn columns_of(
+    dd: &DataDir,
+    dir: &str,
+    local: &[(u32, u32)],
+    major: PgMajor,
+    c: &ControlFile,
+    clog: &mut Clog,
+    problems: &mut Vec<String>,
+    want: &HashMap<u32, u16>,
+) -> HashMap<u32, Vec<Column>> {
+    let Some(&(_, node)) = local.iter().find(|(o, _)| *o == PG_ATTRIBUTE) else {
+        problems.push(format!("{dir}/pg_filenode.map has no entry for pg_attribute"));
+        return HashMap::new();
+    };
+    let l = layout::attribute(major);
+    let i16_at = |d: &[u8], o: usize| d.get(o..o + 2).map(|b| i16::from_le_bytes([b[0], b[1]]));
+    let mut found: HashMap<(u32, i16), (u32, Column)> = HashMap::new();
+    for (_, xmin, d, _) in live_versions(dd, &format!("{dir}/{node}"), major, c, clog, problems) {
+        let (Some(rel), Some(name), Some(len), Some(num), Some(&align), Some(&notnull), Some(&dropped)) = (
+            u32_at(&d, l.attrelid),
+            name_at(&d, l.attname),
+            i16_at(&d, l.attlen),
+            i16_at(&d, l.attnum),
+            d.get(l.attalign),
+            d.get(l.attnotnull),
+            d.get(l.attisdropped),
+        ) else {
+            continue;
+        };
+        if num <= 0 || !want.contains_key(&rel) {
             continue;
         }
-        match newest.get(oid) {
-            Some(&j) if crate::format::types::xid_precedes(*xmin, out[j].1) => keep[i] = false,
-            Some(&j) => {
-                keep[j] = false;
-                newest.insert(*oid, i);
-            }
-            None => {
-                newest.insert(*oid, i);
+        let col = Column { name, layout: crate::format::page::attrs::Column { len, align: align as char }, notnull: notnull != 0, dropped: dropped != 0 };
+        match found.get(&(rel, num)) {
+            Some((x, _)) if crate::format::types::xid_precedes(xmin, *x) => {}
+            _ => {
+                found.insert((rel, num), (xmin, col));
             }
         }
     }
-    out.into_iter().zip(keep).filter(|(_, k)| *k).map(|((o, _, d, sure), _)| (o, d, sure)).collect()
+    let mut out = HashMap::new();
+    for (&rel, &natts) in want {
+        let cols: Option<Vec<Column>> = (1..=natts as i16).map(|n| found.remove(&(rel, n)).map(|(_, c)| c)).collect();
+        if let Some(cols) = cols {
+            out.insert(rel, cols);
+        }
+    }
+    out
 }
 
 /// The name of the bootstrap superuser (the role initdb made, oid 10: `postgres` unless
@@ -503,6 +607,7 @@ impl DbCatalog {
                 }
             }
         }
+        let mut columns = columns_of(dd, &format!("{dir}"), &local, major, c, clog, problems, &rels.iter().filter(|r| matches!(r.6, 'r' | 't' | 'm')).map(|r| (r.0, r.9.natts)).collect());
         for (oid, name, ns, node, ts, toast, kind, persistence, certain, more) in rels {
             let namespace = nsp.get(&ns).cloned().unwrap_or_else(|| format!("(namespace {ns})"));
             if toast != 0 {
@@ -528,6 +633,7 @@ impl DbCatalog {
                 frozenxid,
                 minmxid,
                 certain,
+                columns: columns.remove(&oid).unwrap_or_default(),
             });
         }
     }

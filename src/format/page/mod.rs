@@ -12,6 +12,7 @@
 //!   ip_posid:u16} t_infomask2:u16 t_infomask:u16 t_hoff:u8 t_bits[...]
 //! ```
 
+pub mod attrs;
 pub mod heap;
 pub mod special;
 
