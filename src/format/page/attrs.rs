@@ -216,7 +216,7 @@ fn toast_pointer(b: &[u8], h: &HeapTupleHeader, major: u32) -> Value {
     let toastrelid = u32_le(b, 12).unwrap_or(0);
     let extsize = if major >= 14 { extinfo & VARLENA_SIZE_LIMIT } else { extinfo };
     let is_compressed = (extsize as i64) < rawsize as i64 - 4;
-    let method = is_compressed.then(|| if major >= 14 { (extinfo >> 30) as u8 } else { 0 });
+    let method = is_compressed.then_some(if major >= 14 { (extinfo >> 30) as u8 } else { 0 });
     let p = ToastPointer { rawsize, extsize, method, valueid, toastrelid };
     if rawsize < 0 || rawsize as u32 > VARLENA_SIZE_LIMIT {
         return Value::Broken(format!("toast value {valueid} rawsize {rawsize} exceeds limit {VARLENA_SIZE_LIMIT}"));
