@@ -4,6 +4,7 @@
 
 pub mod log;
 pub mod storage;
+pub mod toast;
 pub mod tuples;
 
 use crate::catalog::Catalog;
@@ -31,6 +32,8 @@ crate::finding::finding_codes! {
         TuplePointerHidesRow = ("tuple-pointer-hides-row", Error, "line pointers marked unused or dead still point at intact tuples: rows no query sees"),
         TupleHeaderInvalid = ("tuple-header-invalid", Error, "a tuple's header contradicts its table or itself (more attributes than the table has, data not where t_hoff says): the row cannot be decoded"),
         TupleChainBroken = ("tuple-chain-broken", Error, "a page's update chains contradict themselves (a redirect to nowhere valid, a heap-only tuple nothing leads to, HOT flags the successor denies): index scans miss rows or find the wrong ones"),
+        TupleAttributeInvalid = ("tuple-attribute-invalid", Error, "a tuple's attribute cannot be decoded (a length running past the tuple, an unknown TOAST tag) or contradicts itself (a compression method no server knows, a TOAST pointer naming another table): queries reading the row fail"),
+        TupleToastValueMissing = ("tuple-toast-value-missing", Error, "a row's TOAST pointer leads to a value whose chunks are missing or damaged in its TOAST table (\"missing chunk number 0 for toast value ...\")"),
         TupleHintContradiction = ("tuple-hint-contradiction", Warning, "tuples carry hint-bit combinations the server never sets"),
         XactStatusLost = ("xact-status-lost", Error, "pg_xact pages holding the commit status of live xids are missing"),
         PageInvalid = ("page-invalid", Error, "a page the server rejects (invalid page in block N): header, or a new page with bytes set"),
@@ -295,10 +298,25 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
             db.relations
                 .iter()
                 .filter(|r| matches!(r.kind, 'r' | 'm' | 't') && r.certain)
-                .map(move |r| ((db.dir_of(r, version_dir), r.relfilenode), tuples::RelInfo { natts: r.natts, frozenxid: r.frozenxid, minmxid: r.minmxid }))
+                .map(move |r| {
+                    let toast = db
+                        .relations
+                        .iter()
+                        .find(|t| t.oid == r.toast_oid && r.toast_oid != 0 && t.kind == 't')
+                        .map(|t| (t.oid, format!("{}/{}", db.dir_of(t, version_dir), t.relfilenode)));
+                    let info = tuples::RelInfo {
+                        natts: r.natts,
+                        frozenxid: r.frozenxid,
+                        minmxid: r.minmxid,
+                        columns: std::sync::Arc::new(r.columns.clone()),
+                        toast,
+                    };
+                    ((db.dir_of(r, version_dir), r.relfilenode), info)
+                })
         })
         .collect();
-    let ts = tuples::scan(dd, &c, &files, &lost, &rels);
+    let mut ts = tuples::scan(dd, &c, &files, &lost, &rels);
+    toast::settle(dd, &c, &mut ts);
     d.heap_pages_scanned = ts.heap_pages;
     d.tuples_scanned = ts.tuples;
     out.extend(disk_full(dd, &c, &report, &logs));
@@ -852,6 +870,30 @@ fn from_tuples(
                     f.repair("mend the links (bad redirects made dead, heap-only or HOT-updated flags cleared where nothing leads), then REINDEX TABLE so every row has its index entries", "nothing: every tuple stays", true)
                 } else {
                     f.repair("two pointers lead to one version: which one is right cannot be told offline; REINDEX TABLE after checking the rows by hand", "unknown", false)
+                }
+            }
+            TupleProblemKind::AttributeInvalid => {
+                let nullable = ps.iter().all(|p| p.column.as_ref().is_some_and(|c| c.nullable));
+                let f = Finding::new(Code::TupleAttributeInvalid, format!("{tuples} in block {block} of {what} {} a value that cannot be decoded", v("holds", "hold")))
+                    .explain("a value's length, TOAST tag, compression method or TOAST pointer is not one the server ever writes: the bytes of the row are damaged", "queries reading these rows fail (\"invalid compression method id\", \"invalid memory alloc request size\", \"unexpected chunk number\") or crash the backend; pg_dump of the table fails");
+                if nullable {
+                    f.repair("set the damaged values NULL: the rest of each row is kept (the damaged bytes stay in the rollback store's copy of the page); then REINDEX TABLE", format!("the damaged value of {nrows}; the rows stay"), true)
+                        .repair("mark the tuples dead, as heap_force_kill does", nrows.clone(), false)
+                } else {
+                    f.repair("mark the tuples dead, as heap_force_kill does (their bytes stay in the page for salvage until the next VACUUM)", nrows.clone(), true)
+                        .repair("replace the page with an empty one, keeping its bytes as a salvage file", rows.clone(), false)
+                }
+            }
+            TupleProblemKind::ToastMissing => {
+                let nullable = ps.iter().all(|p| p.column.as_ref().is_some_and(|c| c.nullable));
+                let f = Finding::new(Code::TupleToastValueMissing, format!("{tuples} in block {block} of {what} {} to TOAST values that are missing or damaged", v("points", "point")))
+                    .explain("a large value is stored out of line in the table's TOAST table, in numbered chunks; the chunks these rows point to are gone, out of sequence or of the wrong size (a lost or zeroed TOAST page, a damaged TOAST table)", "every query that reads these values fails (\"missing chunk number 0 for toast value ...\", \"unexpected chunk number\"); pg_dump of the table fails");
+                if nullable {
+                    f.repair("set the values whose chunks are gone NULL: the rest of each row is kept (the TOAST pointers stay in the rollback store's copy of the page); then REINDEX TABLE", format!("the lost value of {nrows} (already unreadable); the rows stay"), true)
+                        .repair("mark the tuples dead, as heap_force_kill does", nrows.clone(), false)
+                } else {
+                    f.repair("mark the tuples dead, as heap_force_kill does: the column is NOT NULL, so the value cannot be set NULL", nrows.clone(), true)
+                        .repair("put the TOAST table's file back from a backup (pgsalvage cannot: no copy of the chunks is known)", "nothing, if the backup holds the values", false)
                 }
             }
             TupleProblemKind::PointerInvalid => Finding::new(Code::TuplePointerInvalid, format!("{pointers} in block {block} of {what} {} outside the page or at garbage", v("points", "point")))

@@ -124,6 +124,8 @@ pub struct RelRef {
     pub qualified: String,
     /// pg_class.relkind.
     pub kind: char,
+    /// The layout of its columns (tables, TOAST tables, materialized views).
+    pub columns: Vec<crate::format::page::attrs::Column>,
 }
 
 /// Every relation with storage whose pg_class row is visible on evidence, by its main
@@ -134,7 +136,13 @@ pub fn relations(cat: &Catalog, version_dir: &str) -> std::collections::BTreeMap
         for rel in db.relations.iter().filter(|r| r.certain && matches!(r.kind, 'r' | 'i' | 't' | 'm' | 'S') && r.relfilenode != 0) {
             out.insert(
                 format!("{}/{}", db.dir_of(rel, version_dir), rel.relfilenode),
-                RelRef { database_oid: db.oid, relation_oid: rel.oid, qualified: format!("{}.{}", rel.namespace, rel.name), kind: rel.kind },
+                RelRef {
+                    database_oid: db.oid,
+                    relation_oid: rel.oid,
+                    qualified: format!("{}.{}", rel.namespace, rel.name),
+                    kind: rel.kind,
+                    columns: rel.columns.iter().map(|c| c.layout).collect(),
+                },
             );
         }
     }

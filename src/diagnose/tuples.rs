@@ -6,7 +6,7 @@
 
 use crate::datadir::{map_range, DataDir, RelFile};
 use crate::format::control::ControlFile;
-use crate::format::page::{heap, verify_page, PageHeader, PageVerdict};
+use crate::format::page::{attrs, heap, verify_page, PageHeader, PageVerdict};
 use crate::format::types::{xid_is_normal, xid_place, Xid, XidPlace};
 use crate::format::xact::XactStatus;
 use rayon::prelude::*;
@@ -25,6 +25,19 @@ pub struct TupleProblem {
     /// For a broken update chain: the edit that mends it (None: no safe edit).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chain_fix: Option<heap::ChainFix>,
+    /// The column whose value alone is damaged (its length is sound): setting it NULL keeps
+    /// the row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<ColumnRef>,
+}
+
+/// A column of a damaged tuple.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ColumnRef {
+    pub attnum: u16,
+    pub name: String,
+    /// Not declared NOT NULL.
+    pub nullable: bool,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,16 +58,54 @@ pub enum TupleProblemKind {
     HeaderInvalid,
     /// The page's update chains contradict themselves (verify_heapam 16+'s checks).
     ChainBroken,
+    /// An attribute cannot be decoded (length past the tuple, unknown TOAST tag), or its
+    /// value contradicts itself (compression method, TOAST pointer fields).
+    AttributeInvalid,
+    /// A TOAST pointer leads to a value whose chunks are missing, out of place or of the
+    /// wrong size in the TOAST table.
+    ToastMissing,
 }
 
 /// What the catalog says of a heap relation, for the checks that need it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct RelInfo {
     /// pg_class.relnatts.
     pub natts: u16,
     /// pg_class.relfrozenxid and relminmxid (0: not known).
     pub frozenxid: Xid,
     pub minmxid: u32,
+    /// Its columns (empty: not known; attributes are then not decoded).
+    pub columns: std::sync::Arc<Vec<crate::catalog::Column>>,
+    /// Its TOAST table: oid and main fork path (`base/5/16393`).
+    pub toast: Option<(u32, String)>,
+}
+
+/// A TOAST pointer of a tuple, to be looked up in its TOAST table once the tuple is known
+/// to be live (see [`Pending`]).
+#[derive(Clone, Debug)]
+pub struct ToastRef {
+    pub file: String,
+    pub block: u32,
+    pub offnum: u16,
+    pub column: ColumnRef,
+    pub pointer: attrs::ToastPointer,
+    /// The TOAST table's main fork path.
+    pub toast_file: String,
+    pub when: Pending,
+}
+
+/// What a tuple's attribute findings wait for: verify_heapam checks the attributes only of
+/// tuples whose inserter committed (an aborted one's may not match the table), and their
+/// TOAST values only while no committed deleter lets VACUUM remove them. Hint bits decide
+/// where they can; else the xid's status in pg_xact.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pending {
+    /// Must have committed.
+    pub committed: Option<Xid>,
+    /// Must have aborted.
+    pub aborted: Option<Xid>,
+    /// Not checked at all (a deleter that committed, or a multixact).
+    pub ruled_out: bool,
 }
 
 /// Heap relations by (directory, relfilenode), from the catalog.
@@ -72,6 +123,12 @@ pub struct TupleScan {
     /// Statuses hint bits tell, for xids inside the ranges asked for (evidence for
     /// rebuilding pg_xact): xmin committed or invalid, xmax committed.
     pub hints: Vec<(Xid, XactStatus)>,
+    /// Attribute problems of tuples whose inserter's status is not hinted.
+    #[serde(skip)]
+    pub pending: Vec<(TupleProblem, Pending)>,
+    /// TOAST pointers to check against their TOAST tables.
+    #[serde(skip)]
+    pub toast_refs: Vec<ToastRef>,
 }
 
 /// Whether `x` lies in [lo, hi) in modulo-2^32 order.
@@ -94,7 +151,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
         .map(|f| {
             let mut s = TupleScan::default();
             let rel = f.path();
-            let info = rels.get(&(f.dir.clone(), f.relfilenode)).copied();
+            let info = rels.get(&(f.dir.clone(), f.relfilenode));
             let path = dd.path(&rel);
             let Ok(file) = File::open(&path) else { return s };
             let usable = (f.len - f.len % bs as u64) as usize;
@@ -109,14 +166,14 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
                 let Ok(tuples) = heap::tuples(page) else { continue };
                 s.heap_pages += 1;
                 for (offnum, detail, fix) in heap::chain_problems(&tuples, blk) {
-                    s.problems.push(TupleProblem { file: rel.clone(), block: blk, offnum, kind: TupleProblemKind::ChainBroken, xid: None, detail, chain_fix: fix });
+                    s.problems.push(TupleProblem { file: rel.clone(), block: blk, offnum, kind: TupleProblemKind::ChainBroken, xid: None, detail, chain_fix: fix, column: None });
                 }
                 for t in tuples {
                     // Whether this tuple got a problem (its hint contradictions are then not one).
                     let found = std::cell::Cell::new(false);
                     let mut push = |kind, xid, detail: String| {
                         found.set(true);
-                        s.problems.push(TupleProblem { file: rel.clone(), block: blk, offnum: t.offnum, kind, xid, detail, chain_fix: None })
+                        s.problems.push(TupleProblem { file: rel.clone(), block: blk, offnum: t.offnum, kind, xid, detail, chain_fix: None, column: None })
                     };
                     if let Some(p) = &t.problem {
                         push(TupleProblemKind::PointerInvalid, None, p.clone());
@@ -252,6 +309,71 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
                     for c in h.hint_contradictions() {
                         push(TupleProblemKind::HintContradiction, None, c.to_string());
                     }
+                    if found.get() {
+                        continue;
+                    }
+                    // The attributes, with the table's columns.
+                    let Some(info) = info.filter(|i| !i.columns.is_empty()) else { continue };
+                    let Some(when) = attribute_checks_wait_for(&h) else { continue };
+                    let off = t.item.off as usize;
+                    let tuple = &page[off..off + t.item.len as usize];
+                    let layout: Vec<attrs::Column> = info.columns.iter().map(|c| c.layout).collect();
+                    let column = |attnum: u16| {
+                        let c = &info.columns[attnum as usize - 1];
+                        ColumnRef { attnum, name: c.name.clone(), nullable: !c.notnull }
+                    };
+                    let problem = |kind, detail: String, column: Option<ColumnRef>| TupleProblem {
+                        file: rel.clone(),
+                        block: blk,
+                        offnum: t.offnum,
+                        kind,
+                        xid: None,
+                        detail,
+                        chain_fix: None,
+                        column,
+                    };
+                    let mut found_here = Vec::new();
+                    match attrs::decode(tuple, &h, &layout, c.major.number()) {
+                        Err(e) => found_here.push(problem(TupleProblemKind::AttributeInvalid, e.detail, None)),
+                        Ok(values) => {
+                            for a in values {
+                                match a.value {
+                                    attrs::Value::Broken(why) => {
+                                        found_here.push(problem(TupleProblemKind::AttributeInvalid, format!("attribute {}: {why}", a.attnum), Some(column(a.attnum))))
+                                    }
+                                    attrs::Value::External(p) => match &info.toast {
+                                        Some((toast_oid, _)) if p.toastrelid != *toast_oid => found_here.push(problem(
+                                            TupleProblemKind::AttributeInvalid,
+                                            format!("attribute {}: toast value {} names TOAST relation {}, not the table's {toast_oid}", a.attnum, p.valueid, p.toastrelid),
+                                            Some(column(a.attnum)),
+                                        )),
+                                        Some((_, toast_file)) => s.toast_refs.push(ToastRef {
+                                            file: rel.clone(),
+                                            block: blk,
+                                            offnum: t.offnum,
+                                            column: column(a.attnum),
+                                            pointer: p,
+                                            toast_file: toast_file.clone(),
+                                            when: toast_checks_wait_for(&h, when),
+                                        }),
+                                        None => found_here.push(problem(
+                                            TupleProblemKind::AttributeInvalid,
+                                            format!("attribute {}: toast value {} is external but relation has no toast relation", a.attnum, p.valueid),
+                                            Some(column(a.attnum)),
+                                        )),
+                                    },
+                                    _ => {}
+                                }
+                            }
+                        }
+                    }
+                    for p in found_here {
+                        if when.committed.is_some() {
+                            s.pending.push((p, when));
+                        } else {
+                            s.problems.push(p);
+                        }
+                    }
                 }
             }
             s
@@ -264,9 +386,40 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
         out.tuples += p.tuples;
         out.unhinted.extend(p.unhinted);
         out.hints.extend(p.hints);
+        out.pending.extend(p.pending);
+        out.toast_refs.extend(p.toast_refs);
     }
     out.problems.sort_by(|a, b| (&a.file, a.block, a.offnum).cmp(&(&b.file, b.block, b.offnum)));
     out
+}
+
+/// Whether a tuple's attributes are checked, and on what: None when its inserter is known
+/// to have aborted (its layout may not be the table's); else the xmin that must be found
+/// committed in pg_xact when no hint bit says so.
+fn attribute_checks_wait_for(h: &heap::HeapTupleHeader) -> Option<Pending> {
+    use heap::infomask::*;
+    if h.xmin_frozen() || h.has(XMIN_COMMITTED) || !xid_is_normal(h.xmin) {
+        Some(Pending::default())
+    } else if h.has(XMIN_INVALID) {
+        None
+    } else {
+        Some(Pending { committed: Some(h.xmin), ..Pending::default() })
+    }
+}
+
+/// What a tuple's TOAST values are checked on: besides its inserter, no deleter may have
+/// committed (VACUUM may then have removed the values already). A deleter hinted committed,
+/// or a multixact, rules the check out.
+fn toast_checks_wait_for(h: &heap::HeapTupleHeader, inserted: Pending) -> Pending {
+    use heap::infomask::*;
+    let never = Pending { ruled_out: true, ..inserted };
+    if h.xmax == 0 || (h.has(XMAX_INVALID) && !h.has(XMAX_COMMITTED)) || h.has(XMAX_LOCK_ONLY) {
+        inserted
+    } else if h.has(XMAX_COMMITTED) || h.has(XMAX_IS_MULTI) || !xid_is_normal(h.xmax) {
+        never
+    } else {
+        Pending { aborted: Some(h.xmax), ..inserted }
+    }
 }
 
 /// Rows (normal line pointers) on a page. With a damaged pd_lower, the line pointer array

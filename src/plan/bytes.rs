@@ -2,6 +2,7 @@
 //! only (pure; no I/O): what `apply` and `rehearse` write, and what tests check.
 
 use crate::format::checksum::page_checksum;
+use crate::format::page::attrs;
 use crate::format::page::heap::{infomask, infomask2, ChainFix, SIZEOF_HEAP_TUPLE_HEADER};
 use crate::format::page::{line_pointers, ItemId, LpFlags, PD_VALID_FLAG_BITS, SIZE_OF_ITEM_ID, SIZE_OF_PAGE_HEADER};
 use crate::format::types::FROZEN_XID;
@@ -44,6 +45,8 @@ pub enum EditError {
     PastPage { offnum: u16, off: u16, len: u16 },
     #[error("line pointer {0} is not a redirect")]
     NotARedirect(u16),
+    #[error("the tuple at line pointer {0} cannot be laid out again with those attributes NULL (its values cannot be decoded, or it would grow)")]
+    CannotNull(u16),
 }
 
 fn tuple_offset(page: &[u8], offnum: u16) -> Result<(usize, ItemId), EditError> {
@@ -150,6 +153,35 @@ pub fn kill_tuples(page: &[u8], offnums: &[u16], blkno: u32, checksums: bool) ->
             Err(e) => return Err(e),
         };
         put32(&mut p, SIZE_OF_PAGE_HEADER + 4 * (o as usize - 1), dead.raw());
+    }
+    clear_all_visible(&mut p);
+    set_checksum(&mut p, blkno, checksums);
+    Ok(p)
+}
+
+/// Attributes set NULL in place (`items`: item, attnums from 1): each tuple laid out again
+/// with [`attrs::with_nulls`] at the same offset, never longer (lp_len shrinks; the bytes
+/// freed are zeroed). `columns` is the table's layout, `maxalign` the cluster's.
+pub fn null_attributes(
+    page: &[u8],
+    items: &[(u16, Vec<u16>)],
+    columns: &[attrs::Column],
+    major: u32,
+    maxalign: usize,
+    blkno: u32,
+    checksums: bool,
+) -> Result<Vec<u8>, EditError> {
+    let mut p = page.to_vec();
+    for (o, attnums) in items {
+        let (off, it) = tuple_offset(&p, *o)?;
+        let tuple = p.get(off..off + it.len as usize).ok_or(EditError::PastPage { offnum: *o, off: it.off, len: it.len })?;
+        let h = crate::format::page::heap::HeapTupleHeader::parse(tuple)?;
+        let new = attrs::with_nulls(tuple, &h, columns, major, attnums, maxalign).filter(|n| n.len() <= tuple.len()).ok_or(EditError::CannotNull(*o))?;
+        let old_len = it.len as usize;
+        p[off..off + new.len()].copy_from_slice(&new);
+        p[off + new.len()..off + old_len].fill(0);
+        let lp = ItemId { off: it.off, flags: LpFlags::Normal, len: new.len() as u16 };
+        put32(&mut p, SIZE_OF_PAGE_HEADER + 4 * (*o as usize - 1), lp.raw());
     }
     clear_all_visible(&mut p);
     set_checksum(&mut p, blkno, checksums);

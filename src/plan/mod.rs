@@ -77,6 +77,9 @@ pub enum ActionKind {
     KillTuples { offnums: Vec<u16> },
     /// Clear contradictory xmax hint bits: the server looks the status up again.
     ClearHintBits { offnums: Vec<u16> },
+    /// Set attributes NULL (item, attnums): each tuple laid out again without them, never
+    /// longer; `columns` is the table's layout (attlen, attalign) when planned.
+    NullAttributes { items: Vec<(u16, Vec<u16>)>, columns: Vec<crate::format::page::attrs::Column> },
     /// Mend the update chains of a page: per line pointer, the edit (see heap::ChainFix).
     RepairChains { items: Vec<(u16, crate::format::page::heap::ChainFix)> },
     /// Make unused or dead line pointers that still point at intact tuples normal again:
@@ -315,6 +318,7 @@ impl Plan {
                     | ActionKind::KillTuples { .. }
                     | ActionKind::ClearHintBits { .. }
                     | ActionKind::RepairChains { .. }
+                    | ActionKind::NullAttributes { .. }
                     | ActionKind::RestorePointers { .. }
                     | ActionKind::ClearVisibilityMap { .. }
                     | ActionKind::RebuildPageHeader { .. }
@@ -334,6 +338,15 @@ impl Plan {
                 }
                 ActionKind::RepairChains { items } if items.is_empty() || items.len() > 2048 || items.iter().any(|&(o, _)| o == 0 || o > 2048) => {
                     return Err(at("mended links must be items 1..=2048, at least one and at most 2048 of them".into()));
+                }
+                ActionKind::NullAttributes { items, columns }
+                    if items.is_empty()
+                        || items.len() > 2048
+                        || columns.is_empty()
+                        || columns.len() > 1664
+                        || items.iter().any(|(o, a)| *o == 0 || *o > 2048 || a.is_empty() || a.iter().any(|&n| n == 0 || n as usize > columns.len())) =>
+                {
+                    return Err(at("attributes set NULL must be items 1..=2048, each with attnums among the table's columns (at most 1664)".into()));
                 }
                 ActionKind::RestorePointers { items }
                     if items.is_empty() || items.len() > 2048 || items.iter().any(|&(o, off, len)| o == 0 || o > 2048 || off as u32 + len as u32 > 32768) =>
@@ -599,6 +612,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 Code::OwnershipWrong => Err("a plan does not change ownership: run the chown the finding shows, as root".into()),
                 Code::TupleHintContradiction => p.clear_hint_bits(f),
                 Code::TupleChainBroken => p.repair_chains(f),
+                Code::TupleAttributeInvalid | Code::TupleToastValueMissing => p.null_or_kill_values(f),
                 Code::RelationFileDamaged | Code::WalFileWrongSize => Err(format!("no repair is built for {} yet", f.code)),
                 Code::RelationFileMissing | Code::IndexPageInvalid | Code::SequencePageInvalid => p.relation_file_missing(f),
                 // Names fall back to paths where catalog pages are damaged; that damage has
@@ -760,6 +774,9 @@ pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::Con
         ActionKind::FreezeTuples { offnums } => bytes::freeze_tuples(page()?, offnums, blk, checksums)?,
         ActionKind::ClearHintBits { offnums } => bytes::clear_hint_bits(page()?, offnums, blk, checksums)?,
         ActionKind::RepairChains { items } => bytes::repair_chains(page()?, items, blk, checksums)?,
+        ActionKind::NullAttributes { items, columns } => {
+            bytes::null_attributes(page()?, items, columns, c.major.number(), if c.max_data_alignment == 4 { 4 } else { 8 }, blk, checksums)?
+        }
         ActionKind::KillTuples { offnums } => bytes::kill_tuples(page()?, offnums, blk, checksums)?,
         ActionKind::RestorePointers { items } => bytes::restore_pointers(page()?, items, blk, checksums)?,
         ActionKind::ClearVisibilityMap { heap_block } => bytes::clear_vm_bits(page()?, *heap_block, blk, checksums),

@@ -330,6 +330,85 @@ impl<'a> Planner<'a> {
         Ok(ids)
     }
 
+    /// tuple-attribute-invalid and tuple-toast-value-missing, per page: a value whose length
+    /// is sound and whose column may be NULL is set NULL (the row stays); a tuple that cannot
+    /// be decoded, or whose column is NOT NULL, is marked dead. Then REINDEX TABLE: index
+    /// entries were built from the old values. Both findings of a page are answered by the
+    /// first that comes (the second finds its tuples done).
+    pub fn null_or_kill_values(&mut self, f: &Finding) -> Answer {
+        let Some((file, block)) = self.page_target(f)? else { return Ok(vec![]) };
+        let ours = [Code::TupleAttributeInvalid.to_string(), Code::TupleToastValueMissing.to_string()];
+        let done: Vec<String> = self.actions.iter().filter(|a| ours.contains(&a.finding) && a.target.path == file && a.target.block == Some(block)).map(|a| a.id.clone()).collect();
+        if !done.is_empty() {
+            return Ok(done);
+        }
+        let ps: Vec<&tuples::TupleProblem> = self
+            .by_page
+            .get(&(file.to_string(), block))
+            .map(|v| v.iter().filter(|p| matches!(p.kind, tuples::TupleProblemKind::AttributeInvalid | tuples::TupleProblemKind::ToastMissing)).copied().collect())
+            .unwrap_or_default();
+        if ps.is_empty() {
+            return Ok(vec![]);
+        }
+        let base = file.split_once('.').map_or(file, |(b, _)| b);
+        let Some(table) = self.d.relations.get(base).cloned() else {
+            return Err("the table of this page cannot be named from the catalog, so its columns are not known".into());
+        };
+        let Some(page) = block_bytes(self.dd, file, block, self.bs(), self.c.blocks_per_segment) else { return Ok(vec![]) };
+        // Per tuple: the attributes to set NULL, or None when it must die.
+        let mut per_tuple: BTreeMap<u16, Option<Vec<u16>>> = BTreeMap::new();
+        for p in &ps {
+            let e = per_tuple.entry(p.offnum).or_insert_with(|| Some(vec![]));
+            match (&p.column, e.as_mut()) {
+                (Some(c), Some(v)) if c.nullable && !table.columns.is_empty() => v.push(c.attnum),
+                _ => *e = None,
+            }
+        }
+        let maxalign = if self.c.max_data_alignment == 4 { 4 } else { 8 };
+        let mut nulls: Vec<(u16, Vec<u16>)> = Vec::new();
+        let mut kills: Vec<u16> = Vec::new();
+        for (o, attnums) in per_tuple {
+            match attnums {
+                Some(a) if bytes::null_attributes(&page, &[(o, a.clone())], &table.columns, self.c.major.number(), maxalign, block, false).is_ok() => nulls.push((o, a)),
+                _ => kills.push(o),
+            }
+        }
+        let mut ids = Vec::new();
+        if !nulls.is_empty() {
+            let n = nulls.len() as u64;
+            let list: Vec<String> = nulls.iter().take(5).map(|(o, a)| format!("({block},{o}) attribute {}", a.iter().map(u16::to_string).collect::<Vec<_>>().join(","))).collect();
+            let effect = format!(
+                "{} laid out again with the damaged values set NULL (the other values kept, byte for byte): the rows read again",
+                count(n, "tuple")
+            );
+            let loss = format!(
+                "the damaged value of {}: {}{} (the original tuples stay in the rollback store's copy of the page)",
+                count(n, "row"),
+                list.join(", "),
+                if nulls.len() > 5 { ", ..." } else { "" }
+            );
+            ids.push(self.push(f, ActionKind::NullAttributes { items: nulls, columns: table.columns.clone() }, file, Some(block), "block", effect, loss, Risk::Medium));
+        }
+        if !kills.is_empty() {
+            let n = kills.len() as u64;
+            let list: Vec<String> = kills.iter().take(5).map(|o| format!("({block},{o})")).collect();
+            let effect = format!(
+                "{} whose values cannot be decoded or set NULL (a NOT NULL column) marked dead, as heap_force_kill does",
+                count(n, "tuple")
+            );
+            let loss = format!(
+                "{}: ctid {}{} (their bytes are kept in the rollback store's copy of the page)",
+                count(n, "row"),
+                list.join(", "),
+                if kills.len() > 5 { ", ..." } else { "" }
+            );
+            ids.push(self.push(f, ActionKind::KillTuples { offnums: kills }, file, Some(block), "block", effect, loss, Risk::Medium));
+        }
+        ids.extend(self.clear_vm(f, file, block));
+        self.post_repair_once(super::PostRepairKind::ReindexTable, table.database_oid, table.relation_oid, &table.qualified, f);
+        Ok(ids)
+    }
+
     /// page-lsn-past-wal: pd_lsn set back to the REDO location.
     pub fn page_lsn(&mut self, f: &Finding) -> Answer {
         let (Some(file), Some(block)) = (f.at.file.as_deref(), f.at.block) else { return Ok(vec![]) };
