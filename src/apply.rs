@@ -73,6 +73,49 @@ pub struct Applied {
     pub operation: String,
     pub store: String,
     pub steps: u32,
+    /// The salvage file written before any change: the rows and values the plan kills or
+    /// sets NULL, as found (None: the plan touches none).
+    pub salvage: Option<String>,
+}
+
+/// SALVAGE_FILE in the rollback store: one CSV line per tuple a plan kills or per value it
+/// sets NULL, written (0600) before the first change, with the bytes as found: relation,
+/// file, block, item, what the plan does, attribute (empty: the whole tuple), and the bytes
+/// in hex (a TOAST pointer's 18 bytes name the value id the chunks had).
+pub const SALVAGE_FILE: &str = "salvage.csv";
+
+fn salvage_csv(dd: &DataDir, p: &Plan, c: &crate::format::control::ControlFile) -> Option<String> {
+    use crate::format::page::{attrs, heap};
+    let bs = c.database_block_size as usize;
+    let mut out = String::from("relation,file,block,item,action,attribute,bytes_hex\n");
+    let mut rows = 0;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    for a in &p.actions {
+        let (items, columns): (Vec<(u16, Vec<u16>)>, &[attrs::Column]) = match &a.kind {
+            ActionKind::NullAttributes { items, columns } => (items.clone(), columns),
+            ActionKind::KillTuples { offnums } => (offnums.iter().map(|&o| (o, vec![])).collect(), &[]),
+            _ => continue,
+        };
+        let Some(blk) = a.target.block else { continue };
+        let Some(page) = plan::block_bytes(dd, &a.target.path, blk, bs, c.blocks_per_segment) else { continue };
+        let Ok(slots) = heap::tuples(&page) else { continue };
+        let relation = a.target.relation.clone().unwrap_or_default().replace('"', "\"\"");
+        for (o, attnums) in items {
+            let Some(t) = slots.iter().find(|t| t.offnum == o && t.item.len > 0) else { continue };
+            let tuple = &page[t.item.off as usize..(t.item.off as usize + t.item.len as usize).min(page.len())];
+            let line = |what: &str, att: String, bytes: &[u8]| format!("\"{relation}\",{},{blk},{o},{what},{att},{}\n", a.target.path, hex(bytes));
+            let decoded = t.header.and_then(|h| attrs::decode(tuple, &h, columns, c.major.number()).ok());
+            if attnums.is_empty() || decoded.is_none() {
+                out.push_str(&line(if attnums.is_empty() { "kill" } else { "set-null" }, String::new(), tuple));
+            } else {
+                for at in decoded.iter().flatten().filter(|x| attnums.contains(&x.attnum)) {
+                    out.push_str(&line("set-null", at.attnum.to_string(), &tuple[at.off..at.off + at.len]));
+                }
+            }
+            rows += 1;
+        }
+    }
+    (rows > 0).then_some(out)
 }
 
 /// Operations of this plan (by its sha256) that were applied and are still in place: not
@@ -228,6 +271,16 @@ pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> 
         dir_mtimes,
     })?;
     append_history(dd, "apply-started", &operation, &plan_sha, &store)?;
+    // What the plan kills or sets NULL, exported before anything changes.
+    let salvage = match salvage_csv(dd, p, &c) {
+        Some(csv) => {
+            let path = store.join(SALVAGE_FILE);
+            crate::fsx::write_new_file(&path, csv.as_bytes(), 0o600)?;
+            ctx.own(&path);
+            Some(path.display().to_string())
+        }
+        None => None,
+    };
     let mut run = Runner { ctx: &ctx, j: &mut j, step: 0, last_after: HashMap::new(), changed: false };
     let result = run_actions(&mut run, dd, p, &c, opts);
     let (steps, changed) = (run.step, run.changed);
@@ -249,7 +302,7 @@ pub fn apply(dd: &DataDir, p: &Plan, plan_bytes: &[u8], opts: &ApplyOptions) -> 
     let control_sha256 = dd.read(crate::datadir::CONTROL_PATH).ok().map(|b| step::sha(&b));
     j.append(&Record::Commit { time: now(), control_sha256 }).map_err(partial)?;
     append_history(dd, "apply", &operation, &plan_sha, &store).map_err(partial)?;
-    Ok(Applied { operation, store: store.display().to_string(), steps })
+    Ok(Applied { operation, store: store.display().to_string(), steps, salvage })
 }
 
 /// The loop state of one apply: each step prepared, journaled, applied, verified, journaled.

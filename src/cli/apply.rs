@@ -121,6 +121,9 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
         dd.root().display(),
         r.operation
     ))?;
+    if let Some(s) = &r.salvage {
+        out(&format!("the tuples and values the plan kills or sets NULL were exported first, as found: {s}\n"))?;
+    }
     if !p.post_repair.is_empty() {
         let mut t = String::from("then, once the server runs, the plan needs these (the server rebuilds what no byte edit can):\n");
         for pr in &p.post_repair {

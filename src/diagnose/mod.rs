@@ -874,9 +874,17 @@ fn from_tuples(
             }
             TupleProblemKind::AttributeInvalid => {
                 let nullable = ps.iter().all(|p| p.column.as_ref().is_some_and(|c| c.nullable));
+                let mend_only = ps.iter().all(|p| p.toast_fix.is_some());
                 let f = Finding::new(Code::TupleAttributeInvalid, format!("{tuples} in block {block} of {what} {} a value that cannot be decoded", v("holds", "hold")))
-                    .explain("a value's length, TOAST tag, compression method or TOAST pointer is not one the server ever writes: the bytes of the row are damaged", "queries reading these rows fail (\"invalid compression method id\", \"invalid memory alloc request size\", \"unexpected chunk number\") or crash the backend; pg_dump of the table fails");
-                if nullable {
+                    .explain("a value's length, TOAST tag, compression method or TOAST pointer is not one the server ever writes: the bytes of the row are damaged", if mend_only {
+                        "the server still reads these values (it decompresses by the method in the value's own first chunk), but pg_amcheck reports the table corrupt, and the pointer's bytes are damaged: what else changed with them is unknown"
+                    } else {
+                        "queries reading these rows fail (\"invalid compression method id\", \"invalid memory alloc request size\", \"unexpected chunk number\") or crash the backend; pg_dump of the table fails"
+                    });
+                if mend_only {
+                    f.repair("mend the TOAST pointers from their values' first chunks, which hold the compression method the server decompresses by (and set HEAP_HASEXTERNAL)", "nothing: every value stays", true)
+                        .repair("set the values NULL", format!("the value of {nrows}, readable today"), false)
+                } else if nullable {
                     f.repair("set the damaged values NULL: the rest of each row is kept (the damaged bytes stay in the rollback store's copy of the page); then REINDEX TABLE", format!("the damaged value of {nrows}; the rows stay"), true)
                         .repair("mark the tuples dead, as heap_force_kill does", nrows.clone(), false)
                 } else {

@@ -7,7 +7,7 @@
 //! TOAST table tuple := chunk_id:oid chunk_seq:int4 chunk_data:bytea (1-byte header when
 //! short; never compressed or external).
 
-use super::tuples::{ColumnRef, Pending, TupleProblem, TupleProblemKind, TupleScan};
+use super::tuples::{Pending, ToastFix, TupleProblem, TupleProblemKind, TupleScan};
 use crate::catalog::Clog;
 use crate::datadir::DataDir;
 use crate::format::control::ControlFile;
@@ -18,6 +18,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The chunks found for a value: sequence number -> data size (None: a header no chunk has).
 type Chunks = BTreeMap<i32, Option<u32>>;
+
+/// A value's chunks, and the first 4 bytes of chunk 0's data (a compressed value's
+/// va_tcinfo: raw size and, from PG14, the compression method the server decompresses by).
+#[derive(Default)]
+struct Found {
+    chunks: Chunks,
+    head: Option<u32>,
+}
 
 /// Resolve what waited on pg_xact, then check the TOAST values; the problems join
 /// `scan.problems`.
@@ -40,23 +48,46 @@ pub fn settle(dd: &DataDir, c: &ControlFile, scan: &mut TupleScan) {
     for r in &refs {
         wanted.entry(r.toast_file.as_str()).or_default().insert(r.pointer.valueid);
     }
-    let chunks: HashMap<&str, HashMap<u32, Chunks>> = wanted.iter().map(|(f, ids)| (*f, chunks_of(dd, c, f, ids))).collect();
+    let chunks: HashMap<&str, HashMap<u32, Found>> = wanted.iter().map(|(f, ids)| (*f, chunks_of(dd, c, f, ids))).collect();
     // pg_control's copy must equal the server's compile-time value; it is the block size's
     // unless pg_control is damaged, so the block size decides.
     let size = crate::format::control::toast_max_chunk_size(c.database_block_size);
     for r in &refs {
         let found = chunks.get(r.toast_file.as_str()).and_then(|m| m.get(&r.pointer.valueid));
-        if let Some(detail) = judge(r.pointer.valueid, r.pointer.chunks(size), size, found) {
-            scan.problems.push(TupleProblem {
-                file: r.file.clone(),
-                block: r.block,
-                offnum: r.offnum,
-                kind: TupleProblemKind::ToastMissing,
-                xid: None,
-                detail: format!("attribute {} ({}): {detail}", r.column.attnum, r.column.name),
-                chain_fix: None,
-                column: Some(ColumnRef { ..r.column.clone() }),
-            });
+        let problem = |kind, detail: String, toast_fix| TupleProblem {
+            file: r.file.clone(),
+            block: r.block,
+            offnum: r.offnum,
+            kind,
+            xid: None,
+            detail: format!("attribute {} ({}): {detail}", r.column.attnum, r.column.name),
+            chain_fix: None,
+            column: Some(r.column.clone()),
+            toast_fix,
+        };
+        let valueid = r.pointer.valueid;
+        if let Some(detail) = judge(valueid, r.pointer.chunks(size), size, found.map(|f| &f.chunks)) {
+            scan.problems.push(problem(TupleProblemKind::ToastMissing, detail, None));
+            continue;
+        }
+        // The value is whole: a wrong method id or a missing HEAP_HASEXTERNAL is mended from
+        // the value's own first chunk, which the server decompresses by.
+        let head_method = found.and_then(|f| f.head).map(|t| (t >> 30) as u8);
+        match r.pointer.method_invalid() {
+            Some(m) => match head_method.filter(|&h| h <= 1) {
+                Some(h) => scan.problems.push(problem(
+                    TupleProblemKind::AttributeInvalid,
+                    format!("toast value {valueid} has invalid compression method id {m}; its first chunk says {h} ({})", if h == 0 { "pglz" } else { "lz4" }),
+                    Some(ToastFix { attnum: r.column.attnum, method: Some(h) }),
+                )),
+                None => scan.problems.push(problem(TupleProblemKind::AttributeInvalid, format!("toast value {valueid} has invalid compression method id {m}, and so has its first chunk"), None)),
+            },
+            None if r.no_flag => scan.problems.push(problem(
+                TupleProblemKind::AttributeInvalid,
+                format!("toast value {valueid} is external but tuple header flag HEAP_HASEXTERNAL not set"),
+                Some(ToastFix { attnum: r.column.attnum, method: None }),
+            )),
+            None => {}
         }
     }
     scan.problems.sort_by(|a, b| (&a.file, a.block, a.offnum).cmp(&(&b.file, b.block, b.offnum)));
@@ -104,9 +135,9 @@ fn judge(valueid: u32, (n, last): (u32, u32), size: u32, found: Option<&Chunks>)
 /// the server would reject are read too when their line pointers hold (a rebuilt header
 /// keeps their chunks); all-zero pages hold none. Chunks of inserts hinted aborted are not
 /// counted.
-fn chunks_of(dd: &DataDir, c: &ControlFile, file: &str, ids: &HashSet<u32>) -> HashMap<u32, Chunks> {
+fn chunks_of(dd: &DataDir, c: &ControlFile, file: &str, ids: &HashSet<u32>) -> HashMap<u32, Found> {
     let bs = c.database_block_size as usize;
-    let mut out: HashMap<u32, Chunks> = HashMap::new();
+    let mut out: HashMap<u32, Found> = HashMap::new();
     for segno in 0.. {
         let path = if segno == 0 { file.to_string() } else { format!("{file}.{segno}") };
         let Ok(bytes) = dd.read(&path) else { break };
@@ -126,7 +157,13 @@ fn chunks_of(dd: &DataDir, c: &ControlFile, file: &str, ids: &HashSet<u32>) -> H
                 if !ids.contains(&id) {
                     continue;
                 }
-                out.entry(id).or_default().insert(seq as i32, chunk_len(&data[8.min(data.len())..]));
+                let bytea = &data[8.min(data.len())..];
+                let f = out.entry(id).or_default();
+                f.chunks.insert(seq as i32, chunk_len(bytea));
+                if seq == 0 {
+                    let start = if bytea.first().is_some_and(|b| b & 0x01 == 0x01) { 1 } else { 4 };
+                    f.head = u32_le(bytea, start);
+                }
             }
         }
         if bytes.len() < bs * c.blocks_per_segment as usize {

@@ -29,6 +29,18 @@ pub struct TupleProblem {
     /// the row.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub column: Option<ColumnRef>,
+    /// A TOAST pointer whose value is whole but whose header is wrong: the mend that loses
+    /// nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub toast_fix: Option<ToastFix>,
+}
+
+/// A TOAST pointer mended in place: its compression method id set to what the value's
+/// first chunk says (None: kept), and HEAP_HASEXTERNAL set on the tuple.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct ToastFix {
+    pub attnum: u16,
+    pub method: Option<u8>,
 }
 
 /// A column of a damaged tuple.
@@ -92,6 +104,8 @@ pub struct ToastRef {
     /// The TOAST table's main fork path.
     pub toast_file: String,
     pub when: Pending,
+    /// The tuple lacks HEAP_HASEXTERNAL.
+    pub no_flag: bool,
 }
 
 /// What a tuple's attribute findings wait for: verify_heapam checks the attributes only of
@@ -166,14 +180,14 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
                 let Ok(tuples) = heap::tuples(page) else { continue };
                 s.heap_pages += 1;
                 for (offnum, detail, fix) in heap::chain_problems(&tuples, blk) {
-                    s.problems.push(TupleProblem { file: rel.clone(), block: blk, offnum, kind: TupleProblemKind::ChainBroken, xid: None, detail, chain_fix: fix, column: None });
+                    s.problems.push(TupleProblem { file: rel.clone(), block: blk, offnum, kind: TupleProblemKind::ChainBroken, xid: None, detail, chain_fix: fix, column: None, toast_fix: None });
                 }
                 for t in tuples {
                     // Whether this tuple got a problem (its hint contradictions are then not one).
                     let found = std::cell::Cell::new(false);
                     let mut push = |kind, xid, detail: String| {
                         found.set(true);
-                        s.problems.push(TupleProblem { file: rel.clone(), block: blk, offnum: t.offnum, kind, xid, detail, chain_fix: None, column: None })
+                        s.problems.push(TupleProblem { file: rel.clone(), block: blk, offnum: t.offnum, kind, xid, detail, chain_fix: None, column: None, toast_fix: None })
                     };
                     if let Some(p) = &t.problem {
                         push(TupleProblemKind::PointerInvalid, None, p.clone());
@@ -331,6 +345,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
                         detail,
                         chain_fix: None,
                         column,
+                        toast_fix: None,
                     };
                     let mut found_here = Vec::new();
                     match attrs::decode(tuple, &h, &layout, c.major.number()) {
@@ -355,6 +370,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
                                             pointer: p,
                                             toast_file: toast_file.clone(),
                                             when: toast_checks_wait_for(&h, when),
+                                            no_flag: !h.has(heap::infomask::HASEXTERNAL),
                                         }),
                                         None => found_here.push(problem(
                                             TupleProblemKind::AttributeInvalid,

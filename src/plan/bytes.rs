@@ -45,6 +45,8 @@ pub enum EditError {
     PastPage { offnum: u16, off: u16, len: u16 },
     #[error("line pointer {0} is not a redirect")]
     NotARedirect(u16),
+    #[error("attribute {1} of the tuple at line pointer {0} is not a TOAST pointer")]
+    NotAToastPointer(u16, u16),
     #[error("the tuple at line pointer {0} cannot be laid out again with those attributes NULL (its values cannot be decoded, or it would grow)")]
     CannotNull(u16),
 }
@@ -184,6 +186,35 @@ pub fn null_attributes(
         put32(&mut p, SIZE_OF_PAGE_HEADER + 4 * (*o as usize - 1), lp.raw());
     }
     clear_all_visible(&mut p);
+    set_checksum(&mut p, blkno, checksums);
+    Ok(p)
+}
+
+/// TOAST pointers mended in place (`items`: item, attnum, method): the compression method
+/// id of the pointer set to `method` when given (its sizes kept), and HEAP_HASEXTERNAL set
+/// on the tuple. The attribute must decode as an on-disk TOAST pointer.
+pub fn fix_toast_pointers(
+    page: &[u8],
+    items: &[(u16, u16, Option<u8>)],
+    columns: &[attrs::Column],
+    major: u32,
+    blkno: u32,
+    checksums: bool,
+) -> Result<Vec<u8>, EditError> {
+    let mut p = page.to_vec();
+    for &(o, attnum, method) in items {
+        let (off, it) = tuple_offset(&p, o)?;
+        let tuple = p.get(off..off + it.len as usize).ok_or(EditError::PastPage { offnum: o, off: it.off, len: it.len })?;
+        let h = crate::format::page::heap::HeapTupleHeader::parse(tuple)?;
+        let a = attrs::decode(tuple, &h, columns, major).ok().and_then(|v| v.into_iter().find(|a| a.attnum == attnum)).ok_or(EditError::NotAToastPointer(o, attnum))?;
+        let attrs::Value::External(ptr) = a.value else { return Err(EditError::NotAToastPointer(o, attnum)) };
+        if let Some(m) = method {
+            // va_extinfo: 6 bytes into the 18-byte pointer (2-byte header, va_rawsize).
+            put32(&mut p, off + a.off + 6, ptr.extinfo_with_method(m));
+        }
+        let im = u16::from_le_bytes([p[off + 20], p[off + 21]]) | infomask::HASEXTERNAL;
+        put16(&mut p, off + 20, im);
+    }
     set_checksum(&mut p, blkno, checksums);
     Ok(p)
 }

@@ -80,6 +80,9 @@ pub enum ActionKind {
     /// Set attributes NULL (item, attnums): each tuple laid out again without them, never
     /// longer; `columns` is the table's layout (attlen, attalign) when planned.
     NullAttributes { items: Vec<(u16, Vec<u16>)>, columns: Vec<crate::format::page::attrs::Column> },
+    /// Mend TOAST pointers whose values are whole (item, attnum, method): the compression
+    /// method id set from the value's first chunk when given, HEAP_HASEXTERNAL set.
+    FixToastPointers { items: Vec<(u16, u16, Option<u8>)>, columns: Vec<crate::format::page::attrs::Column> },
     /// Mend the update chains of a page: per line pointer, the edit (see heap::ChainFix).
     RepairChains { items: Vec<(u16, crate::format::page::heap::ChainFix)> },
     /// Make unused or dead line pointers that still point at intact tuples normal again:
@@ -319,6 +322,7 @@ impl Plan {
                     | ActionKind::ClearHintBits { .. }
                     | ActionKind::RepairChains { .. }
                     | ActionKind::NullAttributes { .. }
+                    | ActionKind::FixToastPointers { .. }
                     | ActionKind::RestorePointers { .. }
                     | ActionKind::ClearVisibilityMap { .. }
                     | ActionKind::RebuildPageHeader { .. }
@@ -347,6 +351,15 @@ impl Plan {
                         || items.iter().any(|(o, a)| *o == 0 || *o > 2048 || a.is_empty() || a.iter().any(|&n| n == 0 || n as usize > columns.len())) =>
                 {
                     return Err(at("attributes set NULL must be items 1..=2048, each with attnums among the table's columns (at most 1664)".into()));
+                }
+                ActionKind::FixToastPointers { items, columns }
+                    if items.is_empty()
+                        || items.len() > 2048
+                        || columns.is_empty()
+                        || columns.len() > 1664
+                        || items.iter().any(|&(o, a, m)| o == 0 || o > 2048 || a == 0 || a as usize > columns.len() || m.is_some_and(|m| m > 1)) =>
+                {
+                    return Err(at("mended TOAST pointers must be items 1..=2048, attnums among the table's columns (at most 1664), methods 0 or 1".into()));
                 }
                 ActionKind::RestorePointers { items }
                     if items.is_empty() || items.len() > 2048 || items.iter().any(|&(o, off, len)| o == 0 || o > 2048 || off as u32 + len as u32 > 32768) =>
@@ -417,7 +430,7 @@ pub fn sha256_hex(b: &[u8]) -> String {
     format!("{:x}", Sha256::digest(b))
 }
 
-fn block_bytes(dd: &DataDir, path: &str, block: u32, bs: usize, blocks_per_segment: u32) -> Option<Vec<u8>> {
+pub fn block_bytes(dd: &DataDir, path: &str, block: u32, bs: usize, blocks_per_segment: u32) -> Option<Vec<u8>> {
     let b = dd.read(path).ok()?;
     let i = (block % blocks_per_segment) as usize;
     b.get(i * bs..(i + 1) * bs).map(|s| s.to_vec())
@@ -774,6 +787,7 @@ pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::Con
         ActionKind::FreezeTuples { offnums } => bytes::freeze_tuples(page()?, offnums, blk, checksums)?,
         ActionKind::ClearHintBits { offnums } => bytes::clear_hint_bits(page()?, offnums, blk, checksums)?,
         ActionKind::RepairChains { items } => bytes::repair_chains(page()?, items, blk, checksums)?,
+        ActionKind::FixToastPointers { items, columns } => bytes::fix_toast_pointers(page()?, items, columns, c.major.number(), blk, checksums)?,
         ActionKind::NullAttributes { items, columns } => {
             bytes::null_attributes(page()?, items, columns, c.major.number(), if c.max_data_alignment == 4 { 4 } else { 8 }, blk, checksums)?
         }

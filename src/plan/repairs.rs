@@ -355,9 +355,15 @@ impl<'a> Planner<'a> {
             return Err("the table of this page cannot be named from the catalog, so its columns are not known".into());
         };
         let Some(page) = block_bytes(self.dd, file, block, self.bs(), self.c.blocks_per_segment) else { return Ok(vec![]) };
-        // Per tuple: the attributes to set NULL, or None when it must die.
+        // Per tuple: the attributes to set NULL, or None when it must die; TOAST pointers
+        // whose values are whole are mended instead (the tuple keeps everything).
         let mut per_tuple: BTreeMap<u16, Option<Vec<u16>>> = BTreeMap::new();
+        let mut mends: Vec<(u16, u16, Option<u8>)> = Vec::new();
         for p in &ps {
+            if let Some(fix) = p.toast_fix {
+                mends.push((p.offnum, fix.attnum, fix.method));
+                continue;
+            }
             let e = per_tuple.entry(p.offnum).or_insert_with(|| Some(vec![]));
             match (&p.column, e.as_mut()) {
                 (Some(c), Some(v)) if c.nullable && !table.columns.is_empty() => v.push(c.attnum),
@@ -374,6 +380,17 @@ impl<'a> Planner<'a> {
             }
         }
         let mut ids = Vec::new();
+        mends.retain(|(o, _, _)| !kills.contains(o));
+        let values_change = !nulls.is_empty() || !kills.is_empty();
+        if !mends.is_empty() {
+            let n = mends.len() as u64;
+            let effect = format!(
+                "{} mended from their values' first chunks (the compression method id the value itself holds; HEAP_HASEXTERNAL set): {}",
+                count(n, "TOAST pointer"),
+                mends.iter().take(5).map(|(o, a, m)| format!("({block},{o}) attribute {a}{}", m.map(|m| format!(" method {m}")).unwrap_or_default())).collect::<Vec<_>>().join(", ")
+            );
+            ids.push(self.push(f, ActionKind::FixToastPointers { items: mends, columns: table.columns.clone() }, file, Some(block), "block", effect, "nothing: every value stays".into(), Risk::Low));
+        }
         if !nulls.is_empty() {
             let n = nulls.len() as u64;
             let list: Vec<String> = nulls.iter().take(5).map(|(o, a)| format!("({block},{o}) attribute {}", a.iter().map(u16::to_string).collect::<Vec<_>>().join(","))).collect();
@@ -404,8 +421,11 @@ impl<'a> Planner<'a> {
             );
             ids.push(self.push(f, ActionKind::KillTuples { offnums: kills }, file, Some(block), "block", effect, loss, Risk::Medium));
         }
-        ids.extend(self.clear_vm(f, file, block));
-        self.post_repair_once(super::PostRepairKind::ReindexTable, table.database_oid, table.relation_oid, &table.qualified, f);
+        // Only values that changed need their index entries built again.
+        if values_change {
+            ids.extend(self.clear_vm(f, file, block));
+            self.post_repair_once(super::PostRepairKind::ReindexTable, table.database_oid, table.relation_oid, &table.qualified, f);
+        }
         Ok(ids)
     }
 
@@ -537,8 +557,9 @@ impl<'a> Planner<'a> {
     /// A relation file the catalog expects and the disk lacks: an index is rebuilt by the
     /// server (REINDEX, nothing lost); a materialized view gets an empty file and is
     /// refreshed (nothing lost); a table gets an empty file (its rows are lost: the finding
-    /// names putting the file back from a backup first) and its indexes are rebuilt. A TOAST
-    /// table or a sequence has no repair here.
+    /// names putting the file back from a backup first) and its indexes are rebuilt; a TOAST
+    /// table gets an empty file (its values are lost; the rows pointing at them are answered
+    /// by their own findings). A sequence has no repair here.
     pub fn relation_file_missing(&mut self, f: &Finding) -> Answer {
         use super::PostRepairKind as K;
         let Some(m) = f.at.file.as_deref().and_then(|p| self.d.missing.iter().find(|m| m.path == p)).cloned() else { return Ok(vec![]) };
@@ -558,7 +579,20 @@ impl<'a> Planner<'a> {
                 self.post_repair_once(then, m.database_oid, m.relation_oid, &m.qualified, f);
                 Ok(vec![id])
             }
-            't' => Err(format!("the out-of-line values of {} are gone with their file: put it back from a backup (no repair that keeps the rows readable is built yet)", m.table.map(|t| t.1).unwrap_or_default())),
+            't' => {
+                // The values are gone with the file. An empty TOAST table makes every pointer
+                // into it a tuple-toast-value-missing finding of this same diagnosis (set NULL,
+                // or the row killed for a NOT NULL column); REINDEX TABLE of its table also
+                // rebuilds the TOAST index.
+                let Some((owner, table)) = m.table.clone() else {
+                    return Err("the table this TOAST table belongs to cannot be named from the catalog: put the file back from a backup".into());
+                };
+                let effect = format!("{} is created empty: no out-of-line value of {table} is left; REINDEX TABLE {table} once the server runs rebuilds its TOAST index", m.path);
+                let loss = format!("every out-of-line value of {table} (put the file back from a backup instead, if one has it); the rows pointing at them are repaired by the tuple-toast-value-missing findings");
+                let id = self.push(f, ActionKind::CreateEmptyFile, &m.path, None, "absent", effect, loss, Risk::High);
+                self.post_repair_once(K::ReindexTable, m.database_oid, owner, &table, f);
+                Ok(vec![id])
+            }
             _ => Err("a sequence's file cannot be made empty (the server needs its page): put it back from a backup, or DROP and CREATE the sequence with START past the highest value in use".into()),
         }
     }

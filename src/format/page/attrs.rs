@@ -59,6 +59,14 @@ pub struct ToastPointer {
 }
 
 impl ToastPointer {
+    /// The pointer's compression method id, when it is one no server knows (2, 3).
+    pub fn method_invalid(&self) -> Option<u8> {
+        self.method.filter(|&m| m > 1)
+    }
+    /// The pointer with its compression method id set to `method` (kept: the sizes).
+    pub fn extinfo_with_method(&self, method: u8) -> u32 {
+        (self.extsize & VARLENA_SIZE_LIMIT) | ((method as u32) << 30)
+    }
     /// How many chunks the value is stored in, and the size of the last.
     pub fn chunks(&self, chunk_size: u32) -> (u32, u32) {
         if self.extsize == 0 || chunk_size == 0 {
@@ -162,7 +170,7 @@ pub fn decode(tuple: &[u8], h: &HeapTupleHeader, columns: &[Column], major: u32)
                     if off + TOAST_POINTER_SIZE > total {
                         return Err(ends_beyond(off + TOAST_POINTER_SIZE));
                     }
-                    (TOAST_POINTER_SIZE, toast_pointer(&tuple[off + 2..off + TOAST_POINTER_SIZE], h, major))
+                    (TOAST_POINTER_SIZE, toast_pointer(&tuple[off + 2..off + TOAST_POINTER_SIZE], major))
                 } else if b0 & 0x01 == 0x01 {
                     ((b0 >> 1) as usize, Value::Plain)
                 } else {
@@ -209,7 +217,7 @@ fn compressed(tcinfo: u32, major: u32) -> Value {
 }
 
 /// The 16 bytes after an external header.
-fn toast_pointer(b: &[u8], h: &HeapTupleHeader, major: u32) -> Value {
+fn toast_pointer(b: &[u8], major: u32) -> Value {
     let rawsize = u32_le(b, 0).unwrap_or(0) as i32;
     let extinfo = u32_le(b, 4).unwrap_or(0);
     let valueid = u32_le(b, 8).unwrap_or(0);
@@ -224,12 +232,9 @@ fn toast_pointer(b: &[u8], h: &HeapTupleHeader, major: u32) -> Value {
     if extsize as i64 > rawsize as i64 - 4 {
         return Value::Broken(format!("toast value {valueid} external size {extsize} exceeds maximum expected for rawsize {rawsize}"));
     }
-    if let Some(m) = method.filter(|&m| m > 1) {
-        return Value::Broken(format!("toast value {valueid} has invalid compression method id {m}"));
-    }
-    if !h.has(infomask::HASEXTERNAL) {
-        return Value::Broken(format!("toast value {valueid} is external but tuple header flag HEAP_HASEXTERNAL not set"));
-    }
+    // A compression method id no server knows, or HEAP_HASEXTERNAL unset, are left to the
+    // caller: the value's own first chunk holds its method (the server decompresses by
+    // that one), so the pointer can be mended (see [`ToastPointer::method_invalid`]).
     Value::External(p)
 }
 
