@@ -39,7 +39,7 @@ crate::finding::finding_codes! {
         PageInvalid = ("page-invalid", Error, "a page the server rejects (invalid page in block N): header, or a new page with bytes set"),
         PageChecksumFailure = ("page-checksum-failure", Error, "a page's data checksum does not match its contents"),
         PageLsnPastWal = ("page-lsn-past-wal", Error, "a page's pd_lsn lies past the end of valid WAL: its next write makes every checkpoint fail"),
-        IndexPageInvalid = ("index-page-invalid", Error, "an index's first page (its metapage, or a GiST root) is not its access method's: the index is damaged; REINDEX rebuilds it from the table"),
+        IndexPageInvalid = ("index-page-invalid", Error, "an index page is not its access method's (the metapage's magic or version, a page id, flags, links past the index, btree siblings that disagree): the index is damaged; REINDEX rebuilds it from the table"),
         SequencePageInvalid = ("sequence-page-invalid", Error, "a sequence's page is not a sequence page (\"bad magic number in sequence\")"),
         RelationFileMissing = ("relation-file-missing", Error, "a relation the catalog lists has no file on disk: every query that reads it fails (could not open file ...)"),
         RelationFileDamaged = ("relation-file-damaged", Error, "a relation file is cut short, has a partial block, or a segment is missing between others"),
@@ -342,7 +342,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
         }
     }
     d.database_names = catalog.databases.iter().map(|db| (db.oid, db.name.clone())).collect();
-    d.missing.extend(storage::bad_first_pages(dd, &catalog, &files, &check::version_dir(&c), c.database_block_size as usize));
+    d.missing.extend(storage::bad_first_pages(dd, &catalog, &files, &check::version_dir(&c), c.database_block_size as usize, c.blocks_per_segment));
     out.extend(d.missing.iter().map(missing_file));
     fold_suspect(&mut out, d.control.as_ref());
     attach_logs(&mut out, &logs, &mut d.unexplained_log);
@@ -357,9 +357,13 @@ fn missing_file(m: &storage::MissingFile) -> Finding {
     if let Some(problem) = &m.first_page {
         let table = m.table.as_ref().map(|t| t.1.clone()).unwrap_or_default();
         let f = if m.kind == 'i' {
-            Finding::new(Code::IndexPageInvalid, format!("the first page of {} is not its access method's: {problem}", m.name))
+            let page = if m.block == 0 { "the first page".to_string() } else { format!("block {}", m.block) };
+            Finding::new(Code::IndexPageInvalid, format!("{page} of {} is not its access method's: {problem}", m.name))
                 .explain(
-                    format!("the page header is valid, but the metapage (or root page) the index's access method wrote is damaged: {problem}. The table's rows are intact; the index can be built again from them"),
+                    format!(
+                        "the page header is valid, but what the index's access method wrote in {} is damaged: {problem}. The table's rows are intact; the index can be built again from them",
+                        if m.block == 0 { "the metapage (or root page)".to_string() } else { format!("block {}", m.block) }
+                    ),
                     format!("every query using the index fails (\"index ... is not a btree\", \"index ... has wrong hash version\", or similar), and so may every INSERT or UPDATE of table {table}"),
                 )
                 .repair(format!("REINDEX INDEX {} once the server runs (the plan lists it; rehearse runs it)", m.qualified), "nothing", true)
@@ -376,7 +380,7 @@ fn missing_file(m: &storage::MissingFile) -> Finding {
                 )
         };
         return Finding {
-            at: Location { relation: Some(m.name.clone()), file: Some(m.path.clone()), block: Some(0), ..Default::default() },
+            at: Location { relation: Some(m.name.clone()), file: Some(m.path.clone()), block: Some(m.block), ..Default::default() },
             evidence: vec![problem.clone()],
             ..f
         };
@@ -869,7 +873,7 @@ fn from_tuples(
                 if mendable {
                     f.repair("mend the links (bad redirects made dead, heap-only or HOT-updated flags cleared where nothing leads), then REINDEX TABLE so every row has its index entries", "nothing: every tuple stays", true)
                 } else {
-                    f.repair("two pointers lead to one version: which one is right cannot be told offline; REINDEX TABLE after checking the rows by hand", "unknown", false)
+                    f.repair("two pointers lead to one version, or an aborted version was updated by a committed one: which is right cannot be told offline; REINDEX TABLE after checking the rows by hand", "unknown", false)
                 }
             }
             TupleProblemKind::AttributeInvalid => {

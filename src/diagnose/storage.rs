@@ -14,8 +14,10 @@ use std::collections::BTreeSet;
 pub struct MissingFile {
     /// The first segment, relative to the data directory.
     pub path: String,
-    /// None: the file is missing; Some: what is wrong with its first page.
+    /// None: the file is missing; Some: what is wrong with a page of it (block `block`).
     pub first_page: Option<String>,
+    /// The damaged page (0: the first).
+    pub block: u32,
     pub database_oid: u32,
     pub relation_oid: u32,
     /// pg_class.relkind: 'r', 'i', 't', 'S', 'm'.
@@ -37,6 +39,7 @@ impl MissingFile {
             name: cat.name_file(dir, rel.relfilenode, "main").map(|n| n.to_string()).unwrap_or_else(|| path.clone()),
             path,
             first_page,
+            block: 0,
             database_oid: db.oid,
             relation_oid: rel.oid,
             kind: rel.kind,
@@ -77,10 +80,12 @@ pub fn missing(cat: &Catalog, files: &[RelFile], version_dir: &str) -> Vec<Missi
 
 /// Indexes (of the built-in access methods) and sequences whose first page the server's
 /// header checks accept but whose special space or metapage is not what their access method
-/// writes: "index ... is not a btree", "bad magic number in sequence". A first page the
+/// writes: "index ... is not a btree", "bad magic number in sequence"; past the first page,
+/// an index page whose special space is not its access method's, or btree siblings that
+/// disagree (the first such page per index). A first page the
 /// header checks reject is a page finding already; an empty file (an index being built
 /// concurrently when the server stopped) has no first page.
-pub fn bad_first_pages(dd: &crate::datadir::DataDir, cat: &Catalog, files: &[RelFile], version_dir: &str, bs: usize) -> Vec<MissingFile> {
+pub fn bad_first_pages(dd: &crate::datadir::DataDir, cat: &Catalog, files: &[RelFile], version_dir: &str, bs: usize, blocks_per_segment: u32) -> Vec<MissingFile> {
     use crate::format::page::{special, verify_page, PageVerdict};
     let firsts: std::collections::BTreeMap<(&str, u32), &RelFile> =
         files.iter().filter(|f| f.segno == 0 && f.fork == "main" && f.len >= bs as u64).map(|f| ((f.dir.as_str(), f.relfilenode), f)).collect();
@@ -108,11 +113,53 @@ pub fn bad_first_pages(dd: &crate::datadir::DataDir, cat: &Catalog, files: &[Rel
             } else {
                 special::sequence_page_problem(&bytes)
             };
-            let Some(problem) = problem else { continue };
-            out.push(MissingFile::of(cat, db, rel, &dir, f.path(), Some(problem)));
+            let (block, problem) = match problem {
+                Some(p) => (0, p),
+                None if index => match later_index_page_problem(dd, files, f, rel.am, bs, blocks_per_segment, nblocks.min(u32::MAX as u64) as u32) {
+                    Some(found) => found,
+                    None => continue,
+                },
+                None => continue,
+            };
+            let mut m = MissingFile::of(cat, db, rel, &dir, f.path(), Some(problem));
+            m.block = block;
+            out.push(m);
         }
     }
     out
+}
+
+/// The first page past block 0 of an index that is not its access method's, and why:
+/// every segment read in 1 MB pieces; pages the header checks reject (page findings
+/// already) and all-zero pages (extended, never written) are skipped. Then a btree's sibling
+/// links against each other.
+fn later_index_page_problem(dd: &crate::datadir::DataDir, files: &[RelFile], first: &RelFile, am: u32, bs: usize, per_seg: u32, nblocks: u32) -> Option<(u32, String)> {
+    use crate::format::page::{special, verify_page, PageVerdict};
+    let mut segs: Vec<&RelFile> = files.iter().filter(|g| g.fork == "main" && g.dir == first.dir && g.relfilenode == first.relfilenode).collect();
+    segs.sort_by_key(|g| g.segno);
+    let mut links = Vec::new();
+    let piece = 128 * bs;
+    for g in segs {
+        let usable = (g.len - g.len % bs as u64) as usize;
+        let mut at = 0;
+        while at < usable {
+            let len = piece.min(usable - at);
+            let Ok(bytes) = dd.read_range(&g.path(), at as u64, len) else { break };
+            for (i, page) in bytes.chunks_exact(bs).enumerate() {
+                let block = (g.segno as u64 * per_seg as u64 + ((at / bs) + i) as u64).min(u32::MAX as u64) as u32;
+                if block == 0 || !matches!(verify_page(page, block, false), Ok(PageVerdict::Valid)) {
+                    continue;
+                }
+                let (problem, l) = special::index_page_problem(am, page, block, nblocks);
+                if let Some(p) = problem {
+                    return Some((block, p));
+                }
+                links.extend(l);
+            }
+            at += len;
+        }
+    }
+    special::btree_sibling_problem(&links)
 }
 
 /// A relation of the catalog, for repairs the server finishes (REINDEX).

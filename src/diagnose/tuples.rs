@@ -179,6 +179,20 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
                 }
                 let Ok(tuples) = heap::tuples(page) else { continue };
                 s.heap_pages += 1;
+                for (offnum, xmin, next, next_xmin) in heap::updates_of_unhinted(&tuples, blk) {
+                    let p = TupleProblem {
+                        file: rel.clone(),
+                        block: blk,
+                        offnum,
+                        kind: TupleProblemKind::ChainBroken,
+                        xid: None,
+                        detail: heap::aborted_updated(xmin, next, next_xmin),
+                        chain_fix: None,
+                        column: None,
+                        toast_fix: None,
+                    };
+                    s.pending.push((p, Pending { aborted: Some(xmin), ..Pending::default() }));
+                }
                 for (offnum, detail, fix) in heap::chain_problems(&tuples, blk) {
                     s.problems.push(TupleProblem { file: rel.clone(), block: blk, offnum, kind: TupleProblemKind::ChainBroken, xid: None, detail, chain_fix: fix, column: None, toast_fix: None });
                 }

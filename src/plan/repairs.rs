@@ -290,10 +290,10 @@ impl<'a> Planner<'a> {
             return Ok(vec![]);
         }
         let Some(items) = ps.iter().map(|p| p.chain_fix.map(|x| (p.offnum, x))).collect::<Option<Vec<_>>>() else {
-            return Err(
-                "two pointers lead to one row version: which one is right cannot be told offline; check the rows by hand (pageinspect), then REINDEX TABLE"
-                    .into(),
-            );
+            let first = ps.iter().find(|p| p.chain_fix.is_none()).map(|p| p.detail.clone()).unwrap_or_default();
+            return Err(format!(
+                "{first}: which version is right cannot be told offline; check the rows by hand (pageinspect), then REINDEX TABLE"
+            ));
         };
         let base = file.split_once('.').map_or(file, |(b, _)| b);
         let Some(table) = self.d.relations.get(base).cloned() else {

@@ -235,6 +235,12 @@ pub fn chain_problems(slots: &[TupleSlot], blkno: u32) -> Vec<(u16, String, Opti
                 if !hot && heap_only(&nh) {
                     out.push((next as u16, format!("non-heap-only update produced a heap-only tuple at offset {next}"), Some(ChainFix::ClearHeapOnly)));
                 }
+                // A version whose inserter aborted cannot have been updated by a committed
+                // transaction (the hint bits say so here; see `updates_of_unhinted` for
+                // pg_xact's word).
+                if h.xmin_invalid_hint() && (nh.xmin_frozen() || nh.xmin_committed_hint()) {
+                    out.push((o, aborted_updated(h.xmin, next, nh.xmin), None));
+                }
                 match pred[next] {
                     Some(p) => out.push((o, format!("tuple points to new version at offset {next}, but offset {p} also points there"), None)),
                     None => pred[next] = Some(o),
@@ -250,6 +256,32 @@ pub fn chain_problems(slots: &[TupleSlot], blkno: u32) -> Vec<(u16, String, Opti
         }
     }
     out.sort_by_key(|x| x.0);
+    out
+}
+
+/// verify_heapam's words for a version whose inserter aborted, updated into a committed one.
+pub fn aborted_updated(xmin: Xid, next: usize, next_xmin: Xid) -> String {
+    format!("tuple with aborted xmin {xmin} was updated to produce a tuple at offset {next} with committed xmin {next_xmin}")
+}
+
+/// Versions with no xmin hint updated (on this page) into a version whose xmin is hinted
+/// committed or frozen: (offset, its xmin, successor's offset, successor's xmin). If pg_xact
+/// says the first xmin aborted, the chain is impossible ([`aborted_updated`]).
+pub fn updates_of_unhinted(slots: &[TupleSlot], blkno: u32) -> Vec<(u16, Xid, usize, Xid)> {
+    let header = |o: usize| slots.get(o.wrapping_sub(1)).filter(|s| s.item.flags == LpFlags::Normal).and_then(|s| s.header);
+    let mut out = Vec::new();
+    for s in slots.iter().filter(|s| s.item.flags == LpFlags::Normal) {
+        let Some(h) = s.header else { continue };
+        let unhinted = !h.xmin_frozen() && !h.has(infomask::XMIN_COMMITTED) && !h.has(infomask::XMIN_INVALID) && h.xmin >= 3;
+        let updated = h.xmax != 0 && h.infomask & (infomask::XMAX_LOCK_ONLY | infomask::XMAX_IS_MULTI) == 0;
+        let next = h.ctid_offset as usize;
+        if !unhinted || !updated || h.ctid_block != blkno || next == s.offnum as usize {
+            continue;
+        }
+        if let Some(nh) = header(next).filter(|nh| nh.xmin == h.xmax && (nh.xmin_frozen() || nh.xmin_committed_hint())) {
+            out.push((s.offnum, h.xmin, next, nh.xmin));
+        }
+    }
     out
 }
 
