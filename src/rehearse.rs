@@ -753,9 +753,35 @@ fn run_checks(r: &RunCtx, checks: &mut Vec<Check>, ev: &mut dyn FnMut(String)) -
             if name.is_empty() {
                 return Err(ServerError::Query(format!("no relation with oid {} in database {db}", pr.relation_oid)));
             }
-            s.psql(r.psql, &db, &format!("{} {name}", pr.what.sql_verb()))
+            if pr.what != crate::plan::PostRepairKind::CheckReferences {
+                return s.psql(r.psql, &db, &pr.what.statement(&name, pr.relation_oid)).map(|_| String::new());
+            }
+            // Each foreign key referencing the table: the rows it orphaned.
+            let mut orphaned = Vec::new();
+            for q in s.psql(r.psql, &db, &crate::plan::reference_checks_sql(pr.relation_oid))?.lines().filter(|l| !l.is_empty()) {
+                let row = s.psql(r.psql, &db, q)?;
+                let f: Vec<&str> = row.split('|').collect();
+                if let [fk, child, n] = f[..] {
+                    if n != "0" {
+                        orphaned.push(format!(
+                            "{n} rows of {child} reference rows of {name} that are gone (foreign key {fk}): delete them, or put the referenced rows back"
+                        ));
+                    }
+                }
+            }
+            if orphaned.is_empty() {
+                Ok("no foreign key references a removed row".to_string())
+            } else {
+                Err(ServerError::Query(orphaned.join("; ")))
+            }
         })();
-        checks.push(Check { what: format!("after apply: {} in database {}", pr.statement(), pr.database), ok: res.is_ok(), detail: failure(&res) });
+        let what = match pr.what {
+            crate::plan::PostRepairKind::CheckReferences => {
+                format!("after apply: the foreign keys referencing {} in database {} find their rows", pr.relation, pr.database)
+            }
+            _ => format!("after apply: {} in database {}", pr.statement(), pr.database),
+        };
+        checks.push(Check { what, ok: res.is_ok(), detail: failure(&res) });
     }
     if !r.plan.post_repair.is_empty() {
         ev(format!("ran the plan's {} after apply", crate::units::count(r.plan.post_repair.len() as u64, "statement")));

@@ -235,7 +235,11 @@ fn scribbled_first_pages(major: u32, rng: &mut u64) {
         c.sql("create extension if not exists amcheck");
         let (ok, _, err) = c.try_sql("select bt_index_check('t_pkey')");
         c.stop();
-        if ok { "bt_index_check: passes".to_string() } else { format!("bt_index_check: {}", err.lines().next().unwrap_or("").trim_start_matches("ERROR:  ")) }
+        if ok {
+            "bt_index_check: passes".to_string()
+        } else {
+            format!("bt_index_check: {}", err.lines().next().unwrap_or("").trim_start_matches("ERROR:  "))
+        }
     } else {
         String::new()
     };
@@ -417,8 +421,18 @@ fn healthy_zoo(major: u32) {
         // Where the server was built with lz4 (not every build is).
         c.sql_in("app", "do $$ begin execute 'alter table tz alter column b set compression lz4'; exception when feature_not_supported then null; end $$");
     }
-    c.sql_in("app", &format!("insert into tz select g, {}, {} from generate_series(1, 60) g; select lo_from_bytea(0, decode(repeat('ab', 9000), 'hex'))", big("a"), big("b")));
-    c.sql_in("app", &format!("delete from tz where id <= 10; begin; insert into tz select g, {}, {} from generate_series(100, 110) g; rollback", big("a"), big("b")));
+    c.sql_in(
+        "app",
+        &format!(
+            "insert into tz select g, {}, {} from generate_series(1, 60) g; select lo_from_bytea(0, decode(repeat('ab', 9000), 'hex'))",
+            big("a"),
+            big("b")
+        ),
+    );
+    c.sql_in(
+        "app",
+        &format!("delete from tz where id <= 10; begin; insert into tz select g, {}, {} from generate_series(100, 110) g; rollback", big("a"), big("b")),
+    );
     let toast = c.sql_in("app", "select reltoastrelid::regclass from pg_class where relname = 'tz'");
     c.sql_in("app", &format!("vacuum {toast}"));
     c.sql_in("app", "vacuum analyze t");

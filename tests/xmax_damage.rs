@@ -436,7 +436,8 @@ fn aborted_updater(major: u32, hinted: bool) {
     c.stop();
     let v = common::diagnose_damaged(&c.data, &what);
     let chain = v["findings"].as_array().unwrap().iter().find(|f| f["code"] == "tuple-chain-broken").unwrap_or_else(|| panic!("{what}: {v}"));
-    let ours: Vec<String> = chain["evidence"].as_array().unwrap().iter().filter_map(|e| e.as_str()?.strip_prefix("ctid (0,").map(|e| e.replace(')', ""))).collect();
+    let ours: Vec<String> =
+        chain["evidence"].as_array().unwrap().iter().filter_map(|e| e.as_str()?.strip_prefix("ctid (0,").map(|e| e.replace(')', ""))).collect();
     let said = format!("{}: tuple with aborted xmin", updated + 1);
     assert!(ours.iter().any(|e| e.starts_with(&said)), "{what}: {ours:?}");
     let am = match (major >= 16, amcheck.iter().any(|e| e.starts_with(&said))) {

@@ -607,7 +607,8 @@ impl DbCatalog {
                 }
             }
         }
-        let mut columns = columns_of(dd, &dir, &local, major, c, clog, problems, &rels.iter().filter(|r| matches!(r.6, 'r' | 't' | 'm')).map(|r| (r.0, r.9.natts)).collect());
+        let mut columns =
+            columns_of(dd, &dir, &local, major, c, clog, problems, &rels.iter().filter(|r| matches!(r.6, 'r' | 't' | 'm')).map(|r| (r.0, r.9.natts)).collect());
         for (oid, name, ns, node, ts, toast, kind, persistence, certain, more) in rels {
             let namespace = nsp.get(&ns).cloned().unwrap_or_else(|| format!("(namespace {ns})"));
             if toast != 0 {

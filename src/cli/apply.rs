@@ -127,7 +127,9 @@ pub fn run_apply(a: &ApplyArgs) -> anyhow::Result<i32> {
     if !p.post_repair.is_empty() {
         let mut t = String::from("then, once the server runs, the plan needs these (the server rebuilds what no byte edit can):\n");
         for pr in &p.post_repair {
-            t.push_str(&format!("  psql -d {} -c '{};'\n", pr.database, pr.statement()));
+            // Quoted for a POSIX shell: the statement may hold single quotes.
+            let quote = |x: &str| format!("'{}'", x.replace('\'', "'\\''"));
+            t.push_str(&format!("  psql -d {} -c {}\n", quote(&pr.database), quote(&format!("{};", pr.statement()))));
         }
         out(&t)?;
     }

@@ -85,7 +85,14 @@ pub fn missing(cat: &Catalog, files: &[RelFile], version_dir: &str) -> Vec<Missi
 /// disagree (the first such page per index). A first page the
 /// header checks reject is a page finding already; an empty file (an index being built
 /// concurrently when the server stopped) has no first page.
-pub fn bad_first_pages(dd: &crate::datadir::DataDir, cat: &Catalog, files: &[RelFile], version_dir: &str, bs: usize, blocks_per_segment: u32) -> Vec<MissingFile> {
+pub fn bad_first_pages(
+    dd: &crate::datadir::DataDir,
+    cat: &Catalog,
+    files: &[RelFile],
+    version_dir: &str,
+    bs: usize,
+    blocks_per_segment: u32,
+) -> Vec<MissingFile> {
     use crate::format::page::{special, verify_page, PageVerdict};
     let firsts: std::collections::BTreeMap<(&str, u32), &RelFile> =
         files.iter().filter(|f| f.segno == 0 && f.fork == "main" && f.len >= bs as u64).map(|f| ((f.dir.as_str(), f.relfilenode), f)).collect();
@@ -133,7 +140,15 @@ pub fn bad_first_pages(dd: &crate::datadir::DataDir, cat: &Catalog, files: &[Rel
 /// every segment read in 1 MB pieces; pages the header checks reject (page findings
 /// already) and all-zero pages (extended, never written) are skipped. Then a btree's sibling
 /// links against each other.
-fn later_index_page_problem(dd: &crate::datadir::DataDir, files: &[RelFile], first: &RelFile, am: u32, bs: usize, per_seg: u32, nblocks: u32) -> Option<(u32, String)> {
+fn later_index_page_problem(
+    dd: &crate::datadir::DataDir,
+    files: &[RelFile],
+    first: &RelFile,
+    am: u32,
+    bs: usize,
+    per_seg: u32,
+    nblocks: u32,
+) -> Option<(u32, String)> {
     use crate::format::page::{special, verify_page, PageVerdict};
     let mut segs: Vec<&RelFile> = files.iter().filter(|g| g.fork == "main" && g.dir == first.dir && g.relfilenode == first.relfilenode).collect();
     segs.sort_by_key(|g| g.segno);

@@ -80,7 +80,11 @@ pub fn settle(dd: &DataDir, c: &ControlFile, scan: &mut TupleScan) {
                     format!("toast value {valueid} has invalid compression method id {m}; its first chunk says {h} ({})", if h == 0 { "pglz" } else { "lz4" }),
                     Some(ToastFix { attnum: r.column.attnum, method: Some(h) }),
                 )),
-                None => scan.problems.push(problem(TupleProblemKind::AttributeInvalid, format!("toast value {valueid} has invalid compression method id {m}, and so has its first chunk"), None)),
+                None => scan.problems.push(problem(
+                    TupleProblemKind::AttributeInvalid,
+                    format!("toast value {valueid} has invalid compression method id {m}, and so has its first chunk"),
+                    None,
+                )),
             },
             None if r.no_flag => scan.problems.push(problem(
                 TupleProblemKind::AttributeInvalid,

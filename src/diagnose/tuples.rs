@@ -159,18 +159,27 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
     let next = c.checkpoint.next_xid;
     let (omulti, nmulti) = (c.checkpoint.oldest_multi_xid, c.checkpoint.next_multixact_id);
     let bs = c.database_block_size as usize;
-    let parts: Vec<TupleScan> = files
-        .par_iter()
+    // One task per 16 MB window of a main fork: the threads share a large segment, and one
+    // window per thread is resident (mapping a whole 1 GB segment at once made it all
+    // resident, 1.3 GB peak RSS on a 2 GB cluster, and left one thread scanning it alone).
+    let window = (16usize << 20) / bs * bs;
+    let tasks: Vec<(&RelFile, usize)> = files
+        .iter()
         .filter(|f| f.fork == "main")
-        .map(|f| {
+        .flat_map(|f| (0..(f.len - f.len % bs as u64) as usize).step_by(window).map(move |start| (f, start)))
+        .collect();
+    let parts: Vec<TupleScan> = tasks
+        .par_iter()
+        .map(|&(f, start)| {
             let mut s = TupleScan::default();
             let rel = f.path();
             let info = rels.get(&(f.dir.clone(), f.relfilenode));
             let path = dd.path(&rel);
             let Ok(file) = File::open(&path) else { return s };
             let usable = (f.len - f.len % bs as u64) as usize;
-            let Ok(map) = map_range(&file, &path, 0, usable) else { return s };
-            for (i, page) in map.chunks_exact(bs).enumerate() {
+            let Ok(map) = map_range(&file, &path, start as u64, window.min(usable - start)) else { return s };
+            for (j, page) in map.chunks_exact(bs).enumerate() {
+                let i = start / bs + j;
                 let blk = f.segno * c.blocks_per_segment + i as u32;
                 let Ok(h) = PageHeader::parse(page) else { continue };
                 // Only heap pages (no special space) whose header the server accepts.

@@ -206,7 +206,10 @@ pub fn fix_toast_pointers(
         let (off, it) = tuple_offset(&p, o)?;
         let tuple = p.get(off..off + it.len as usize).ok_or(EditError::PastPage { offnum: o, off: it.off, len: it.len })?;
         let h = crate::format::page::heap::HeapTupleHeader::parse(tuple)?;
-        let a = attrs::decode(tuple, &h, columns, major).ok().and_then(|v| v.into_iter().find(|a| a.attnum == attnum)).ok_or(EditError::NotAToastPointer(o, attnum))?;
+        let a = attrs::decode(tuple, &h, columns, major)
+            .ok()
+            .and_then(|v| v.into_iter().find(|a| a.attnum == attnum))
+            .ok_or(EditError::NotAToastPointer(o, attnum))?;
         let attrs::Value::External(ptr) = a.value else { return Err(EditError::NotAToastPointer(o, attnum)) };
         if let Some(m) = method {
             // va_extinfo: 6 bytes into the 18-byte pointer (2-byte header, va_rawsize).

@@ -208,22 +208,48 @@ pub enum PostRepairKind {
     ReindexIndex,
     ReindexTable,
     RefreshMaterializedView,
+    /// Rows or values of the table are removed: rows of other tables whose foreign keys
+    /// referenced them are orphaned. Checked last, once the indexes are rebuilt.
+    CheckReferences,
 }
 
 impl PostRepairKind {
-    pub fn sql_verb(self) -> &'static str {
+    /// The statement on relation `name` (as the server quotes it) whose oid is `oid`.
+    pub fn statement(self, name: &str, oid: u32) -> String {
         match self {
-            PostRepairKind::ReindexIndex => "REINDEX INDEX",
-            PostRepairKind::ReindexTable => "REINDEX TABLE",
-            PostRepairKind::RefreshMaterializedView => "REFRESH MATERIALIZED VIEW",
+            PostRepairKind::ReindexIndex => format!("REINDEX INDEX {name}"),
+            PostRepairKind::ReindexTable => format!("REINDEX TABLE {name}"),
+            PostRepairKind::RefreshMaterializedView => format!("REFRESH MATERIALIZED VIEW {name}"),
+            PostRepairKind::CheckReferences => format!(
+                "DO $$ DECLARE q text; r record; BEGIN FOR q IN {} LOOP EXECUTE q INTO r; IF r.orphans > 0 THEN RAISE WARNING '% rows of % reference rows of {name} that are gone (foreign key %)', r.orphans, r.child, r.fk; END IF; END LOOP; END $$",
+                reference_checks_sql(oid)
+            ),
         }
     }
+}
+
+/// A query listing, per foreign key that references table `oid`, a query counting the rows
+/// whose key (all columns set: MATCH SIMPLE) no longer finds its referenced row; each counts
+/// into columns `fk`, `child`, `orphans`.
+pub fn reference_checks_sql(oid: u32) -> String {
+    let cols = |keys: &str, rel: &str, alias: &str| {
+        format!(
+            "(select string_agg(format('{alias}.%I', a.attname), ', ' order by k.i) from unnest({keys}) with ordinality k(n, i) join pg_attribute a on a.attrelid = {rel} and a.attnum = k.n)"
+        )
+    };
+    format!(
+        "select format('select %L as fk, %L as child, count(*) as orphans from %s c where (%s) is not null and not exists (select 1 from %s p where (%s) = (%s))', \
+         conname, conrelid::regclass::text, conrelid::regclass, {cc}, confrelid::regclass, {pc}, {cc}) \
+         from pg_constraint where contype = 'f' and confrelid = {oid} order by conname",
+        cc = cols("conkey", "conrelid", "c"),
+        pc = cols("confkey", "confrelid", "p"),
+    )
 }
 
 impl PostRepair {
     /// The statement, with the name as planned (`REINDEX INDEX public.t_pkey`).
     pub fn statement(&self) -> String {
-        format!("{} {}", self.what.sql_verb(), self.relation)
+        self.what.statement(&self.relation, self.relation_oid)
     }
 }
 

@@ -193,6 +193,7 @@ impl<'a> Planner<'a> {
         let mut ids = vec![self.push(f, ActionKind::KillTuples { offnums }, file, Some(block), "block", effect, loss, Risk::Medium)];
         // Index-only scans must not trust the page as all-visible any more.
         ids.extend(self.clear_vm(f, file, block));
+        self.check_references(f, file);
         Ok(ids)
     }
 
@@ -218,6 +219,7 @@ impl<'a> Planner<'a> {
         );
         let mut ids = vec![self.push(f, ActionKind::KillTuples { offnums }, file, Some(block), "block", effect, loss, Risk::Medium)];
         ids.extend(self.clear_vm(f, file, block));
+        self.check_references(f, file);
         Ok(ids)
     }
 
@@ -252,7 +254,9 @@ impl<'a> Planner<'a> {
             None => "every row on the page (how many is unknown: its line pointers are lost)".into(),
         };
         let effect = "the page is replaced by an empty one (the server accepts all-zero pages); its original bytes stay in the rollback store".into();
-        Ok(vec![self.push(f, ActionKind::ZeroPage { rows }, file, Some(block), "block", effect, loss, Risk::High)])
+        let id = self.push(f, ActionKind::ZeroPage { rows }, file, Some(block), "block", effect, loss, Risk::High);
+        self.check_references(f, file);
+        Ok(vec![id])
     }
 
     /// A damaged page of an index: REINDEX builds the index again from its table, reading
@@ -276,6 +280,15 @@ impl<'a> Planner<'a> {
         self.post_repair.push(super::PostRepair { what, database_oid, relation_oid, relation: qualified.to_string(), database, finding: f.code.to_string() });
     }
 
+    /// Rows or values of the table `file` belongs to are removed: rows of other tables whose
+    /// foreign keys referenced them are counted once the server runs.
+    fn check_references(&mut self, f: &Finding, file: &str) {
+        let base = file.split_once('.').map_or(file, |(b, _)| b);
+        if let Some(t) = self.d.relations.get(base).filter(|t| t.kind == 'r').cloned() {
+            self.post_repair_once(super::PostRepairKind::CheckReferences, t.database_oid, t.relation_oid, &t.qualified, f);
+        }
+    }
+
     /// tuple-chain-broken: the links mended on the page (bad redirects dead, heap-only or
     /// HOT-updated flags cleared where nothing leads), then REINDEX TABLE so that every row
     /// has index entries of its own. Two pointers to one version: no safe edit.
@@ -291,9 +304,7 @@ impl<'a> Planner<'a> {
         }
         let Some(items) = ps.iter().map(|p| p.chain_fix.map(|x| (p.offnum, x))).collect::<Option<Vec<_>>>() else {
             let first = ps.iter().find(|p| p.chain_fix.is_none()).map(|p| p.detail.clone()).unwrap_or_default();
-            return Err(format!(
-                "{first}: which version is right cannot be told offline; check the rows by hand (pageinspect), then REINDEX TABLE"
-            ));
+            return Err(format!("{first}: which version is right cannot be told offline; check the rows by hand (pageinspect), then REINDEX TABLE"));
         };
         let base = file.split_once('.').map_or(file, |(b, _)| b);
         let Some(table) = self.d.relations.get(base).cloned() else {
@@ -338,14 +349,17 @@ impl<'a> Planner<'a> {
     pub fn null_or_kill_values(&mut self, f: &Finding) -> Answer {
         let Some((file, block)) = self.page_target(f)? else { return Ok(vec![]) };
         let ours = [Code::TupleAttributeInvalid.to_string(), Code::TupleToastValueMissing.to_string()];
-        let done: Vec<String> = self.actions.iter().filter(|a| ours.contains(&a.finding) && a.target.path == file && a.target.block == Some(block)).map(|a| a.id.clone()).collect();
+        let done: Vec<String> =
+            self.actions.iter().filter(|a| ours.contains(&a.finding) && a.target.path == file && a.target.block == Some(block)).map(|a| a.id.clone()).collect();
         if !done.is_empty() {
             return Ok(done);
         }
         let ps: Vec<&tuples::TupleProblem> = self
             .by_page
             .get(&(file.to_string(), block))
-            .map(|v| v.iter().filter(|p| matches!(p.kind, tuples::TupleProblemKind::AttributeInvalid | tuples::TupleProblemKind::ToastMissing)).copied().collect())
+            .map(|v| {
+                v.iter().filter(|p| matches!(p.kind, tuples::TupleProblemKind::AttributeInvalid | tuples::TupleProblemKind::ToastMissing)).copied().collect()
+            })
             .unwrap_or_default();
         if ps.is_empty() {
             return Ok(vec![]);
@@ -375,7 +389,9 @@ impl<'a> Planner<'a> {
         let mut kills: Vec<u16> = Vec::new();
         for (o, attnums) in per_tuple {
             match attnums {
-                Some(a) if bytes::null_attributes(&page, &[(o, a.clone())], &table.columns, self.c.major.number(), maxalign, block, false).is_ok() => nulls.push((o, a)),
+                Some(a) if bytes::null_attributes(&page, &[(o, a.clone())], &table.columns, self.c.major.number(), maxalign, block, false).is_ok() => {
+                    nulls.push((o, a))
+                }
                 _ => kills.push(o),
             }
         }
@@ -387,32 +403,51 @@ impl<'a> Planner<'a> {
             let effect = format!(
                 "{} mended from their values' first chunks (the compression method id the value itself holds; HEAP_HASEXTERNAL set): {}",
                 count(n, "TOAST pointer"),
-                mends.iter().take(5).map(|(o, a, m)| format!("({block},{o}) attribute {a}{}", m.map(|m| format!(" method {m}")).unwrap_or_default())).collect::<Vec<_>>().join(", ")
+                mends
+                    .iter()
+                    .take(5)
+                    .map(|(o, a, m)| format!("({block},{o}) attribute {a}{}", m.map(|m| format!(" method {m}")).unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
-            ids.push(self.push(f, ActionKind::FixToastPointers { items: mends, columns: table.columns.clone() }, file, Some(block), "block", effect, "nothing: every value stays".into(), Risk::Low));
+            ids.push(self.push(
+                f,
+                ActionKind::FixToastPointers { items: mends, columns: table.columns.clone() },
+                file,
+                Some(block),
+                "block",
+                effect,
+                "nothing: every value stays".into(),
+                Risk::Low,
+            ));
         }
         if !nulls.is_empty() {
             let n = nulls.len() as u64;
-            let list: Vec<String> = nulls.iter().take(5).map(|(o, a)| format!("({block},{o}) attribute {}", a.iter().map(u16::to_string).collect::<Vec<_>>().join(","))).collect();
-            let effect = format!(
-                "{} laid out again with the damaged values set NULL (the other values kept, byte for byte): the rows read again",
-                count(n, "tuple")
-            );
+            let list: Vec<String> =
+                nulls.iter().take(5).map(|(o, a)| format!("({block},{o}) attribute {}", a.iter().map(u16::to_string).collect::<Vec<_>>().join(","))).collect();
+            let effect =
+                format!("{} laid out again with the damaged values set NULL (the other values kept, byte for byte): the rows read again", count(n, "tuple"));
             let loss = format!(
                 "the damaged value of {}: {}{} (the original tuples stay in the rollback store's copy of the page)",
                 count(n, "row"),
                 list.join(", "),
                 if nulls.len() > 5 { ", ..." } else { "" }
             );
-            ids.push(self.push(f, ActionKind::NullAttributes { items: nulls, columns: table.columns.clone() }, file, Some(block), "block", effect, loss, Risk::Medium));
+            ids.push(self.push(
+                f,
+                ActionKind::NullAttributes { items: nulls, columns: table.columns.clone() },
+                file,
+                Some(block),
+                "block",
+                effect,
+                loss,
+                Risk::Medium,
+            ));
         }
         if !kills.is_empty() {
             let n = kills.len() as u64;
             let list: Vec<String> = kills.iter().take(5).map(|o| format!("({block},{o})")).collect();
-            let effect = format!(
-                "{} whose values cannot be decoded or set NULL (a NOT NULL column) marked dead, as heap_force_kill does",
-                count(n, "tuple")
-            );
+            let effect = format!("{} whose values cannot be decoded or set NULL (a NOT NULL column) marked dead, as heap_force_kill does", count(n, "tuple"));
             let loss = format!(
                 "{}: ctid {}{} (their bytes are kept in the rollback store's copy of the page)",
                 count(n, "row"),
@@ -425,6 +460,7 @@ impl<'a> Planner<'a> {
         if values_change {
             ids.extend(self.clear_vm(f, file, block));
             self.post_repair_once(super::PostRepairKind::ReindexTable, table.database_oid, table.relation_oid, &table.qualified, f);
+            self.check_references(f, file);
         }
         Ok(ids)
     }
@@ -577,6 +613,9 @@ impl<'a> Planner<'a> {
                 };
                 let id = self.push(f, ActionKind::CreateEmptyFile, &m.path, None, "absent", effect, loss, if m.kind == 'm' { Risk::Low } else { Risk::High });
                 self.post_repair_once(then, m.database_oid, m.relation_oid, &m.qualified, f);
+                if m.kind == 'r' {
+                    self.post_repair_once(K::CheckReferences, m.database_oid, m.relation_oid, &m.qualified, f);
+                }
                 Ok(vec![id])
             }
             't' => {
@@ -591,6 +630,7 @@ impl<'a> Planner<'a> {
                 let loss = format!("every out-of-line value of {table} (put the file back from a backup instead, if one has it); the rows pointing at them are repaired by the tuple-toast-value-missing findings");
                 let id = self.push(f, ActionKind::CreateEmptyFile, &m.path, None, "absent", effect, loss, Risk::High);
                 self.post_repair_once(K::ReindexTable, m.database_oid, owner, &table, f);
+                self.post_repair_once(K::CheckReferences, m.database_oid, owner, &table, f);
                 Ok(vec![id])
             }
             _ => Err("a sequence's file cannot be made empty (the server needs its page): put it back from a backup, or DROP and CREATE the sequence with START past the highest value in use".into()),

@@ -177,7 +177,10 @@ pub fn decode(tuple: &[u8], h: &HeapTupleHeader, columns: &[Column], major: u32)
                     let Some(raw) = u32_le(tuple, off) else { return Err(ends_beyond(off + 4)) };
                     let len = (raw >> 2) as usize;
                     if len < 4 || (b0 & 0x03 == 0x02 && len < 8) {
-                        return Err(AttrError { attnum, detail: format!("attribute {attnum} has a varlena header claiming length {len}, less than its own header") });
+                        return Err(AttrError {
+                            attnum,
+                            detail: format!("attribute {attnum} has a varlena header claiming length {len}, less than its own header"),
+                        });
                     }
                     if off + len > total {
                         return Err(ends_beyond(off + len));

@@ -165,7 +165,9 @@ pub fn index_page_problem(am: u32, page: &[u8], block: u32, nblocks: u32) -> (Op
                 .or_else(|| link("hasho_nextblkno", u32_at(sp, 4))),
             None,
         ),
-        GIST_AM => (want("gist_page_id", u16_at(sp, 14), 0xFF81).or_else(|| flags_ok(u16_at(sp, 12), 0x001F)).or_else(|| link("rightlink", u32_at(sp, 8))), None),
+        GIST_AM => {
+            (want("gist_page_id", u16_at(sp, 14), 0xFF81).or_else(|| flags_ok(u16_at(sp, 12), 0x001F)).or_else(|| link("rightlink", u32_at(sp, 8))), None)
+        }
         GIN_AM => (
             flags_ok(u16_at(sp, 6), 0x00FF)
                 .or_else(|| (u16_at(sp, 6) & 0x0008 != 0).then(|| "it is marked as the metapage, which only block 0 is".to_string()))
