@@ -221,7 +221,7 @@ impl PostRepairKind {
             PostRepairKind::ReindexTable => format!("REINDEX TABLE {name}"),
             PostRepairKind::RefreshMaterializedView => format!("REFRESH MATERIALIZED VIEW {name}"),
             PostRepairKind::CheckReferences => format!(
-                "DO $$ DECLARE q text; r record; BEGIN FOR q IN {} LOOP EXECUTE q INTO r; IF r.orphans > 0 THEN RAISE WARNING '% rows of % reference rows of {name} that are gone (foreign key %)', r.orphans, r.child, r.fk; END IF; END LOOP; END $$",
+                "DO $$ DECLARE q text; r record; BEGIN FOR q IN {} LOOP EXECUTE q INTO r; IF r.orphans > 0 THEN RAISE WARNING '% rows of % reference rows of % that are gone (foreign key %)', r.orphans, r.child, {oid}::regclass, r.fk; END IF; END LOOP; END $$",
                 reference_checks_sql(oid)
             ),
         }
