@@ -144,7 +144,7 @@ fn render(p: &Plan, drift: Option<&(bool, Vec<plan::Drift>)>) -> String {
     if !p.post_repair.is_empty() {
         let _ = writeln!(s, "\nonce the server runs after apply (rehearse runs these on its copy; after apply, you do):");
         for r in &p.post_repair {
-            let _ = writeln!(s, "  {}; -- in database {} ({})", r.statement(), r.database, r.finding);
+            let _ = writeln!(s, "  {} -- in database {} ({})", r.describe(), r.database, r.finding);
         }
     }
     if !p.not_repairable.is_empty() {

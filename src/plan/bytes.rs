@@ -121,6 +121,11 @@ pub fn repair_chains(page: &[u8], items: &[(u16, ChainFix)], blkno: u32, checksu
                 }
                 put32(&mut p, at, ItemId { off: 0, flags: LpFlags::Dead, len: 0 }.raw());
             }
+            ChainFix::SetUpdated => {
+                let (off, _) = tuple_offset(&p, o)?;
+                let im = u16::from_le_bytes([p[off + 20], p[off + 21]]) | infomask::UPDATED;
+                put16(&mut p, off + 20, im);
+            }
             ChainFix::ClearHeapOnly | ChainFix::ClearHotUpdated => {
                 let (off, _) = tuple_offset(&p, o)?;
                 let mut im2 = u16::from_le_bytes([p[off + 18], p[off + 19]]);

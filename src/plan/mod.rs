@@ -251,6 +251,13 @@ impl PostRepair {
     pub fn statement(&self) -> String {
         self.what.statement(&self.relation, self.relation_oid)
     }
+    /// In words, for plan and review (apply prints the statement itself).
+    pub fn describe(&self) -> String {
+        match self.what {
+            PostRepairKind::CheckReferences => format!("count the rows whose foreign keys reference removed rows of {} (apply prints the statement)", self.relation),
+            _ => format!("{};", self.statement()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

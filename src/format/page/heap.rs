@@ -89,6 +89,8 @@ impl HeapTupleHeader {
         if self.has(infomask::XMAX_IS_MULTI) && self.has(infomask::XMAX_COMMITTED) {
             v.push("a multixact xmax marked HEAP_XMAX_COMMITTED (multixact should not be marked committed)");
         }
+        // HEAP_XMAX_LOCK_ONLY beside HEAP_KEYS_UPDATED is no contradiction: SELECT ... FOR
+        // UPDATE sets both (released verify_heapam does not report it either).
         v
     }
 }
@@ -175,6 +177,9 @@ pub enum ChainFix {
     ClearHeapOnly,
     /// A tuple marked HOT-updated whose successor is not heap-only ends its chain.
     ClearHotUpdated,
+    /// A heap-only tuple a HOT update leads to, not marked HEAP_UPDATED: marked so (it is
+    /// the result of an update).
+    SetUpdated,
 }
 
 /// The update chains within one heap page, as verify_heapam checks them (PostgreSQL 16+):
@@ -251,8 +256,14 @@ pub fn chain_problems(slots: &[TupleSlot], blkno: u32) -> Vec<(u16, String, Opti
     }
     for s in slots.iter().filter(|s| s.item.flags == LpFlags::Normal && s.header.is_some_and(|h| heap_only(&h))) {
         let o = s.offnum as usize;
-        if pred[o].is_none() && !out.iter().any(|(x, ..)| *x as usize == o) {
+        if out.iter().any(|(x, ..)| *x as usize == o) {
+            continue;
+        }
+        if pred[o].is_none() {
             out.push((s.offnum, "tuple is root of chain but is marked as heap-only tuple".into(), Some(ChainFix::ClearHeapOnly)));
+        } else if s.header.is_some_and(|h| h.infomask & infomask::UPDATED == 0) {
+            // verify_heapam's header check; reached by a HOT update, so HEAP_UPDATED is the bit lost.
+            out.push((s.offnum, "tuple is heap only, but not the result of an update".into(), Some(ChainFix::SetUpdated)));
         }
     }
     out.sort_by_key(|x| x.0);
