@@ -254,7 +254,9 @@ impl PostRepair {
     /// In words, for plan and review (apply prints the statement itself).
     pub fn describe(&self) -> String {
         match self.what {
-            PostRepairKind::CheckReferences => format!("count the rows whose foreign keys reference removed rows of {} (apply prints the statement)", self.relation),
+            PostRepairKind::CheckReferences => {
+                format!("count the rows whose foreign keys reference removed rows of {} (apply prints the statement)", self.relation)
+            }
             _ => format!("{};", self.statement()),
         }
     }
