@@ -301,8 +301,14 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
                     .iter()
                     .find(|t| t.oid == r.toast_oid && r.toast_oid != 0 && t.kind == 't')
                     .map(|t| (t.oid, format!("{}/{}", db.dir_of(t, version_dir), t.relfilenode)));
-                let info =
-                    tuples::RelInfo { natts: r.natts, frozenxid: r.frozenxid, minmxid: r.minmxid, columns: std::sync::Arc::new(r.columns.clone()), toast };
+                let info = tuples::RelInfo {
+                    natts: r.natts,
+                    frozenxid: r.frozenxid,
+                    minmxid: r.minmxid,
+                    columns: std::sync::Arc::new(r.columns.clone()),
+                    toast,
+                    toast_oid: r.toast_oid,
+                };
                 ((db.dir_of(r, version_dir), r.relfilenode), info)
             })
         })

@@ -88,8 +88,11 @@ pub struct RelInfo {
     pub minmxid: u32,
     /// Its columns (empty: not known; attributes are then not decoded).
     pub columns: std::sync::Arc<Vec<crate::catalog::Column>>,
-    /// Its TOAST table: oid and main fork path (`base/5/16393`).
+    /// Its TOAST table: oid and main fork path (`base/5/16393`); None when it has none
+    /// (`toast_oid` 0) or the catalog does not show it (its pointers are then not judged).
     pub toast: Option<(u32, String)>,
+    /// pg_class.reltoastrelid.
+    pub toast_oid: u32,
 }
 
 /// A TOAST pointer of a tuple, to be looked up in its TOAST table once the tuple is known
@@ -395,6 +398,9 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
                                             when: toast_checks_wait_for(&h, when),
                                             no_flag: !h.has(heap::infomask::HASEXTERNAL),
                                         }),
+                                        // The catalog names a TOAST table it does not show (a damaged
+                                        // catalog page): the pointer cannot be judged.
+                                        None if info.toast_oid != 0 => {}
                                         None => found_here.push(problem(
                                             TupleProblemKind::AttributeInvalid,
                                             format!("attribute {}: toast value {} is external but relation has no toast relation", a.attnum, p.valueid),
