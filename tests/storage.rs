@@ -86,7 +86,9 @@ fn missing_files(major: u32, rng: &mut u64) {
         let verb = match pr["what"].as_str().unwrap() {
             "reindex-index" => "reindex index",
             "reindex-table" => "reindex table",
-            _ => "refresh materialized view",
+            "refresh-materialized-view" => "refresh materialized view",
+            // An emptied table's referencing foreign keys: none here (rehearse checked it).
+            _ => continue,
         };
         c.sql_in(pr["database"].as_str().unwrap(), &format!("{verb} {}", pr["relation"].as_str().unwrap()));
     }
