@@ -369,13 +369,18 @@ mod tests {
     #[test]
     fn update_chains() {
         use infomask2::{HOT_UPDATED, ONLY_TUPLE};
-        // 1 -> redirect to 2; 2 HOT-updated to 3; 3 heap-only: healthy.
+        // 1 -> redirect to 2; 2 HOT-updated to 3; 3 heap-only: healthy. Heap-only versions
+        // are the result of an update: HEAP_UPDATED, as the server sets it.
         let ok = vec![
             slot(1, LpFlags::Redirect, 2, None),
-            slot(2, LpFlags::Normal, 8000, Some((10, 11, 3, HOT_UPDATED | ONLY_TUPLE, 0))),
-            slot(3, LpFlags::Normal, 7900, Some((11, 0, 3, ONLY_TUPLE, infomask::XMAX_INVALID))),
+            slot(2, LpFlags::Normal, 8000, Some((10, 11, 3, HOT_UPDATED | ONLY_TUPLE, infomask::UPDATED))),
+            slot(3, LpFlags::Normal, 7900, Some((11, 0, 3, ONLY_TUPLE, infomask::XMAX_INVALID | infomask::UPDATED))),
         ];
         assert_eq!(chain_problems(&ok, 0), vec![]);
+        // HEAP_UPDATED lost on the last version: set back.
+        let mut u = ok.clone();
+        u[2].header.as_mut().unwrap().infomask = infomask::XMAX_INVALID;
+        assert_eq!(chain_problems(&u, 0), vec![(3, "tuple is heap only, but not the result of an update".to_string(), Some(ChainFix::SetUpdated))]);
         // The redirect points at an unused item; 2 is then a root marked heap-only.
         let mut bad = ok.clone();
         bad[0].item.off = 4;
