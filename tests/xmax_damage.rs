@@ -130,12 +130,7 @@ fn header_damage(major: u32) {
     if major >= 14 {
         assert_eq!(amcheck, expected, "{what}: pg_amcheck's verify_heapam finds these, at the same block and offset");
     }
-    let (code, out) = run(&w, &["plan", "-D", &d, "-o", "plan.json"]);
-    assert_eq!(code, 0, "{what}: {out}");
-    let (code, out) = run(&w, &["rehearse", "-D", &d, "--plan", "plan.json"]);
-    assert!(code == 0 && out.contains("safe to apply"), "{what}: {out}");
-    let (code, out) = run(&w, &["apply", "-D", &d, "--plan", "plan.json", "--without-snapshot-i-may-lose-data", "--yes"]);
-    assert_eq!(code, 0, "{what}: {out}");
+    plan_rehearse_apply(&w, &d, &what);
     c.start();
     for (t, rows) in [("h", "297"), ("f", "300"), ("r", "300")] {
         c.sql(&format!("vacuum (freeze) {t}"));
@@ -177,6 +172,17 @@ fn verify_heapam(c: &Cluster, t: &str) -> String {
 const COMMITTED: u16 = 0x0400;
 const INVALID: u16 = 0x0800;
 const MULTI: u16 = 0x1000;
+
+/// plan (exit 0), rehearse ("safe to apply"), apply without a snapshot, in `w` on data
+/// directory `d`.
+fn plan_rehearse_apply(w: &Path, d: &str, what: &str) {
+    let (code, out) = run(w, &["plan", "-D", d, "-o", "plan.json"]);
+    assert_eq!(code, 0, "{what}: {out}");
+    let (code, out) = run(w, &["rehearse", "-D", d, "--plan", "plan.json"]);
+    assert!(code == 0 && out.contains("safe to apply"), "{what}: {out}");
+    let (code, out) = run(w, &["apply", "-D", d, "--plan", "plan.json", "--without-snapshot-i-may-lose-data", "--yes"]);
+    assert_eq!(code, 0, "{what}: {out}");
+}
 
 fn run(dir: &Path, args: &[&str]) -> (i32, String) {
     let o = pgsalvage().current_dir(dir).args(args).stdin(std::process::Stdio::null()).output().unwrap();
@@ -243,12 +249,7 @@ fn xmax_damage(major: u32) {
         // The starred repair is one the plan builds.
         assert!(fs[0]["repairs"][0]["least_loss"].as_bool().unwrap(), "{what}: {p}");
     }
-    let (code, out) = run(&w, &["plan", "-D", &d, "-o", "plan.json"]);
-    assert_eq!(code, 0, "{what}: {out}");
-    let (code, out) = run(&w, &["rehearse", "-D", &d, "--plan", "plan.json"]);
-    assert!(code == 0 && out.contains("safe to apply"), "{what}: {out}");
-    let (code, out) = run(&w, &["apply", "-D", &d, "--plan", "plan.json", "--without-snapshot-i-may-lose-data", "--yes"]);
-    assert_eq!(code, 0, "{what}: {out}");
+    plan_rehearse_apply(&w, &d, &what);
     c.start();
     for (t, ..) in &cases {
         c.sql(&format!("vacuum (freeze) {t}"));
@@ -353,12 +354,7 @@ fn broken_chains(major: u32) {
     for o in &amcheck {
         assert!(ours.contains(o), "{what}: verify_heapam reports offset {o}, diagnose does not: ours {ours:?}, amcheck {amcheck:?}");
     }
-    let (code, out) = run(&w, &["plan", "-D", &d, "-o", "plan.json"]);
-    assert_eq!(code, 0, "{what}: {out}");
-    let (code, out) = run(&w, &["rehearse", "-D", &d, "--plan", "plan.json"]);
-    assert!(code == 0 && out.contains("safe to apply"), "{what}: {out}");
-    let (code, out) = run(&w, &["apply", "-D", &d, "--plan", "plan.json", "--without-snapshot-i-may-lose-data", "--yes"]);
-    assert_eq!(code, 0, "{what}: {out}");
+    plan_rehearse_apply(&w, &d, &what);
     c.start();
     c.sql("reindex table c");
     assert_eq!(c.sql("select count(*), sum(id) from c"), "100|5050", "{what}");
@@ -524,12 +520,7 @@ fn flag_damage(major: u32) {
     table_row(major, "heap-only tuple with HEAP_UPDATED lost", am, "tuple-chain-broken, same offset (mended; no row lost)");
     let w = c.scratch.path().to_path_buf();
     let d = c.data.display().to_string();
-    let (code, out) = run(&w, &["plan", "-D", &d, "-o", "plan.json"]);
-    assert_eq!(code, 0, "{what}: {out}");
-    let (code, out) = run(&w, &["rehearse", "-D", &d, "--plan", "plan.json"]);
-    assert!(code == 0 && out.contains("safe to apply"), "{what}: {out}");
-    let (code, out) = run(&w, &["apply", "-D", &d, "--plan", "plan.json", "--without-snapshot-i-may-lose-data", "--yes"]);
-    assert_eq!(code, 0, "{what}: {out}");
+    plan_rehearse_apply(&w, &d, &what);
     c.start();
     c.sql("reindex table f");
     assert_eq!(c.sql("select count(*), sum(v) from f"), "50|1276", "{what}");
