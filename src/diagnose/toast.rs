@@ -142,35 +142,41 @@ fn judge(valueid: u32, (n, last): (u32, u32), size: u32, found: Option<&Chunks>)
 fn chunks_of(dd: &DataDir, c: &ControlFile, file: &str, ids: &HashSet<u32>) -> HashMap<u32, Found> {
     let bs = c.database_block_size as usize;
     let mut out: HashMap<u32, Found> = HashMap::new();
+    // Each segment in 1 MB pieces: a TOAST table can be the largest relation there is.
+    let piece = 128 * bs;
     for segno in 0.. {
         let path = if segno == 0 { file.to_string() } else { format!("{file}.{segno}") };
-        let Ok(bytes) = dd.read(&path) else { break };
-        for page in bytes.chunks_exact(bs) {
-            if PageHeader::parse(page).map_or(true, |h| h.special as usize != bs) {
-                continue;
-            }
-            let Ok(slots) = heap::tuples(page) else { continue };
-            for t in slots {
-                let Some(h) = t.header else { continue };
-                if h.xmin_invalid_hint() {
+        let Ok(len) = std::fs::metadata(dd.path(&path)).map(|m| m.len() as usize) else { break };
+        let usable = len - len % bs;
+        for at in (0..usable).step_by(piece) {
+            let Ok(bytes) = dd.read_range(&path, at as u64, piece.min(usable - at)) else { break };
+            for page in bytes.chunks_exact(bs) {
+                if PageHeader::parse(page).map_or(true, |h| h.special as usize != bs) {
                     continue;
                 }
-                let off = t.item.off as usize + h.hoff as usize;
-                let data = &page[off..t.item.off as usize + t.item.len as usize];
-                let (Some(id), Some(seq)) = (u32_le(data, 0), u32_le(data, 4)) else { continue };
-                if !ids.contains(&id) {
-                    continue;
-                }
-                let bytea = &data[8.min(data.len())..];
-                let f = out.entry(id).or_default();
-                f.chunks.insert(seq as i32, chunk_len(bytea));
-                if seq == 0 {
-                    let start = if bytea.first().is_some_and(|b| b & 0x01 == 0x01) { 1 } else { 4 };
-                    f.head = u32_le(bytea, start);
+                let Ok(slots) = heap::tuples(page) else { continue };
+                for t in slots {
+                    let Some(h) = t.header else { continue };
+                    if h.xmin_invalid_hint() {
+                        continue;
+                    }
+                    let off = t.item.off as usize + h.hoff as usize;
+                    let data = &page[off..t.item.off as usize + t.item.len as usize];
+                    let (Some(id), Some(seq)) = (u32_le(data, 0), u32_le(data, 4)) else { continue };
+                    if !ids.contains(&id) {
+                        continue;
+                    }
+                    let bytea = &data[8.min(data.len())..];
+                    let f = out.entry(id).or_default();
+                    f.chunks.insert(seq as i32, chunk_len(bytea));
+                    if seq == 0 {
+                        let start = if bytea.first().is_some_and(|b| b & 0x01 == 0x01) { 1 } else { 4 };
+                        f.head = u32_le(bytea, start);
+                    }
                 }
             }
         }
-        if bytes.len() < bs * c.blocks_per_segment as usize {
+        if len < bs * c.blocks_per_segment as usize {
             break;
         }
     }

@@ -177,6 +177,8 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
             let mut s = TupleScan::default();
             let rel = f.path();
             let info = rels.get(&(f.dir.clone(), f.relfilenode));
+            // The columns' layout once per task, not per tuple.
+            let layout: Vec<attrs::Column> = info.map(|i| i.columns.iter().map(|c| c.layout).collect()).unwrap_or_default();
             let path = dd.path(&rel);
             let Ok(file) = File::open(&path) else { return s };
             let usable = (f.len - f.len % bs as u64) as usize;
@@ -357,7 +359,6 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
                     let Some(when) = attribute_checks_wait_for(&h) else { continue };
                     let off = t.item.off as usize;
                     let tuple = &page[off..off + t.item.len as usize];
-                    let layout: Vec<attrs::Column> = info.columns.iter().map(|c| c.layout).collect();
                     let column = |attnum: u16| {
                         let c = &info.columns[attnum as usize - 1];
                         ColumnRef { attnum, name: c.name.clone(), nullable: !c.notnull }
