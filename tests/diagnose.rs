@@ -344,3 +344,80 @@ fn zeroed_geometry_is_no_panic() {
         }
     }
 }
+
+/// A crashed cluster whose pg_xact/0000 is gone. When rows committed before the latest
+/// checkpoint carry no hint bits, starting it loses them silently (the server, on a copy,
+/// shows it), and diagnose's first finding says not to start it. When every commit is after
+/// the checkpoint, recovery restores every status from WAL (the server shows that too), no
+/// such warning is given, and the plan's rebuild from WAL keeps every row.
+fn crashed_without_pg_xact(major: u32, before_checkpoint: bool) {
+    let mut c = Cluster::new(major, InitOpts::default());
+    c.start();
+    if !before_checkpoint {
+        // Every row before the checkpoint frozen (initdb leaves unhinted rows, the
+        // descriptions in pg_shdescription among them); the table's catalog rows come after.
+        c.sql("vacuum freeze");
+        c.sql("checkpoint");
+    }
+    c.sql("create table t (id int primary key, v int) with (autovacuum_enabled = false)");
+    // Rows are not read before the crash: no hint bits. The truth is known by construction.
+    let batches = |c: &Cluster, from: u32, n: u32| {
+        for i in from..from + n {
+            c.sql(&format!("insert into t select g, g from generate_series({}, {}) g", i * 100 + 1, i * 100 + 100));
+        }
+    };
+    if before_checkpoint {
+        batches(&c, 0, 20);
+        c.sql("checkpoint");
+    }
+    batches(&c, 20, 20);
+    c.sql("begin; insert into t values (999999, 0); rollback");
+    let first = if before_checkpoint { 1u64 } else { 2001 };
+    let truth = format!("{}|{}", 4000 - first + 1, (first..=4000).sum::<u64>());
+    c.crash();
+    std::fs::rename(c.data.join("pg_xact/0000"), c.scratch.path().join("pg_xact-0000")).unwrap();
+    let what = format!(
+        "PostgreSQL {major}: crashed, pg_xact/0000 removed, {}",
+        if before_checkpoint { "rows committed before the checkpoint" } else { "every commit after it" }
+    );
+    // The server's verdict on starting it as it is, on a copy.
+    let copy = c.scratch.path().join("started-as-is");
+    copy_tree(&c.data, &copy);
+    let mut started = Cluster::at(major, &copy);
+    started.start();
+    let seen = started.sql("select count(*), sum(v) from t");
+    started.stop();
+    eprintln!("{what}: truth {truth}; a copy started as it is reads {seen}");
+    let (code, v) = diagnose(&c.data, &[]);
+    assert_eq!(code, 1, "{what}: {v}");
+    let title = v["findings"][0]["title"].as_str().unwrap().to_string();
+    let warned = title.starts_with("do not start this cluster: crash recovery would zero-fill pg_xact/0000 and silently lose committed rows");
+    if before_checkpoint {
+        assert_ne!(seen, truth, "{what}: the copy started as it is kept every row");
+        assert!(warned, "{what}: first finding: {title}");
+    } else {
+        assert_eq!(seen, truth, "{what}: recovery restores every status from WAL");
+        assert!(!warned, "{what}: {title}: {}", v["findings"][0]["explanation"]);
+        let w = c.scratch.path().to_path_buf();
+        let d = c.data.display().to_string();
+        let run = |args: &[&str]| {
+            let o = pgsalvage().current_dir(&w).args(args).stdin(std::process::Stdio::null()).output().unwrap();
+            (o.status.code().unwrap_or(-9), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+        };
+        let (code, out) = run(&["plan", "-D", &d, "-o", "plan.json"]);
+        assert_eq!(code, 0, "{what}: {out}");
+        let (code, out) = run(&["apply", "-D", &d, "--plan", "plan.json", "--without-snapshot-i-may-lose-data", "--yes"]);
+        assert_eq!(code, 0, "{what}: {out}");
+        c.start();
+        assert_eq!(c.sql("select count(*), sum(v) from t"), truth, "{what}: every committed row, none of the aborted one");
+        c.stop();
+    }
+}
+
+#[test]
+fn crashed_cluster_without_pg_xact() {
+    for major in common::some_majors(&[11, 15, 18]) {
+        crashed_without_pg_xact(major, true);
+        crashed_without_pg_xact(major, false);
+    }
+}

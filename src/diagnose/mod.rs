@@ -328,7 +328,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
     d.heap_pages_scanned = ts.heap_pages;
     d.tuples_scanned = ts.tuples;
     out.extend(disk_full(dd, &c, &report, &logs));
-    out.extend(from_check(dd, &c, &report, &ts, &name_of));
+    out.extend(from_check(dd, &c, control_next, &report, &ts, &name_of));
     out.extend(from_tuples(dd, &c, control_next, &ts.problems, &name_of));
     d.missing = storage::missing(&catalog, &files, &check::version_dir(&c));
     d.relations = storage::relations(&catalog, &check::version_dir(&c));
@@ -355,6 +355,8 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
     fold_suspect(&mut out, d.control.as_ref());
     attach_logs(&mut out, &logs, &mut d.unexplained_log);
     out.sort_by_key(|f| f.severity);
+    // What must not be done comes first: starting a crashed cluster whose pg_xact is missing.
+    out.sort_by_key(|f| !f.title.starts_with("do not start this cluster"));
     d.findings = out;
     d.tuples = ts;
     Ok(d)
@@ -699,7 +701,15 @@ fn page_on(dd: &DataDir, file: &str, block: u32, c: &ControlFile) -> Option<Vec<
     bytes.get((in_seg * bs) as usize..((in_seg + 1) * bs) as usize).map(<[u8]>::to_vec)
 }
 
-fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::TupleScan, name_of: &dyn Fn(&str) -> Option<String>) -> Vec<Finding> {
+/// `control_next`: NextXID of the latest checkpoint, before replay moves it.
+fn from_check(
+    dd: &DataDir,
+    c: &ControlFile,
+    control_next: crate::format::types::FullXid,
+    r: &CheckReport,
+    ts: &tuples::TupleScan,
+    name_of: &dyn Fn(&str) -> Option<String>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     for f in &r.findings {
         let rel = f.at.file.as_deref().and_then(name_of);
@@ -772,11 +782,27 @@ fn from_check(dd: &DataDir, c: &ControlFile, r: &CheckReport, ts: &tuples::Tuple
                 let affected: Vec<&(Xid, String)> = ts.unhinted.iter().filter(|(x, _)| x.wrapping_sub(a) <= b.wrapping_sub(a)).collect();
                 let tables: std::collections::BTreeSet<&String> = affected.iter().map(|(_, f)| f).collect();
                 let names: Vec<String> = tables.iter().take(5).map(|t| name_of(t).unwrap_or_else(|| t.to_string())).collect();
-                Finding::new(Code::XactStatusLost, format!("commit status of transactions {a}..{b} is lost ({})", f.at.file.clone().unwrap_or_default()))
+                let file = f.at.file.clone().unwrap_or_default();
+                // Crash recovery reads a missing pg_xact segment as zeros and writes it back
+                // with the statuses it replays: those of transactions after the checkpoint.
+                // Tuples of earlier ones, unhinted, then read as aborted, silently.
+                let crashed = matches!(c.state, DbState::InProduction | DbState::InCrashRecovery) && f.code == CheckCode::XactSegmentMissing;
+                let before = affected.iter().filter(|(x, _)| crate::format::types::xid_precedes(*x, control_next.xid())).count() as u64;
+                let title = if crashed && before > 0 {
+                    format!("do not start this cluster: crash recovery would zero-fill {file} and silently lose committed rows (commit status of transactions {a}..{b} is lost)")
+                } else {
+                    format!("commit status of transactions {a}..{b} is lost ({file})")
+                };
+                let nothing = if crashed && before > 0 {
+                    format!("crash recovery reads the missing {file} as zeros and writes back only the statuses the WAL after the latest checkpoint holds: {} of transactions before it then read as aborted, rows vanish without an error, and afterwards pg_xact looks whole, so nothing reports the loss", count(before, "tuple"))
+                } else {
+                    format!("queries touching those tuples fail with \"could not access status of transaction {a}\"; the server may not start if the page it needs at startup is gone")
+                };
+                Finding::new(Code::XactStatusLost, title)
                     .explain(
                         format!("pg_xact holds two bits per transaction (committed, aborted, ...). {} The server needs them for tuples that carry no hint bits yet: {} in {}{}{}. These xids are inside the live window [oldestXID {}, NextXID {}): this is genuinely missing commit status, not damaged tuples.",
                             sentence(&f.message), count(affected.len() as u64, "tuple"), count(tables.len() as u64, "relation"), if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) }, if tables.len() > 5 { format!(" and {} more", tables.len() - 5) } else { String::new() }, c.checkpoint.oldest_xid, c.checkpoint.next_xid.xid()),
-                        format!("queries touching those tuples fail with \"could not access status of transaction {a}\"; the server may not start if the page it needs at startup is gone"),
+                        nothing,
                     )
                     .repair("rebuild the missing pages from evidence: commit/abort records still in WAL and hint bits on tuples, with a policy only for the rest (pgsalvage plan)", "the commit status of xids with no evidence (the policy decides: committed may resurrect aborted rows, aborted may hide committed ones)", true)
                     .repair("zero-filled pg_xact pages (what `dd if=/dev/zero` does)", format!("every transaction in {a}..{b} reads as aborted or in progress: their committed rows vanish"), false)
