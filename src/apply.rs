@@ -102,7 +102,10 @@ fn salvage_csv(dd: &DataDir, p: &Plan, c: &crate::format::control::ControlFile) 
         let relation = a.target.relation.clone().unwrap_or_default().replace('"', "\"\"");
         for (o, attnums) in items {
             let Some(t) = slots.iter().find(|t| t.offnum == o && t.item.len > 0) else { continue };
-            let tuple = &page[t.item.off as usize..(t.item.off as usize + t.item.len as usize).min(page.len())];
+            // A broken line pointer (killed by the plan) may point past the page: what of it
+            // lies inside is exported, nothing when none does.
+            let start = (t.item.off as usize).min(page.len());
+            let tuple = &page[start..(t.item.off as usize + t.item.len as usize).min(page.len())];
             let line = |what: &str, att: String, bytes: &[u8]| format!("\"{relation}\",{},{blk},{o},{what},{att},{}\n", a.target.path, hex(bytes));
             let decoded = t.header.and_then(|h| attrs::decode(tuple, &h, columns, c.major.number()).ok());
             if attnums.is_empty() || decoded.is_none() {

@@ -6,6 +6,7 @@
 //! A damaged catalog is reported in `problems`, and names fall back to paths.
 
 use crate::datadir::DataDir;
+use crate::format::bytes::u32_at;
 use crate::format::control::ControlFile;
 use crate::format::page::{heap, verify_page, PageVerdict};
 use crate::format::relmap;
@@ -279,10 +280,6 @@ fn name_at(data: &[u8], off: usize) -> Option<String> {
     let b = data.get(off..off + 64)?;
     let end = b.iter().position(|&c| c == 0).unwrap_or(64);
     Some(String::from_utf8_lossy(&b[..end]).into_owned())
-}
-
-fn u32_at(data: &[u8], off: usize) -> Option<u32> {
-    data.get(off..off + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Live tuples of a heap relation file (all segments): (oid, data area).

@@ -58,6 +58,10 @@ crate::finding::finding_codes! {
     }
 }
 
+/// How the title of a finding that forbids starting the cluster begins; such a finding is
+/// listed first.
+const DO_NOT_START: &str = "do not start this cluster";
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Repair {
     /// What it does.
@@ -356,7 +360,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
     attach_logs(&mut out, &logs, &mut d.unexplained_log);
     out.sort_by_key(|f| f.severity);
     // What must not be done comes first: starting a crashed cluster whose pg_xact is missing.
-    out.sort_by_key(|f| !f.title.starts_with("do not start this cluster"));
+    out.sort_by_key(|f| !f.title.starts_with(DO_NOT_START));
     d.findings = out;
     d.tuples = ts;
     Ok(d)
@@ -789,7 +793,7 @@ fn from_check(
                 let crashed = matches!(c.state, DbState::InProduction | DbState::InCrashRecovery) && f.code == CheckCode::XactSegmentMissing;
                 let before = affected.iter().filter(|(x, _)| crate::format::types::xid_precedes(*x, control_next.xid())).count() as u64;
                 let title = if crashed && before > 0 {
-                    format!("do not start this cluster: crash recovery would zero-fill {file} and silently lose committed rows (commit status of transactions {a}..{b} is lost)")
+                    format!("{DO_NOT_START}: crash recovery would zero-fill {file} and silently lose committed rows (commit status of transactions {a}..{b} is lost)")
                 } else {
                     format!("commit status of transactions {a}..{b} is lost ({file})")
                 };

@@ -10,6 +10,7 @@
 use super::tuples::{Pending, ToastFix, TupleProblem, TupleProblemKind, TupleScan};
 use crate::catalog::Clog;
 use crate::datadir::DataDir;
+use crate::format::bytes::u32_at;
 use crate::format::control::ControlFile;
 use crate::format::page::{heap, PageHeader};
 use crate::format::types::xid_is_normal;
@@ -162,7 +163,7 @@ fn chunks_of(dd: &DataDir, c: &ControlFile, file: &str, ids: &HashSet<u32>) -> H
                     }
                     let off = t.item.off as usize + h.hoff as usize;
                     let data = &page[off..t.item.off as usize + t.item.len as usize];
-                    let (Some(id), Some(seq)) = (u32_le(data, 0), u32_le(data, 4)) else { continue };
+                    let (Some(id), Some(seq)) = (u32_at(data, 0), u32_at(data, 4)) else { continue };
                     if !ids.contains(&id) {
                         continue;
                     }
@@ -171,7 +172,7 @@ fn chunks_of(dd: &DataDir, c: &ControlFile, file: &str, ids: &HashSet<u32>) -> H
                     f.chunks.insert(seq as i32, chunk_len(bytea));
                     if seq == 0 {
                         let start = if bytea.first().is_some_and(|b| b & 0x01 == 0x01) { 1 } else { 4 };
-                        f.head = u32_le(bytea, start);
+                        f.head = u32_at(bytea, start);
                     }
                 }
             }
@@ -191,14 +192,10 @@ fn chunk_len(b: &[u8]) -> Option<u32> {
         Some((b0 >> 1) as u32 - 1)
     } else if b0 & 0x03 == 0 {
         // A 4-byte header is 4-aligned: after chunk_seq at 8 it needs no padding.
-        Some((u32_le(b, 0)? >> 2).checked_sub(4)?)
+        Some((u32_at(b, 0)? >> 2).checked_sub(4)?)
     } else {
         None
     }
-}
-
-fn u32_le(b: &[u8], at: usize) -> Option<u32> {
-    b.get(at..at + 4).map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
 }
 
 #[cfg(test)]

@@ -101,6 +101,12 @@ impl<'a> Reader<'a> {
 
 /// Writers used by encoders; they panic only on programmer error (offset past a buffer the
 /// encoder sized itself), never on input.
+/// The little-endian u32 at `o`, or None past the end: for scans that skip what does not
+/// fit rather than report it (a [`Reader`] says where and why).
+pub fn u32_at(b: &[u8], o: usize) -> Option<u32> {
+    b.get(o..o.checked_add(4)?).map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+}
+
 pub fn put_u16(buf: &mut [u8], o: usize, v: u16) {
     buf[o..o + 2].copy_from_slice(&v.to_le_bytes());
 }

@@ -17,6 +17,7 @@
 //! padding is always zero (`att_align_pointer`).
 
 use super::heap::{infomask, HeapTupleHeader, SIZEOF_HEAP_TUPLE_HEADER};
+use crate::format::bytes::u32_at;
 use serde::{Deserialize, Serialize};
 
 /// VARTAG_ONDISK: the only TOAST tag stored on disk.
@@ -110,10 +111,6 @@ pub struct AttrError {
     pub detail: String,
 }
 
-fn u32_le(b: &[u8], at: usize) -> Option<u32> {
-    b.get(at..at + 4).map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
-}
-
 /// Whether attribute `attnum` (from 1) is NULL in the tuple's null bitmap.
 pub fn is_null(tuple: &[u8], h: &HeapTupleHeader, attnum: u16) -> bool {
     if !h.has(infomask::HASNULL) {
@@ -174,7 +171,7 @@ pub fn decode(tuple: &[u8], h: &HeapTupleHeader, columns: &[Column], major: u32)
                 } else if b0 & 0x01 == 0x01 {
                     ((b0 >> 1) as usize, Value::Plain)
                 } else {
-                    let Some(raw) = u32_le(tuple, off) else { return Err(ends_beyond(off + 4)) };
+                    let Some(raw) = u32_at(tuple, off) else { return Err(ends_beyond(off + 4)) };
                     let len = (raw >> 2) as usize;
                     if len < 4 || (b0 & 0x03 == 0x02 && len < 8) {
                         return Err(AttrError {
@@ -186,7 +183,7 @@ pub fn decode(tuple: &[u8], h: &HeapTupleHeader, columns: &[Column], major: u32)
                         return Err(ends_beyond(off + len));
                     }
                     if b0 & 0x03 == 0x02 {
-                        let tcinfo = u32_le(tuple, off + 4).unwrap_or(0);
+                        let tcinfo = u32_at(tuple, off + 4).unwrap_or(0);
                         (len, compressed(tcinfo, major))
                     } else {
                         (len, Value::Plain)
@@ -221,10 +218,10 @@ fn compressed(tcinfo: u32, major: u32) -> Value {
 
 /// The 16 bytes after an external header.
 fn toast_pointer(b: &[u8], major: u32) -> Value {
-    let rawsize = u32_le(b, 0).unwrap_or(0) as i32;
-    let extinfo = u32_le(b, 4).unwrap_or(0);
-    let valueid = u32_le(b, 8).unwrap_or(0);
-    let toastrelid = u32_le(b, 12).unwrap_or(0);
+    let rawsize = u32_at(b, 0).unwrap_or(0) as i32;
+    let extinfo = u32_at(b, 4).unwrap_or(0);
+    let valueid = u32_at(b, 8).unwrap_or(0);
+    let toastrelid = u32_at(b, 12).unwrap_or(0);
     let extsize = if major >= 14 { extinfo & VARLENA_SIZE_LIMIT } else { extinfo };
     let is_compressed = (extsize as i64) < rawsize as i64 - 4;
     let method = is_compressed.then_some(if major >= 14 { (extinfo >> 30) as u8 } else { 0 });
@@ -252,7 +249,8 @@ pub fn with_nulls(tuple: &[u8], h: &HeapTupleHeader, columns: &[Column], major: 
     let oid = if major < 12 && h.has(infomask::HASOID_OLD) { 4 } else { 0 };
     let bitmap = natts.div_ceil(8);
     let hoff = (SIZEOF_HEAP_TUPLE_HEADER + bitmap + oid).div_ceil(maxalign) * maxalign;
-    if hoff > 255 {
+    // The oid is copied from before the old t_hoff: it must lie inside the old header.
+    if hoff > 255 || (oid > 0 && (h.hoff as usize) < SIZEOF_HEAP_TUPLE_HEADER + oid) {
         return None;
     }
     let mut out = tuple[..SIZEOF_HEAP_TUPLE_HEADER].to_vec();
