@@ -24,6 +24,9 @@ pub struct InspectReport {
     pub redo_wal_file: Option<String>,
     pub checkpoint_record: Option<CheckpointRecord>,
     pub layout: Layout,
+    /// Every file of WAL in pg_wal and the archives, by what its pages hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal_inventory: Option<crate::inventory::Inventory>,
     /// Things a DBA should know before doing anything else.
     pub warnings: Vec<String>,
 }
@@ -75,6 +78,11 @@ pub struct XactSummary {
 
 /// Build the report for a data directory.
 pub fn inspect(dd: &DataDir) -> Result<InspectReport> {
+    inspect_with(dd, &[])
+}
+
+/// [`inspect`], with archives of WAL to list beside pg_wal.
+pub fn inspect_with(dd: &DataDir, archives: &[std::path::PathBuf]) -> Result<InspectReport> {
     let mut warnings = Vec::new();
     // The server refuses to run as root and refuses a data directory its user does not own.
     {
@@ -186,6 +194,7 @@ pub fn inspect(dd: &DataDir) -> Result<InspectReport> {
         }
     }
 
+    let wal_inventory = trusted.as_ref().or(control.as_ref()).map(|c| crate::inventory::Inventory::scan(dd, c, archives));
     let layout = Layout {
         major: control.as_ref().map(|c| c.major).or(pg_version_file),
         block_size: control.as_ref().map(|c| c.database_block_size),
@@ -207,6 +216,7 @@ pub fn inspect(dd: &DataDir) -> Result<InspectReport> {
         redo_wal_file,
         checkpoint_record,
         layout,
+        wal_inventory,
         warnings,
     })
 }
@@ -349,6 +359,11 @@ pub fn render_text(r: &InspectReport) -> String {
     );
     for w in &wal.wrong_size {
         let _ = writeln!(s, "  {:<30}wrong size: {w}", "");
+    }
+    if let Some(inv) = &r.wal_inventory {
+        for (i, line) in inv.lines().iter().enumerate() {
+            let _ = writeln!(s, "  {:<30}{line}", if i == 0 { "WAL found (by page headers):" } else { "" });
+        }
     }
     let x = &l.xact;
     let _ = writeln!(s, "  {:<30}{}{}", "Commit log (pg_xact):", crate::units::count(x.segments as u64, "segment file"), range(&x.first, &x.last));

@@ -22,6 +22,7 @@ pub mod fsx;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod inspect;
+pub mod inventory;
 pub mod journal;
 pub mod plan;
 pub mod rehearse;

@@ -26,16 +26,21 @@ pub trait Progress: Sync {
     fn advance(&self, _bytes: u64) {}
 }
 
+/// How a WAL finding's evidence starts when a whole copy of the missing segment is found.
+pub const COPY_ELSEWHERE: &str = "a whole copy of it is in";
+
 /// No progress reporting.
 pub struct Quiet;
 impl Progress for Quiet {}
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct CheckOptions {
     /// Worker threads; None = one per core.
     pub jobs: Option<usize>,
     /// Check only one area.
     pub only: Option<Area>,
+    /// Directories of archived WAL (see [`crate::inventory`]).
+    pub wal_archives: Vec<std::path::PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -49,6 +54,9 @@ pub struct CheckReport {
     pub xact: Option<XactSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wal: Option<WalSummary>,
+    /// Every file of WAL in pg_wal and the archives, by what its pages hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal_inventory: Option<std::sync::Arc<crate::inventory::Inventory>>,
     /// What pg_control's fields rest on, when it is damaged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub control: Option<control::ControlEvidence>,
@@ -132,16 +140,22 @@ pub fn check_with(dd: &DataDir, opts: &CheckOptions, progress: &dyn Progress, ev
         .build()
         .map_err(|e| crate::error::Error::Internal(format!("cannot start worker threads: {e}")))?;
     // Pages in parallel on the pool; WAL and pg_xact on this thread meanwhile.
-    let (pages, (xact, wal)) = pool.install(|| {
+    let (pages, (xact, wal, inventory)) = pool.install(|| {
         rayon::join(
             || want(Area::Pages).then(|| pages::scan(dd, &control, progress)),
-            || (want(Area::Xact).then(|| xact::scan(dd, &control)), want(Area::Wal).then(|| wal::scan(dd, &control))),
+            || {
+                let inventory = want(Area::Wal).then(|| std::sync::Arc::new(crate::inventory::Inventory::scan(dd, &control, &opts.wal_archives)));
+                (want(Area::Xact).then(|| xact::scan(dd, &control)), want(Area::Wal).then(|| wal::scan(dd, &control)), inventory)
+            },
         )
     });
     let pages = pages.transpose()?;
     let xact = xact.transpose()?;
     let wal = wal.transpose()?;
     let mut wal = wal;
+    if let (Some(inv), Some((_, wf))) = (inventory.as_ref(), wal.as_mut()) {
+        wal::copies_elsewhere(inv, &control, wf);
+    }
     if let (Some((p, _)), Some((w, wf))) = (pages.as_ref(), wal.as_mut()) {
         findings.extend(pages_past_wal(p, w, wf));
     }
@@ -156,6 +170,7 @@ pub fn check_with(dd: &DataDir, opts: &CheckOptions, progress: &dyn Progress, ev
         pages: pages.map(|p| p.0),
         xact: xact.map(|x| x.0),
         wal: wal.map(|w| w.0),
+        wal_inventory: inventory,
         control: (!ev.intact()).then_some(ev),
         elapsed_ms: started.elapsed().as_millis() as u64,
     })

@@ -477,3 +477,22 @@ fn valid_wal_after(reader: &mut WalReader<DirWalSource>, g: &WalGeometry, stop: 
     }
     real_segnos.iter().find(|&&s| s > stop_seg).map(|&s| g.segment_start(s))
 }
+
+/// Where a segment recovery needs is missing from pg_wal but a whole copy of it is in an
+/// archive (or in pg_wal under another name), the finding says where.
+pub fn copies_elsewhere(inv: &crate::inventory::Inventory, c: &ControlFile, findings: &mut [Finding]) {
+    let Ok(g) = WalGeometry::new(c.bytes_per_wal_segment, c.wal_block_size) else { return };
+    for f in findings.iter_mut().filter(|f| f.code == Code::WalSegmentMissing) {
+        let Some(name) = f.at.file.as_deref().and_then(|p| p.rsplit('/').next()) else { continue };
+        let Some((tli, segno)) = g.parse_file_name(name) else { continue };
+        if let Some(i) = inv.segment_copy(segno, tli) {
+            let file = &inv.files[i];
+            f.evidence.push(format!(
+                "{} {}{}: putting it back loses nothing (`pgsalvage plan` does)",
+                super::COPY_ELSEWHERE,
+                file.path,
+                file.compression.map(|c| format!(" ({} compressed)", c.name())).unwrap_or_default()
+            ));
+        }
+    }
+}

@@ -19,6 +19,10 @@ pub struct CheckArgs {
     /// Check only one area
     #[arg(long, value_enum)]
     pub only: Option<Only>,
+    /// A directory of archived WAL (archive_command's target, a backup's WAL): plain,
+    /// .gz, .zst or .lz4 segments, .partial and .history files; repeatable
+    #[arg(long = "wal-archive", value_name = "DIR")]
+    pub wal_archive: Vec<PathBuf>,
     /// Print machine-readable JSON instead of text
     #[arg(long)]
     pub json: bool,
@@ -41,7 +45,7 @@ pub fn run(a: &CheckArgs) -> anyhow::Result<i32> {
         Only::Xact => Area::Xact,
         Only::Wal => Area::Wal,
     });
-    let opts = CheckOptions { jobs: a.jobs, only };
+    let opts = CheckOptions { jobs: a.jobs, only, wal_archives: a.wal_archive.clone() };
     let bar = super::Bar::new("checking pages", 0, a.json);
     let report = pgsalvage::check::check(&dd, &opts, bar.as_progress());
     bar.finish();
@@ -107,6 +111,11 @@ pub fn render(r: &CheckReport) -> String {
         );
         let _ = writeln!(s, "{:<9}{:<12}{what}", "WAL", verdict(bad(Area::Wal)));
         let _ = writeln!(s, "{:21}end of valid WAL: {}", "", w.end_reason);
+        if let Some(inv) = &r.wal_inventory {
+            for line in inv.lines() {
+                let _ = writeln!(s, "{:21}{line}", "");
+            }
+        }
     }
     let errors = r.findings.iter().filter(|f| f.severity == Severity::Error).count();
     let warnings = r.findings.iter().filter(|f| f.severity == Severity::Warning).count();

@@ -20,6 +20,10 @@ pub struct DiagnoseArgs {
     /// Read even though a server is running (read-only; findings may be artefacts of pages being written)
     #[arg(long)]
     pub allow_running: bool,
+    /// A directory of archived WAL (archive_command's target, a backup's WAL): plain,
+    /// .gz, .zst or .lz4 segments, .partial and .history files; repeatable
+    #[arg(long = "wal-archive", value_name = "DIR")]
+    pub wal_archive: Vec<PathBuf>,
     /// Print machine-readable JSON instead of text
     #[arg(long)]
     pub json: bool,
@@ -33,7 +37,7 @@ pub fn run(a: &DiagnoseArgs) -> anyhow::Result<i32> {
         logs.push((p.display().to_string(), String::from_utf8_lossy(&b).into_owned()));
     }
     let bar = Bar::new("reading pages", 0, a.json);
-    let d = diagnose(&dd, &DiagnoseOptions { logs, jobs: a.jobs, allow_running: a.allow_running }, bar.as_progress());
+    let d = diagnose(&dd, &DiagnoseOptions { logs, jobs: a.jobs, allow_running: a.allow_running, wal_archives: a.wal_archive.clone() }, bar.as_progress());
     bar.finish();
     let d = d?;
     if let Some(pid) = d.read_while_running {

@@ -44,6 +44,10 @@ pub struct ReadArgs {
     /// The data directory (defaults to PGDATA)
     #[arg(short = 'D', long = "pgdata", env = "PGDATA", value_name = "DATADIR")]
     pub pgdata: PathBuf,
+    /// A directory of archived WAL (archive_command's target, a backup's WAL): plain,
+    /// .gz, .zst or .lz4 segments, .partial and .history files; repeatable
+    #[arg(long = "wal-archive", value_name = "DIR")]
+    pub wal_archive: Vec<PathBuf>,
     /// Print machine-readable JSON instead of text
     #[arg(long)]
     pub json: bool,

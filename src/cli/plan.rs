@@ -45,6 +45,10 @@ pub struct PlanArgs {
     /// Where to move pg_wal when its file system is full
     #[arg(long, value_name = "DIR")]
     pub wal_dir: Option<String>,
+    /// A directory of archived WAL (archive_command's target, a backup's WAL): plain,
+    /// .gz, .zst or .lz4 segments, .partial and .history files; repeatable
+    #[arg(long = "wal-archive", value_name = "DIR")]
+    pub wal_archive: Vec<PathBuf>,
     /// Only answer findings with this code (repeatable)
     #[arg(long = "only", value_name = "CODE")]
     pub only: Vec<String>,
@@ -80,6 +84,7 @@ pub fn run_plan(a: &PlanArgs) -> anyhow::Result<i32> {
         accept_checksum_failures: a.accept_checksum_failures,
         wal_dir: a.wal_dir.clone(),
         only: a.only.clone(),
+        wal_archive: a.wal_archive.iter().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()).display().to_string()).collect(),
     };
     let p = plan::plan(&dd, &opts)?;
     let bytes = serde_json::to_vec_pretty(&p)?;

@@ -156,6 +156,9 @@ pub struct Diagnosis {
     /// The highest pd_lsn of any page the server accepts: a WAL reset must start past it.
     #[serde(skip)]
     pub max_page_lsn: Option<crate::format::types::Lsn>,
+    /// Every WAL file found (pg_wal, archives), for `plan`.
+    #[serde(skip)]
+    pub wal_inventory: Option<std::sync::Arc<crate::inventory::Inventory>>,
 }
 
 impl Diagnosis {
@@ -172,6 +175,8 @@ pub struct DiagnoseOptions {
     /// Read a cluster whose server is running (read-only; the result may be inconsistent:
     /// pages being written can look damaged).
     pub allow_running: bool,
+    /// Directories of archived WAL (see [`crate::inventory`]).
+    pub wal_archives: Vec<std::path::PathBuf>,
 }
 
 /// `text` ending with a full stop (a check message quoted inside a longer explanation).
@@ -228,6 +233,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
         tuples_scanned: 0,
         max_page_lsn: None,
         control: None,
+        wal_inventory: None,
     };
     if let Some(root) = control_root(&ev) {
         out.push(root);
@@ -260,8 +266,9 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
         _ => {}
     }
     out.extend(ownership(dd));
-    let report = check::check_with(dd, &CheckOptions { jobs: opts.jobs, only: None }, progress, ev.clone())?;
+    let report = check::check_with(dd, &CheckOptions { jobs: opts.jobs, only: None, wal_archives: opts.wal_archives.clone() }, progress, ev.clone())?;
     d.control = (!ev.intact()).then_some(ev);
+    d.wal_inventory = report.wal_inventory.clone();
     // pg_control's counters are those of the last checkpoint; after a crash, the WAL replay
     // will carry them forward. Tuples are judged against where replay leaves them.
     let control_next = c.checkpoint.next_xid;

@@ -3,42 +3,18 @@
 //! only for the rest. Never for xids outside [oldestXID, NextXID).
 
 use super::{xact_pages_needed, ActionKind, XactPolicy, XactSources};
-use crate::datadir::{DataDir, DirWalSource};
+use crate::datadir::DataDir;
 use crate::format::control::ControlFile;
 use crate::format::types::Xid;
-use crate::format::wal::xact::decode_outcome;
-use crate::format::wal::{WalGeometry, WalReader};
+use crate::inventory::{Inventory, Outcomes};
 use crate::format::xact::{parse_segment_file_name, ClogGeometry, XactStatus};
 use std::collections::HashMap;
 
-/// Outcomes of transactions in [a, b] found in the WAL still in pg_wal (every segment,
-/// read segment by segment so that one break does not hide the rest).
+/// Outcomes of transactions in [a, b] found in the WAL still in pg_wal: every file, by
+/// what its pages hold (recycled segments too), see [`Inventory::outcomes`].
 pub fn wal_outcomes(dd: &DataDir, c: &ControlFile, a: Xid, b: Xid) -> HashMap<Xid, bool> {
-    let mut out = HashMap::new();
-    let Ok(g) = WalGeometry::new(c.bytes_per_wal_segment, c.wal_block_size) else { return out };
-    let Ok(src) = DirWalSource::new(dd, g, c.checkpoint.timeline_id) else { return out };
-    let Ok(segs) = dd.wal_segments(&g) else { return out };
-    let inside = |x: Xid| x.wrapping_sub(a) <= b.wrapping_sub(a);
-    let mut r = WalReader::new(src, c.major, g, Some(c.system_identifier));
-    let mut segnos: Vec<u64> = segs.iter().map(|s| s.1).collect();
-    segnos.sort();
-    segnos.dedup();
-    for segno in segnos {
-        let end = g.segment_start(segno + 1);
-        let Ok(Some(mut lsn)) = r.first_record_in_segment(segno) else { continue };
-        while lsn < end {
-            let Ok(rr) = r.read_record(lsn, None) else { break };
-            if let Some(o) = decode_outcome(c.major, &rr.record) {
-                for x in std::iter::once(o.xid).chain(o.subxacts.iter().copied()) {
-                    if inside(x) {
-                        out.insert(x, o.committed);
-                    }
-                }
-            }
-            lsn = rr.next;
-        }
-    }
-    out
+    let o = Inventory::scan(dd, c, &[]).outcomes(c.checkpoint.timeline_id);
+    o.status.iter().filter(|(x, _)| x.wrapping_sub(a) <= b.wrapping_sub(a)).map(|(x, s)| (*x, s.0)).collect()
 }
 
 /// Why no pg_xact is synthesized for a range.
@@ -58,6 +34,7 @@ pub fn synthesize(
     a: Xid,
     b: Xid,
     hints: &[(Xid, XactStatus)],
+    wal: &Outcomes,
     policy: XactPolicy,
 ) -> Result<ActionKind, NotSynthesized> {
     let name = file.rsplit('/').next().unwrap_or(file);
@@ -69,23 +46,27 @@ pub fn synthesize(
     if !live(a) || !live(b) {
         return Err(NotSynthesized::OutsideWindow { a, b, oldest, next });
     }
-    let wal = wal_outcomes(dd, c, a, b);
     let hinted: HashMap<Xid, bool> =
         hints.iter().filter(|(x, _)| x.wrapping_sub(a) <= b.wrapping_sub(a)).map(|(x, s)| (*x, *s == XactStatus::Committed)).collect();
     let mut sources = XactSources::default();
     let mut committed: Vec<(Xid, Xid)> = Vec::new();
     let mut x = a;
     loop {
-        let c_ = if let Some(&w) = wal.get(&x) {
+        let (c_, source) = if let Some((w, file)) = wal.get(x) {
             sources.from_wal += 1;
-            w
+            *sources.wal_files.entry(file.to_string()).or_default() += 1;
+            (w, file)
         } else if let Some(&h) = hinted.get(&x) {
             sources.from_hint_bits += 1;
-            h
+            (h, "hint bits")
         } else {
             sources.from_policy += 1;
-            policy == XactPolicy::Committed
+            (policy == XactPolicy::Committed, "policy")
         };
+        match sources.by_xid.last_mut() {
+            Some(r) if r.1.wrapping_add(1) == x && r.2 == source => r.1 = x,
+            _ => sources.by_xid.push((x, x, source.to_string())),
+        }
         if c_ {
             match committed.last_mut() {
                 Some(r) if r.1.wrapping_add(1) == x => r.1 = x,

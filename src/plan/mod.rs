@@ -52,11 +52,14 @@ pub struct PlanOptions {
     pub wal_dir: Option<String>,
     /// Only the findings with these codes (empty: all).
     pub only: Vec<String>,
+    /// Directories of archived WAL searched for evidence and for segments to put back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wal_archive: Vec<String>,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        PlanOptions { xact_status: XactPolicy::Infer, zero_pages: true, reset_wal: false, accept_checksum_failures: false, wal_dir: None, only: vec![] }
+        PlanOptions { xact_status: XactPolicy::Infer, zero_pages: true, reset_wal: false, accept_checksum_failures: false, wal_dir: None, only: vec![], wal_archive: vec![] }
     }
 }
 
@@ -66,6 +69,13 @@ pub struct XactSources {
     pub from_wal: u64,
     pub from_hint_bits: u64,
     pub from_policy: u64,
+    /// Statuses from WAL, by the file they were read in (pg_wal, recycled content, archives).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub wal_files: std::collections::BTreeMap<String, u64>,
+    /// Every xid's source, as ranges of consecutive xids with one source: a WAL file,
+    /// "hint bits" or "policy".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_xid: Vec<(Xid, Xid, String)>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -109,6 +119,10 @@ pub enum ActionKind {
     SynthesizeXact { pages: u32, first_xid: Xid, last_xid: Xid, committed: Vec<(Xid, Xid)>, sources: XactSources },
     /// Move pg_wal's contents to `to` and leave a symbolic link.
     RelocateWal { to: String },
+    /// Put a missing WAL segment back (the target, in pg_wal) from a whole copy found
+    /// elsewhere: `source` (an absolute path; gzip, zstd or lz4 when `compression` says),
+    /// whose content must still hash to `sha256`.
+    RestoreWalSegment { source: String, sha256: String, #[serde(default, skip_serializing_if = "Option::is_none")] compression: Option<String> },
     /// Move a file out of the data directory into the rollback store.
     MoveAside,
     /// Create an empty relation file where the catalog expects one and the disk has none (a
@@ -411,6 +425,15 @@ impl Plan {
                         return Err(at("more than 1,048,576 committed ranges".into()));
                     }
                 }
+                ActionKind::RestoreWalSegment { source, sha256, .. }
+                    if !source.starts_with('/')
+                        || source.split('/').any(|c| c == ".." || c == ".")
+                        || source.contains('\0')
+                        || sha256.len() != 64
+                        || !a.target.path.strip_prefix("pg_wal/").is_some_and(crate::format::wal::segment::is_wal_file_name) =>
+                {
+                    return Err(at(format!("a WAL segment put back must come from an absolute plain path ({source:?}), with a sha256, into pg_wal/<segment name> ({:?})", a.target.path)));
+                }
                 ActionKind::RelocateWal { to } if !to.starts_with('/') || to.split('/').any(|c| c == ".." || c == ".") || to.contains('\0') => {
                     return Err(at(format!("new WAL location {to:?} is not an absolute plain path")));
                 }
@@ -523,6 +546,8 @@ pub enum NewBytesError {
     ShortControl,
     #[error("the file to create exists already")]
     Exists,
+    #[error("{path}: {reason}")]
+    Source { path: String, reason: String },
     #[error("{0}")]
     Reset(#[from] reset::ResetError),
 }
@@ -591,7 +616,8 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
             hint: "run `pgsalvage diagnose` to see why, then `pgsalvage plan --reset-wal` to plan the rebuild".into(),
         });
     };
-    let d = diagnose::diagnose_with(dd, &DiagnoseOptions::default(), &crate::check::Quiet, ev.clone())?;
+    let dopts = DiagnoseOptions { wal_archives: opts.wal_archive.iter().map(std::path::PathBuf::from).collect(), ..Default::default() };
+    let d = diagnose::diagnose_with(dd, &dopts, &crate::check::Quiet, ev.clone())?;
     let control = dd.read(crate::datadir::CONTROL_PATH).ok();
     let now = chrono::Utc::now().timestamp();
     let mut answered = Vec::new();
@@ -611,7 +637,8 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
         // The repairs not chosen: all but the first (least loss), except for a WAL reset,
         // which is chosen over putting the WAL back only because that is not in our hands.
         // Likewise moving pg_wal is chosen over making room in place when --wal-dir is given.
-        let chosen_reset = matches!(f.code, Code::WalLost | Code::WalCheckpointUnreadable) && opts.reset_wal;
+        let restorable = f.evidence.iter().any(|e| e.starts_with(crate::check::COPY_ELSEWHERE));
+        let chosen_reset = matches!(f.code, Code::WalLost | Code::WalCheckpointUnreadable) && opts.reset_wal && !restorable;
         let chosen_move = f.code == Code::NotCorruptionWalDiskFull && opts.wal_dir.is_some();
         // A table's missing file: putting it back loses least but only the DBA can; the plan
         // builds the empty file.
@@ -652,10 +679,12 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     Some(file) => p.move_aside(f, file, format!("{file} moves to the rollback store; recovery no longer meets it")),
                     None => Ok(vec![]),
                 },
-                Code::WalLost | Code::WalCheckpointUnreadable if opts.reset_wal => p.reset_wal(f)?,
-                Code::WalLost | Code::WalCheckpointUnreadable => {
-                    Err("needs a WAL reset (--reset-wal); put the missing WAL back first if it exists anywhere: that loses nothing".into())
-                }
+                // A whole copy of the missing segment somewhere: put back, nothing lost.
+                Code::WalLost | Code::WalCheckpointUnreadable => match p.restore_wal(f) {
+                    Ok(ids) if ids.is_empty() && opts.reset_wal => p.reset_wal(f)?,
+                    Ok(ids) if ids.is_empty() => Err("needs a WAL reset (--reset-wal); put the missing WAL back first if it exists anywhere (`--wal-archive DIR` finds it in an archive): that loses nothing".into()),
+                    other => other,
+                },
                 Code::ControlCrcMismatch | Code::ControlValuesInvalid | Code::ControlUnreadable => p.write_control(f),
                 Code::OwnershipWrong => Err("a plan does not change ownership: run the chown the finding shows, as root".into()),
                 Code::TupleHintContradiction => p.clear_hint_bits(f),
@@ -878,6 +907,22 @@ pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::Con
             reset::compute(&rebuilt, &reset::Listing::default(), &o, *time)?.control.encode()
         }
         ActionKind::RelocateWal { .. } | ActionKind::MoveAside => return Ok(None),
+        ActionKind::RestoreWalSegment { source, sha256, .. } => {
+            if old.is_some() {
+                return Err(NewBytesError::Exists);
+            }
+            let seg = c.bytes_per_wal_segment as u64;
+            let bytes = crate::inventory::read_wal_file(std::path::Path::new(source), seg + 1)
+                .map_err(|e| NewBytesError::Source { path: source.clone(), reason: format!("cannot be read: {e}") })?;
+            let got = sha256_hex(&bytes);
+            if bytes.len() as u64 != seg || got != *sha256 {
+                return Err(NewBytesError::Source {
+                    path: source.clone(),
+                    reason: format!("its content changed since the plan was made ({} bytes, sha256 {got}; planned {sha256})", bytes.len()),
+                });
+            }
+            bytes
+        }
         ActionKind::CreateEmptyFile => {
             if old.is_some() {
                 return Err(NewBytesError::Exists);

@@ -39,6 +39,8 @@ pub struct Planner<'a> {
     pub post_repair: Vec<super::PostRepair>,
     by_page: BTreeMap<(String, u32), Vec<&'a tuples::TupleProblem>>,
     checksum_failed: BTreeSet<(String, u32)>,
+    /// Commit statuses from every WAL file found, read once for all pg_xact rebuilds.
+    outcomes: std::cell::OnceCell<crate::inventory::Outcomes>,
 }
 
 impl<'a> Planner<'a> {
@@ -57,7 +59,7 @@ impl<'a> Planner<'a> {
         }
         let checksum_failed =
             d.findings.iter().filter(|f| f.code == Code::PageChecksumFailure).filter_map(|f| Some((f.at.file.clone()?, f.at.block?))).collect();
-        Planner { dd, opts, c, d, ev, control, now, actions: Vec::new(), post_repair: Vec::new(), by_page, checksum_failed }
+        Planner { dd, opts, c, d, ev, control, now, actions: Vec::new(), post_repair: Vec::new(), by_page, checksum_failed, outcomes: Default::default() }
     }
 
     fn bs(&self) -> usize {
@@ -503,28 +505,91 @@ impl<'a> Planner<'a> {
     /// policy for the rest.
     pub fn synthesize_xact(&mut self, f: &Finding) -> Answer {
         let (Some(file), Some((a, b))) = (f.at.file.as_deref(), f.at.xids) else { return Ok(vec![]) };
-        let kind = evidence::synthesize(self.dd, self.c, file, a, b, &self.d.tuples.hints, self.opts.xact_status).map_err(|e| e.to_string())?;
+        let tli = self.c.checkpoint.timeline_id;
+        let wal = self.outcomes.get_or_init(|| self.d.wal_inventory.as_ref().map(|i| i.outcomes(tli)).unwrap_or_default());
+        let kind = evidence::synthesize(self.dd, self.c, file, a, b, &self.d.tuples.hints, wal, self.opts.xact_status).map_err(|e| e.to_string())?;
         let (scope, desc) = if self.dd.path(file).exists() { ("file", "extended") } else { ("absent", "created") };
         let ActionKind::SynthesizeXact { sources, .. } = &kind else { return Ok(vec![]) };
         // Every status from evidence: nothing is guessed, nothing lost.
         let loss = if sources.from_policy == 0 {
             "nothing: every status comes from evidence".to_string()
         } else {
+            // The tuple versions whose visibility the policy decides, per relation.
+            // by_xid runs from a to b in order: a binary search per tuple.
+            let off = |x: crate::format::types::Xid| x.wrapping_sub(a);
+            let guessed = |x: crate::format::types::Xid| {
+                off(x) <= off(b) && {
+                    let i = sources.by_xid.partition_point(|r| off(r.0) <= off(x));
+                    i > 0 && sources.by_xid[i - 1].2 == "policy" && off(x) <= off(sources.by_xid[i - 1].1)
+                }
+            };
+            let mut per: BTreeMap<String, u64> = BTreeMap::new();
+            for (_, rel) in self.d.tuples.unhinted.iter().filter(|(x, _)| guessed(*x)) {
+                let base = rel.split_once('.').map_or(rel.as_str(), |(b, _)| b);
+                let name = self.d.relations.get(base).map(|r| r.qualified.clone()).unwrap_or_else(|| rel.clone());
+                *per.entry(name).or_default() += 1;
+            }
+            let mut per: Vec<(String, u64)> = per.into_iter().collect();
+            per.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            let rels: Vec<String> = per.iter().take(8).map(|(n, k)| format!("{n} {k}")).collect();
             format!(
-                "the statuses of {} come from the policy ({}): {}",
+                "the statuses of {} come from the policy ({}), not from evidence: {}; tuple versions whose visibility the policy decides: {}{}",
                 count(sources.from_policy, "xid"),
                 self.opts.xact_status.describe(),
                 match self.opts.xact_status {
-                    XactPolicy::Committed => "rows of aborted transactions may reappear",
-                    _ => "rows of committed transactions without evidence may vanish",
-                }
+                    XactPolicy::Committed => "rows of aborted transactions may reappear, and rows deleted by them vanish",
+                    _ => "rows those transactions inserted vanish if they had committed, and rows they deleted come back",
+                },
+                if per.is_empty() { "none found in the tables".to_string() } else { rels.join(", ") },
+                if per.len() > 8 { format!(" and {} more relations", per.len() - 8) } else { String::new() }
             )
         };
+        let files: Vec<String> = sources.wal_files.iter().map(|(f, n)| format!("{n} in {f}")).collect();
         let effect = format!(
-            "{file} {desc}: {} statuses from commit/abort records in WAL, {} from hint bits, {} from the policy",
-            sources.from_wal, sources.from_hint_bits, sources.from_policy
+            "{file} {desc}: {} statuses from commit/abort records in WAL{}, {} from hint bits, {} from the policy",
+            sources.from_wal,
+            if files.is_empty() {
+                String::new()
+            } else if files.len() <= 4 {
+                format!(" ({})", files.join(", "))
+            } else {
+                format!(" ({} and {} more files)", files[..4].join(", "), files.len() - 4)
+            },
+            sources.from_hint_bits,
+            sources.from_policy
         );
         Ok(vec![self.push(f, kind, file, None, scope, effect, loss, Risk::Medium)])
+    }
+
+    /// wal-lost, wal-checkpoint-unreadable: the missing segment, and each missing one after
+    /// it, put back from a whole copy found in an archive (or in pg_wal under another
+    /// name). Empty when there is no copy of the first.
+    pub fn restore_wal(&mut self, f: &Finding) -> Answer {
+        let Some(inv) = self.d.wal_inventory.clone() else { return Ok(vec![]) };
+        let Ok(g) = crate::format::wal::WalGeometry::new(self.c.bytes_per_wal_segment, self.c.wal_block_size) else { return Ok(vec![]) };
+        let Some((tli, first)) = f.at.file.as_deref().and_then(|p| p.strip_prefix("pg_wal/")).and_then(|n| g.parse_file_name(n)) else { return Ok(vec![]) };
+        let mut ids = Vec::new();
+        for segno in first..first.saturating_add(4096) {
+            let rel = format!("{}/{}", crate::datadir::WAL_DIR, g.file_name(tli, segno));
+            if segno != first && std::fs::symlink_metadata(self.dd.path(&rel)).is_ok() {
+                break;
+            }
+            let Some(i) = inv.segment_copy(segno, tli) else { break };
+            let Some(source) = inv.full_path(i).and_then(|p| std::path::absolute(p).ok()) else { break };
+            let bytes = inv.content(i).map_err(|e| format!("{}: cannot be read: {e}", source.display()))?;
+            if bytes.len() as u64 != g.seg_size as u64 {
+                break;
+            }
+            let compression = inv.files[i].compression.map(|c| c.name().to_string());
+            let effect = format!(
+                "{rel} is put back from {}{}: recovery replays it",
+                source.display(),
+                compression.as_deref().map(|c| format!(" ({c} compressed)")).unwrap_or_default()
+            );
+            let kind = ActionKind::RestoreWalSegment { source: source.display().to_string(), sha256: super::sha256_hex(&bytes), compression };
+            ids.push(self.push(f, kind, &rel, None, "absent", effect, "nothing".into(), Risk::Low));
+        }
+        Ok(ids)
     }
 
     /// not-corruption-wal-disk-full: pg_wal moved to --wal-dir; nothing else is a repair.

@@ -14,6 +14,7 @@
 
 pub mod page;
 pub mod reader;
+pub mod runs;
 pub mod record;
 pub mod segment;
 pub mod xact;

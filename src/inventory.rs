@@ -1,0 +1,564 @@
+//! Every byte of WAL the cluster still has: the files in pg_wal and in any archive
+//! directory (plain or compressed as archive_command and backup tools leave them),
+//! identified by their page headers, not by their names. A recycled segment keeps the
+//! pages of its previous life; a `.partial` file holds the end of a timeline; an archive
+//! holds segments pg_wal has lost. All of it is evidence: commit statuses
+//! ([`Inventory::outcomes`]), and whole segments to put back ([`Inventory::segment_copy`]).
+
+use crate::datadir::{map_range, DataDir, Mapped, WAL_DIR};
+use crate::format::control::ControlFile;
+use crate::format::types::{Lsn, TimeLineId, Xid};
+use crate::format::wal::runs::{on_history, page_runs, parse_history, HistoryEntry, PageRun};
+use crate::format::wal::xact::decode_outcome;
+use crate::format::wal::{PageFetch, SegNo, WalGeometry, WalReader, WalSource};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How a file is stored, told by its first bytes (names lie: `.gz` files that are plain).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Gzip,
+    Zstd,
+    Lz4,
+}
+
+impl Compression {
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+            Compression::Lz4 => "lz4",
+        }
+    }
+    fn sniff(head: &[u8]) -> Option<Compression> {
+        match head {
+            [0x1f, 0x8b, ..] => Some(Compression::Gzip),
+            [0x28, 0xb5, 0x2f, 0xfd, ..] => Some(Compression::Zstd),
+            [0x04, 0x22, 0x4d, 0x18, ..] => Some(Compression::Lz4),
+            _ => None,
+        }
+    }
+}
+
+/// What a run of pages is, compared with the file's name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    /// The segment the file is named for.
+    Current,
+    /// An older segment's pages, left when the server renamed the file for reuse: history.
+    Recycled,
+    /// A later segment than the name says (a file renamed by hand).
+    Misplaced,
+    /// Another cluster's WAL (system identifier): not evidence.
+    Foreign,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Run {
+    #[serde(flatten)]
+    pub pages: PageRun,
+    pub start: Lsn,
+    pub end: Lsn,
+    pub status: RunStatus,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WalFile {
+    /// `pg_wal/NAME`, or the file's path in an archive directory.
+    pub path: String,
+    /// "pg_wal" or "archive".
+    pub place: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Compression>,
+    /// Bytes of content (after decompression).
+    pub bytes: u64,
+    /// A `.partial` file: the last, unfinished segment of a timeline.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    pub runs: Vec<Run>,
+    /// Why nothing of the file is used, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    #[serde(skip)]
+    full_path: PathBuf,
+}
+
+/// LSNs present, as one contiguous range with the files that hold it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LsnRange {
+    pub start: Lsn,
+    pub end: Lsn,
+    pub files: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Inventory {
+    pub files: Vec<WalFile>,
+    /// Timeline history files found (`NNNNNNNN.history`), by timeline.
+    pub histories: BTreeMap<TimeLineId, Vec<HistoryEntry>>,
+    /// The WAL present, merged over every file (foreign runs left out).
+    pub ranges: Vec<LsnRange>,
+    #[serde(skip)]
+    geometry: Option<WalGeometry>,
+    #[serde(skip)]
+    major: crate::format::version::PgMajor,
+    #[serde(skip)]
+    sysid: u64,
+}
+
+/// The content of a file of WAL, decompressed when its first bytes say it is compressed,
+/// at most `limit` bytes.
+pub fn read_wal_file(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    read_content(path, limit).map(|x| x.1)
+}
+
+/// A file's content (at most `limit` bytes: a compressed file may expand without bound),
+/// and how it was stored.
+fn read_content(path: &Path, limit: u64) -> std::io::Result<(Option<Compression>, Vec<u8>)> {
+    let mut f = File::open(path)?;
+    let mut head = [0u8; 4];
+    let n = f.read(&mut head)?;
+    let comp = Compression::sniff(&head[..n]);
+    let f = File::open(path)?;
+    let mut out = Vec::new();
+    let r: Box<dyn Read> = match comp {
+        None => Box::new(f),
+        Some(Compression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(f)),
+        Some(Compression::Zstd) => Box::new(zstd::stream::read::Decoder::new(f)?),
+        Some(Compression::Lz4) => Box::new(lz4_flex::frame::FrameDecoder::new(f)),
+    };
+    r.take(limit).read_to_end(&mut out)?;
+    Ok((comp, out))
+}
+
+/// The name a file of WAL carries without its compression suffix and `.partial`:
+/// (base name, partial).
+fn base_name(name: &str) -> (&str, bool) {
+    let mut n = name;
+    for ext in [".gz", ".zst", ".zstd", ".lz4"] {
+        if let Some(s) = n.strip_suffix(ext) {
+            n = s;
+            break;
+        }
+    }
+    match n.strip_suffix(".partial") {
+        Some(s) => (s, true),
+        None => (n, false),
+    }
+}
+
+impl Inventory {
+    /// Every WAL file of pg_wal and of `archives` (searched one level deep and in their
+    /// subdirectories, as backup tools lay them out).
+    pub fn scan(dd: &DataDir, c: &ControlFile, archives: &[PathBuf]) -> Inventory {
+        let mut inv = Inventory {
+            files: vec![],
+            histories: BTreeMap::new(),
+            ranges: vec![],
+            geometry: WalGeometry::new(c.bytes_per_wal_segment, c.wal_block_size).ok(),
+            major: c.major,
+            sysid: c.system_identifier,
+        };
+        let Some(g) = inv.geometry else { return inv };
+        let mut found: Vec<(PathBuf, String, &'static str)> = Vec::new();
+        for name in dd.list(WAL_DIR).unwrap_or_default() {
+            found.push((dd.path(&format!("{WAL_DIR}/{name}")), format!("{WAL_DIR}/{name}"), "pg_wal"));
+        }
+        for root in archives {
+            let mut stack = vec![(root.clone(), 0)];
+            while let Some((dir, depth)) = stack.pop() {
+                let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+                for e in rd.flatten() {
+                    let p = e.path();
+                    match e.file_type() {
+                        Ok(t) if t.is_dir() && depth < 3 => stack.push((p, depth + 1)),
+                        Ok(t) if t.is_file() || t.is_symlink() => found.push((p.clone(), p.display().to_string(), "archive")),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        found.sort_by(|a, b| a.1.cmp(&b.1));
+        let seg = g.seg_size as u64;
+        let scanned: Vec<Option<WalFile>> = found
+            .par_iter()
+            .map(|(full, shown, place)| {
+                let name = full.file_name()?.to_string_lossy().into_owned();
+                let (base, partial) = base_name(&name);
+                let named = g.parse_file_name(base);
+                if named.is_none() {
+                    return None;
+                }
+                let mut wf = WalFile {
+                    path: shown.clone(),
+                    place,
+                    compression: None,
+                    bytes: 0,
+                    partial,
+                    runs: vec![],
+                    problem: None,
+                    full_path: full.clone(),
+                };
+                match read_content(full, seg + 1) {
+                    Err(e) => wf.problem = Some(format!("cannot be read: {e}")),
+                    Ok((comp, bytes)) => {
+                        wf.compression = comp;
+                        wf.bytes = bytes.len() as u64;
+                        if bytes.len() as u64 > seg {
+                            wf.problem = Some(format!("holds more than one segment ({seg} bytes)"));
+                            return Some(wf);
+                        }
+                        let runs = page_runs(&bytes, c.major, &g);
+                        // The file's own long header decides whose it is.
+                        let foreign = runs.iter().find(|r| r.offset == 0).and_then(|r| r.sysid).filter(|&s| s != c.system_identifier);
+                        let vouched = runs.iter().any(|r| r.offset == 0 && r.sysid == Some(c.system_identifier));
+                        if let Some(s) = foreign {
+                            wf.problem = Some(format!("WAL of another cluster (system identifier {s})"));
+                        } else if *place == "archive" && !vouched {
+                            wf.problem = Some("its first page is not a WAL page of this cluster: not used".into());
+                        }
+                        let named_seg = named.map(|n| n.1);
+                        wf.runs = runs
+                            .into_iter()
+                            .map(|r| {
+                                let status = if wf.problem.is_some() {
+                                    RunStatus::Foreign
+                                } else if Some(r.segno) == named_seg {
+                                    RunStatus::Current
+                                } else if Some(r.segno) < named_seg {
+                                    RunStatus::Recycled
+                                } else {
+                                    RunStatus::Misplaced
+                                };
+                                Run { start: r.start(&g), end: r.end(&g), pages: r, status }
+                            })
+                            .collect();
+                    }
+                }
+                Some(wf)
+            })
+            .collect();
+        inv.files = scanned.into_iter().flatten().collect();
+        // Timeline history files, plain or compressed.
+        for (full, _, _) in &found {
+            let name = full.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let (base, _) = base_name(&name);
+            let Some(t) = base.strip_suffix(".history").filter(|t| t.len() == 8).and_then(|t| u32::from_str_radix(t, 16).ok()) else { continue };
+            if let Ok((_, bytes)) = read_content(full, 1 << 20) {
+                if let Some(h) = parse_history(&String::from_utf8_lossy(&bytes)) {
+                    inv.histories.insert(t, h);
+                }
+            }
+        }
+        inv.ranges = inv.merge_ranges();
+        inv
+    }
+
+    fn merge_ranges(&self) -> Vec<LsnRange> {
+        let mut spans: Vec<(Lsn, Lsn, &str)> =
+            self.files.iter().flat_map(|f| f.runs.iter().filter(|r| r.status != RunStatus::Foreign).map(move |r| (r.start, r.end, f.path.as_str()))).collect();
+        spans.sort();
+        let mut out: Vec<LsnRange> = Vec::new();
+        for (s, e, f) in spans {
+            match out.last_mut() {
+                Some(r) if s <= r.end => {
+                    r.end = r.end.max(e);
+                    if !r.files.iter().any(|x| x == f) {
+                        r.files.push(f.to_string());
+                    }
+                }
+                _ => out.push(LsnRange { start: s, end: e, files: vec![f.to_string()] }),
+            }
+        }
+        out
+    }
+
+    /// The inventory in words: where the files are, what they hold, the LSN ranges present.
+    pub fn lines(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for place in ["pg_wal", "archive"] {
+            let fs: Vec<&WalFile> = self.files.iter().filter(|f| f.place == place).collect();
+            if fs.is_empty() {
+                continue;
+            }
+            let mut parts = vec![crate::units::count(fs.len() as u64, "file")];
+            let recycled = fs.iter().filter(|f| f.runs.iter().any(|r| r.status == RunStatus::Recycled)).count();
+            if recycled > 0 {
+                parts.push(format!("{recycled} holding older segments' pages left by recycling"));
+            }
+            let empty = fs.iter().filter(|f| f.runs.is_empty() && f.problem.is_none()).count();
+            if empty > 0 {
+                parts.push(format!("{empty} without WAL pages (preallocated)"));
+            }
+            for c in [Compression::Gzip, Compression::Zstd, Compression::Lz4] {
+                let n = fs.iter().filter(|f| f.compression == Some(c)).count();
+                if n > 0 {
+                    parts.push(format!("{n} {}", c.name()));
+                }
+            }
+            let partial = fs.iter().filter(|f| f.partial).count();
+            if partial > 0 {
+                parts.push(format!("{partial} .partial"));
+            }
+            v.push(format!("{place}: {}", parts.join(", ")));
+            for f in fs.iter().filter(|f| f.problem.is_some()) {
+                v.push(format!("  not used: {}: {}", f.path, f.problem.as_deref().unwrap_or_default()));
+            }
+            for f in fs.iter().filter(|f| f.runs.iter().any(|r| r.status == RunStatus::Misplaced)) {
+                v.push(format!("  {} holds WAL of a later segment than its name", f.path));
+            }
+        }
+        for (t, h) in &self.histories {
+            let steps: Vec<String> = h.iter().map(|e| format!("{} until {}", e.tli, e.switchpoint)).collect();
+            v.push(format!("timeline {t} history: {}", steps.join(", ")));
+        }
+        let shown = 12;
+        for r in self.ranges.iter().take(shown) {
+            let files = if r.files.len() > 2 { format!("{} and {} more", r.files[..2].join(", "), r.files.len() - 2) } else { r.files.join(", ") };
+            v.push(format!("WAL {} .. {} ({}) in {files}", r.start, r.end, crate::units::human_size(r.end.0 - r.start.0)));
+        }
+        if self.ranges.len() > shown {
+            v.push(format!("... {} more ranges (--json lists them)", self.ranges.len() - shown));
+        }
+        v
+    }
+
+    /// Files holding pages of an older segment than their name (recycled content).
+    pub fn recycled(&self) -> usize {
+        self.files.iter().filter(|f| f.runs.iter().any(|r| r.status == RunStatus::Recycled)).count()
+    }
+
+    /// A file holding the whole of segment `segno` as written on timeline `tli` or an
+    /// ancestor, not in pg_wal under its own name: an archive copy, or a misnamed file. The
+    /// index in [`Inventory::files`].
+    pub fn segment_copy(&self, segno: SegNo, tli: TimeLineId) -> Option<usize> {
+        let g = self.geometry?;
+        self.files.iter().position(|f| {
+            !f.partial
+                && f.problem.is_none()
+                && f.bytes == g.seg_size as u64
+                && f.runs.iter().any(|r| r.status != RunStatus::Foreign && r.pages.segno == segno && r.pages.offset == 0 && r.pages.tli.1 <= tli)
+                && !(f.place == "pg_wal" && f.runs.iter().all(|r| r.status == RunStatus::Current))
+        })
+    }
+
+    /// The whole content of file `i` (decompressed).
+    pub fn content(&self, i: usize) -> std::io::Result<Vec<u8>> {
+        let f = self.files.get(i).ok_or_else(|| std::io::Error::other("no such file"))?;
+        let limit = self.geometry.map(|g| g.seg_size as u64 + 1).unwrap_or(0);
+        read_content(&f.full_path, limit).map(|x| x.1)
+    }
+
+    /// The absolute path of file `i`.
+    pub fn full_path(&self, i: usize) -> Option<&Path> {
+        self.files.get(i).map(|f| f.full_path.as_path())
+    }
+
+    /// Commit and abort outcomes from every readable record of every run (recycled
+    /// content, archives, other timelines of this cluster's history), each with the file it
+    /// came from.
+    pub fn outcomes(&self, tli: TimeLineId) -> Outcomes {
+        let mut out = Outcomes::default();
+        let Some(g) = self.geometry else { return out };
+        out.files = self.files.iter().map(|f| f.path.clone()).collect();
+        let history: Vec<HistoryEntry> = self.histories.get(&tli).cloned().unwrap_or_default();
+        // Each segment's content once: the first run (pg_wal first, then archives) of each
+        // (segno, timeline, offset) read.
+        let mut seen = std::collections::HashSet::new();
+        let mut jobs: Vec<(usize, usize)> = Vec::new();
+        let mut order: Vec<(usize, usize)> =
+            self.files.iter().enumerate().flat_map(|(i, f)| f.runs.iter().enumerate().filter(|(_, r)| r.status != RunStatus::Foreign).map(move |(j, _)| (i, j))).collect();
+        order.sort_by_key(|&(i, _)| (self.files[i].place != "pg_wal", self.files[i].partial));
+        for (i, j) in order {
+            let r = &self.files[i].runs[j];
+            if seen.insert((r.pages.segno, r.pages.tli.1, r.pages.offset, r.pages.len)) {
+                jobs.push((i, j));
+            }
+        }
+        let shared = Arc::new(self.clone());
+        let parts: Vec<Outcomes> = jobs
+            .par_iter()
+            .map(|&(i, j)| {
+                let mut o = Outcomes::default();
+                let run = &shared.files[i].runs[j];
+                let src = InventorySource::new(shared.clone(), g, i);
+                let mut reader = WalReader::new(src, shared.major, g, Some(shared.sysid));
+                let page = run.start;
+                let start = match first_record_from(&mut reader, page, run.end) {
+                    Some(s) => s,
+                    None => return o,
+                };
+                let seg_end = g.segment_start(run.pages.segno + 1);
+                let (run_tli, mut lsn, mut prev) = (run.pages.tli.1, start, None);
+                while lsn < seg_end {
+                    let Ok(rr) = reader.read_record(lsn, prev) else { break };
+                    o.records += 1;
+                    if let Some(x) = decode_outcome(shared.major, &rr.record) {
+                        if run_tli != tli && !history.is_empty() && !on_history(tli, &history, run_tli, rr.record.lsn) {
+                            o.off_history += 1;
+                        } else {
+                            for xid in std::iter::once(x.xid).chain(x.subxacts.iter().copied()) {
+                                o.add(xid, x.committed, i as u32, run_tli == tli);
+                            }
+                        }
+                    }
+                    prev = Some(rr.record.lsn);
+                    lsn = rr.next;
+                }
+                o
+            })
+            .collect();
+        for p in parts {
+            out.merge(p);
+        }
+        out
+    }
+}
+
+/// Where the first record starting at or after the page at `page` begins (past the rest of
+/// a record continued from before it), before `end`.
+fn first_record_from<S: WalSource>(r: &mut WalReader<S>, page: Lsn, end: Lsn) -> Option<Lsn> {
+    let g = r.geometry;
+    if g.offset_in_segment(page) == 0 {
+        return r.first_record_in_segment(g.segno(page)).ok().flatten().filter(|&s| s < end);
+    }
+    let bs = g.block_size as u64;
+    let mut p = page;
+    let h = r.load_page(p).ok()?;
+    let mut rem = if h.is_contrecord() { h.rem_len as u64 } else { 0 };
+    let mut hsize = h.size() as u64;
+    while p < end {
+        let avail = bs - hsize;
+        if rem <= avail {
+            let s = Lsn(crate::format::bytes::maxalign((p.0 + hsize + rem) as usize) as u64);
+            // (A start at a page boundary is read past that page's header.)
+            return (s < end).then_some(s);
+        }
+        rem -= avail;
+        p = Lsn(p.0 + bs);
+        let h = r.load_page(p).ok()?;
+        hsize = h.size() as u64;
+    }
+    None
+}
+
+/// Commit statuses taken from WAL.
+#[derive(Clone, Debug, Default)]
+pub struct Outcomes {
+    /// xid → (committed, index of the file in `files`, from the current timeline).
+    pub status: HashMap<Xid, (bool, u32, bool)>,
+    pub files: Vec<String>,
+    /// Records read.
+    pub records: u64,
+    /// xids with a commit in one record and an abort in another (left without status).
+    pub conflicts: u64,
+    /// Commit/abort records on a branch of history the cluster did not take.
+    pub off_history: u64,
+}
+
+impl Outcomes {
+    fn add(&mut self, xid: Xid, committed: bool, file: u32, current: bool) {
+        match self.status.get(&xid) {
+            None => {
+                self.status.insert(xid, (committed, file, current));
+            }
+            Some(&(c, _, cur)) if c != committed => {
+                // The current timeline wins over an ancestor's; otherwise no status at all.
+                if current && !cur {
+                    self.status.insert(xid, (committed, file, current));
+                } else if current == cur {
+                    self.conflicts += 1;
+                    self.status.remove(&xid);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    fn merge(&mut self, o: Outcomes) {
+        self.records += o.records;
+        self.conflicts += o.conflicts;
+        self.off_history += o.off_history;
+        for (x, (c, f, cur)) in o.status {
+            self.add(x, c, f, cur);
+        }
+    }
+    /// The outcome of `xid` and the file it came from.
+    pub fn get(&self, xid: Xid) -> Option<(bool, &str)> {
+        self.status.get(&xid).map(|&(c, f, _)| (c, self.files.get(f as usize).map(String::as_str).unwrap_or("WAL")))
+    }
+}
+
+/// Pages of WAL from the inventory: for each segment, the runs that hold it, with the runs
+/// of one file preferred (the one being read, so a segment is read from one copy).
+struct InventorySource {
+    inv: Arc<Inventory>,
+    by_segno: HashMap<SegNo, Vec<(usize, u64, u64)>>,
+    loaded: Vec<(usize, Loaded)>,
+}
+
+enum Loaded {
+    Map(Mapped),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Loaded {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Loaded::Map(m) => m,
+            Loaded::Owned(v) => v,
+        }
+    }
+}
+
+impl InventorySource {
+    fn new(inv: Arc<Inventory>, _g: WalGeometry, prefer: usize) -> InventorySource {
+        let mut by_segno: HashMap<SegNo, Vec<(usize, u64, u64)>> = HashMap::new();
+        for (i, f) in inv.files.iter().enumerate() {
+            for r in f.runs.iter().filter(|r| r.status != RunStatus::Foreign) {
+                by_segno.entry(r.pages.segno).or_default().push((i, r.pages.offset, r.pages.offset + r.pages.len));
+            }
+        }
+        for v in by_segno.values_mut() {
+            v.sort_by_key(|&(i, _, _)| (i != prefer, inv.files[i].place != "pg_wal", i));
+        }
+        InventorySource { inv, by_segno, loaded: vec![] }
+    }
+
+    fn load(&mut self, i: usize) -> Option<usize> {
+        if let Some(k) = self.loaded.iter().position(|(j, _)| *j == i) {
+            return Some(k);
+        }
+        let f = &self.inv.files[i];
+        let data = if f.compression.is_none() {
+            let file = File::open(&f.full_path).ok()?;
+            Loaded::Map(map_range(&file, &f.full_path, 0, f.bytes as usize).ok()?)
+        } else {
+            Loaded::Owned(read_content(&f.full_path, f.bytes).ok()?.1)
+        };
+        if self.loaded.len() >= 3 {
+            self.loaded.remove(0);
+        }
+        self.loaded.push((i, data));
+        Some(self.loaded.len() - 1)
+    }
+}
+
+impl WalSource for InventorySource {
+    fn page(&mut self, segno: SegNo, offset: u32, len: usize) -> Result<&[u8], PageFetch> {
+        let (o, n) = (offset as u64, len as u64);
+        let i = {
+            let cands = self.by_segno.get(&segno).ok_or(PageFetch::MissingSegment)?;
+            cands.iter().find(|&&(_, s, e)| o >= s && o + n <= e).map(|c| c.0).ok_or(PageFetch::MissingSegment)?
+        };
+        let k = self.load(i).ok_or(PageFetch::MissingSegment)?;
+        self.loaded[k].1.get(offset as usize..offset as usize + len).ok_or(PageFetch::ShortSegment { file_len: self.inv.files[i].bytes })
+    }
+}
