@@ -193,19 +193,8 @@ impl Inventory {
                 let name = full.file_name()?.to_string_lossy().into_owned();
                 let (base, partial) = base_name(&name);
                 let named = g.parse_file_name(base);
-                if named.is_none() {
-                    return None;
-                }
-                let mut wf = WalFile {
-                    path: shown.clone(),
-                    place,
-                    compression: None,
-                    bytes: 0,
-                    partial,
-                    runs: vec![],
-                    problem: None,
-                    full_path: full.clone(),
-                };
+                named?;
+                let mut wf = WalFile { path: shown.clone(), place, compression: None, bytes: 0, partial, runs: vec![], problem: None, full_path: full.clone() };
                 match read_content(full, seg + 1) {
                     Err(e) => wf.problem = Some(format!("cannot be read: {e}")),
                     Ok((comp, bytes)) => {
@@ -373,8 +362,12 @@ impl Inventory {
         // (segno, timeline, offset) read.
         let mut seen = std::collections::HashSet::new();
         let mut jobs: Vec<(usize, usize)> = Vec::new();
-        let mut order: Vec<(usize, usize)> =
-            self.files.iter().enumerate().flat_map(|(i, f)| f.runs.iter().enumerate().filter(|(_, r)| r.status != RunStatus::Foreign).map(move |(j, _)| (i, j))).collect();
+        let mut order: Vec<(usize, usize)> = self
+            .files
+            .iter()
+            .enumerate()
+            .flat_map(|(i, f)| f.runs.iter().enumerate().filter(|(_, r)| r.status != RunStatus::Foreign).map(move |(j, _)| (i, j)))
+            .collect();
         order.sort_by_key(|&(i, _)| (self.files[i].place != "pg_wal", self.files[i].partial));
         for (i, j) in order {
             let r = &self.files[i].runs[j];

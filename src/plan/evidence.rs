@@ -6,8 +6,8 @@ use super::{xact_pages_needed, ActionKind, XactPolicy, XactSources};
 use crate::datadir::DataDir;
 use crate::format::control::ControlFile;
 use crate::format::types::Xid;
-use crate::inventory::{Inventory, Outcomes};
 use crate::format::xact::{parse_segment_file_name, ClogGeometry, XactStatus};
+use crate::inventory::{Inventory, Outcomes};
 use std::collections::HashMap;
 
 /// Outcomes of transactions in [a, b] found in the WAL still in pg_wal: every file, by
@@ -33,8 +33,7 @@ pub fn synthesize(
     file: &str,
     a: Xid,
     b: Xid,
-    hints: &[(Xid, XactStatus)],
-    wal: &Outcomes,
+    (hints, wal): (&[(Xid, XactStatus)], &Outcomes),
     policy: XactPolicy,
 ) -> Result<ActionKind, NotSynthesized> {
     let name = file.rsplit('/').next().unwrap_or(file);

@@ -59,7 +59,15 @@ pub struct PlanOptions {
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        PlanOptions { xact_status: XactPolicy::Infer, zero_pages: true, reset_wal: false, accept_checksum_failures: false, wal_dir: None, only: vec![], wal_archive: vec![] }
+        PlanOptions {
+            xact_status: XactPolicy::Infer,
+            zero_pages: true,
+            reset_wal: false,
+            accept_checksum_failures: false,
+            wal_dir: None,
+            only: vec![],
+            wal_archive: vec![],
+        }
     }
 }
 
@@ -122,7 +130,12 @@ pub enum ActionKind {
     /// Put a missing WAL segment back (the target, in pg_wal) from a whole copy found
     /// elsewhere: `source` (an absolute path; gzip, zstd or lz4 when `compression` says),
     /// whose content must still hash to `sha256`.
-    RestoreWalSegment { source: String, sha256: String, #[serde(default, skip_serializing_if = "Option::is_none")] compression: Option<String> },
+    RestoreWalSegment {
+        source: String,
+        sha256: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        compression: Option<String>,
+    },
     /// Move a file out of the data directory into the rollback store.
     MoveAside,
     /// Create an empty relation file where the catalog expects one and the disk has none (a
@@ -432,7 +445,10 @@ impl Plan {
                         || sha256.len() != 64
                         || !a.target.path.strip_prefix("pg_wal/").is_some_and(crate::format::wal::segment::is_wal_file_name) =>
                 {
-                    return Err(at(format!("a WAL segment put back must come from an absolute plain path ({source:?}), with a sha256, into pg_wal/<segment name> ({:?})", a.target.path)));
+                    return Err(at(format!(
+                        "a WAL segment put back must come from an absolute plain path ({source:?}), with a sha256, into pg_wal/<segment name> ({:?})",
+                        a.target.path
+                    )));
                 }
                 ActionKind::RelocateWal { to } if !to.starts_with('/') || to.split('/').any(|c| c == ".." || c == ".") || to.contains('\0') => {
                     return Err(at(format!("new WAL location {to:?} is not an absolute plain path")));

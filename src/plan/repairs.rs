@@ -507,7 +507,7 @@ impl<'a> Planner<'a> {
         let (Some(file), Some((a, b))) = (f.at.file.as_deref(), f.at.xids) else { return Ok(vec![]) };
         let tli = self.c.checkpoint.timeline_id;
         let wal = self.outcomes.get_or_init(|| self.d.wal_inventory.as_ref().map(|i| i.outcomes(tli)).unwrap_or_default());
-        let kind = evidence::synthesize(self.dd, self.c, file, a, b, &self.d.tuples.hints, wal, self.opts.xact_status).map_err(|e| e.to_string())?;
+        let kind = evidence::synthesize(self.dd, self.c, file, a, b, (&self.d.tuples.hints, wal), self.opts.xact_status).map_err(|e| e.to_string())?;
         let (scope, desc) = if self.dd.path(file).exists() { ("file", "extended") } else { ("absent", "created") };
         let ActionKind::SynthesizeXact { sources, .. } = &kind else { return Ok(vec![]) };
         // Every status from evidence: nothing is guessed, nothing lost.

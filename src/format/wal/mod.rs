@@ -14,8 +14,8 @@
 
 pub mod page;
 pub mod reader;
-pub mod runs;
 pub mod record;
+pub mod runs;
 pub mod segment;
 pub mod xact;
 

@@ -1,7 +1,7 @@
 //! What a file of WAL holds, told by its page headers and not by its name: runs of
-//! consecutive pages that each sit at their own address (xlp_pageaddr = the segment's start
-//! + the page's offset). A segment the server recycled (renamed for reuse) keeps the pages
-//! of its previous life past whatever it has written since: two runs, two segments.
+//! consecutive pages that each sit at their own address (xlp_pageaddr is the segment's start
+//! plus the page's offset). A segment the server recycled (renamed for reuse) keeps the
+//! pages of its previous life past whatever it has written since: two runs, two segments.
 
 use super::page::{WalPageHeader, XLP_ALL_FLAGS};
 use super::segment::{SegNo, WalGeometry};
