@@ -8,6 +8,7 @@
 use crate::datadir::{map_range, DataDir, Mapped, WAL_DIR};
 use crate::format::control::ControlFile;
 use crate::format::types::{Lsn, TimeLineId, Xid};
+use crate::format::wal::reader::ReadRecord;
 use crate::format::wal::runs::{on_history, page_runs, parse_history, HistoryEntry, PageRun};
 use crate::format::wal::xact::decode_outcome;
 use crate::format::wal::{PageFetch, SegNo, WalGeometry, WalReader, WalSource};
@@ -350,16 +351,18 @@ impl Inventory {
         self.files.get(i).map(|f| f.full_path.as_path())
     }
 
-    /// Commit and abort outcomes from every readable record of every run (recycled
-    /// content, archives, other timelines of this cluster's history), each with the file it
-    /// came from.
-    pub fn outcomes(&self, tli: TimeLineId) -> Outcomes {
-        let mut out = Outcomes::default();
-        let Some(g) = self.geometry else { return out };
-        out.files = self.files.iter().map(|f| f.path.clone()).collect();
+    /// Every readable record of every run (each segment's content once: pg_wal first, then
+    /// archives), in parallel: `visit` sees each with the index of its file and whether it
+    /// lies on the history of timeline `tli` (see [`on_history`]). Returns the parts, one per
+    /// run, and the LSN spans read without a break.
+    pub fn visit<T: Send>(
+        &self,
+        tli: TimeLineId,
+        init: impl Fn() -> T + Sync,
+        visit: impl Fn(&mut T, &ReadRecord, usize, bool) + Sync,
+    ) -> (Vec<T>, Vec<(Lsn, Lsn)>) {
+        let Some(g) = self.geometry else { return (vec![], vec![]) };
         let history: Vec<HistoryEntry> = self.histories.get(&tli).cloned().unwrap_or_default();
-        // Each segment's content once: the first run (pg_wal first, then archives) of each
-        // (segno, timeline, offset) read.
         let mut seen = std::collections::HashSet::new();
         let mut jobs: Vec<(usize, usize)> = Vec::new();
         let mut order: Vec<(usize, usize)> = self
@@ -376,42 +379,158 @@ impl Inventory {
             }
         }
         let shared = Arc::new(self.clone());
-        let parts: Vec<Outcomes> = jobs
+        let parts: Vec<(T, Option<(Lsn, Lsn)>)> = jobs
             .par_iter()
             .map(|&(i, j)| {
-                let mut o = Outcomes::default();
+                let mut t = init();
                 let run = &shared.files[i].runs[j];
                 let src = InventorySource::new(shared.clone(), g, i);
                 let mut reader = WalReader::new(src, shared.major, g, Some(shared.sysid));
-                let page = run.start;
-                let start = match first_record_from(&mut reader, page, run.end) {
-                    Some(s) => s,
-                    None => return o,
-                };
+                let Some(start) = first_record_from(&mut reader, run.start, run.end) else { return (t, None) };
                 let seg_end = g.segment_start(run.pages.segno + 1);
                 let (run_tli, mut lsn, mut prev) = (run.pages.tli.1, start, None);
                 while lsn < seg_end {
                     let Ok(rr) = reader.read_record(lsn, prev) else { break };
-                    o.records += 1;
-                    if let Some(x) = decode_outcome(shared.major, &rr.record) {
-                        if run_tli != tli && !history.is_empty() && !on_history(tli, &history, run_tli, rr.record.lsn) {
-                            o.off_history += 1;
-                        } else {
-                            for xid in std::iter::once(x.xid).chain(x.subxacts.iter().copied()) {
-                                o.add(xid, x.committed, i as u32, run_tli == tli);
-                            }
-                        }
-                    }
+                    // History: no history file (timeline 1, or lost) takes every timeline's WAL.
+                    let ours = run_tli == tli || history.is_empty() || on_history(tli, &history, run_tli, rr.record.lsn);
+                    visit(&mut t, &rr, i, ours);
                     prev = Some(rr.record.lsn);
                     lsn = rr.next;
                 }
-                o
+                (t, (lsn > start).then_some((start, lsn)))
             })
             .collect();
+        let mut spans: Vec<(Lsn, Lsn)> = parts.iter().filter_map(|p| p.1).collect();
+        spans.sort();
+        (parts.into_iter().map(|p| p.0).collect(), spans)
+    }
+
+    /// Commit and abort outcomes from every readable record of every run (recycled
+    /// content, archives, other timelines of this cluster's history), each with the file it
+    /// came from.
+    pub fn outcomes(&self, tli: TimeLineId) -> Outcomes {
+        let mut out = Outcomes { files: self.files.iter().map(|f| f.path.clone()).collect(), ..Default::default() };
+        let (parts, _) = self.visit(tli, Outcomes::default, |o, rr, i, ours| {
+            o.records += 1;
+            if let Some(x) = decode_outcome(self.major, &rr.record) {
+                if !ours {
+                    o.off_history += 1;
+                    return;
+                }
+                let current = self.files[i].runs.iter().any(|r| r.pages.tli.1 == tli && r.start <= rr.record.lsn && rr.record.lsn < r.end);
+                for xid in std::iter::once(x.xid).chain(x.subxacts.iter().copied()) {
+                    o.add(xid, x.committed, i as u32, current);
+                }
+            }
+        });
         for p in parts {
             out.merge(p);
         }
         out
+    }
+
+    /// What WAL says about some blocks: every record that touches one, in LSN order, with
+    /// the page its full-page image restores to (BLCKSZ `bs`), and the spans of WAL read
+    /// without a break (a later change could hide only outside them).
+    pub fn block_history(&self, tli: TimeLineId, targets: &std::collections::HashSet<BlockKey>, bs: usize) -> BlockHistory {
+        if targets.is_empty() {
+            return BlockHistory::default();
+        }
+        let (parts, spans) = self.visit(tli, Vec::new, |v: &mut Vec<(BlockKey, BlockEvent)>, rr, i, ours| {
+            if !ours {
+                return;
+            }
+            for b in &rr.record.blocks {
+                let key = BlockKey { spc: b.spc_node, db: b.db_node, rel: b.rel_node, fork: b.fork, block: b.block };
+                if !targets.contains(&key) {
+                    continue;
+                }
+                let image = match (b.image, b.image_info) {
+                    (Some((off, len)), Some(info)) if info.apply => crate::format::wal::image::restore(&rr.record.bytes[off..off + len], &info, bs).ok(),
+                    _ => None,
+                };
+                v.push((key, BlockEvent { lsn: rr.record.lsn, next: rr.next, file: i, rmid: rr.record.header.rmid, info: rr.record.header.info, image }));
+            }
+        });
+        let mut events: HashMap<BlockKey, Vec<BlockEvent>> = HashMap::new();
+        for (k, e) in parts.into_iter().flatten() {
+            events.entry(k).or_default().push(e);
+        }
+        for v in events.values_mut() {
+            v.sort_by_key(|e| e.lsn);
+            v.dedup_by_key(|e| e.lsn);
+        }
+        BlockHistory { events, spans, files: self.files.iter().map(|f| f.path.clone()).collect() }
+    }
+}
+
+/// A block as WAL names it: tablespace, database, relfilenode, fork, block number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlockKey {
+    pub spc: u32,
+    pub db: u32,
+    pub rel: u32,
+    pub fork: u8,
+    pub block: u32,
+}
+
+impl BlockKey {
+    /// The block of a relation file path (`base/5/16384.1`, `global/1262`,
+    /// `pg_tblspc/16385/PG_15_202209061/5/16390`) at relation block `block`.
+    pub fn of_file(path: &str, block: u32) -> Option<BlockKey> {
+        let (dir, name) = path.rsplit_once('/')?;
+        let (rel, fork, _) = crate::datadir::RelFile::parse_name(name)?;
+        let parts: Vec<&str> = dir.split('/').collect();
+        let (spc, db) = match parts.as_slice() {
+            ["base", db] => (1663, db.parse().ok()?),
+            ["global"] => (1664, 0),
+            ["pg_tblspc", spc, _, db] => (spc.parse().ok()?, db.parse().ok()?),
+            _ => return None,
+        };
+        // ForkNumber: MAIN_FORKNUM 0, FSM 1, VISIBILITYMAP 2, INIT 3.
+        let fork = match fork {
+            "main" => 0,
+            "fsm" => 1,
+            "vm" => 2,
+            _ => 3,
+        };
+        Some(BlockKey { spc, db, rel, fork, block })
+    }
+}
+
+/// One record touching a block.
+#[derive(Clone, Debug)]
+pub struct BlockEvent {
+    pub lsn: Lsn,
+    /// Where the next record starts: the LSN replay gives the page after this one.
+    pub next: Lsn,
+    pub file: usize,
+    pub rmid: u8,
+    pub info: u8,
+    /// The page restored from the record's full-page image, when it carries one to apply.
+    pub image: Option<Vec<u8>>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct BlockHistory {
+    pub events: HashMap<BlockKey, Vec<BlockEvent>>,
+    pub spans: Vec<(Lsn, Lsn)>,
+    pub files: Vec<String>,
+}
+
+impl BlockHistory {
+    /// Whether WAL from `a` to `b` was read without a break.
+    pub fn covered(&self, a: Lsn, b: Lsn) -> bool {
+        let mut reach = a;
+        for &(s, e) in &self.spans {
+            if s <= reach && e > reach {
+                reach = e;
+            }
+            if reach >= b {
+                return true;
+            }
+        }
+        reach >= b
     }
 }
 

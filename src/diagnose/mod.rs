@@ -2,6 +2,7 @@
 //! words of the database itself, what broke, what it means, what doing nothing costs and
 //! what each way out loses. Read-only.
 
+pub mod images;
 pub mod log;
 pub mod storage;
 pub mod toast;
@@ -159,6 +160,9 @@ pub struct Diagnosis {
     /// Every WAL file found (pg_wal, archives), for `plan`.
     #[serde(skip)]
     pub wal_inventory: Option<std::sync::Arc<crate::inventory::Inventory>>,
+    /// Damaged pages WAL holds an exact image of, by (file, block), for `plan`.
+    #[serde(skip)]
+    pub page_images: BTreeMap<(String, u32), images::PageImage>,
 }
 
 impl Diagnosis {
@@ -234,6 +238,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
         max_page_lsn: None,
         control: None,
         wal_inventory: None,
+        page_images: BTreeMap::new(),
     };
     if let Some(root) = control_root(&ev) {
         out.push(root);
@@ -359,6 +364,10 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
             });
             f.repairs.extend(rest);
         }
+    }
+    if let Some(inv) = d.wal_inventory.clone() {
+        let is_index = |p: &str| d.relations.get(p.split_once('.').map_or(p, |(b, _)| b)).is_some_and(|r| r.kind == 'i');
+        d.page_images = images::from_wal(dd, &c, &mut out, &inv, report.wal.as_ref(), &is_index);
     }
     d.database_names = catalog.databases.iter().map(|db| (db.oid, db.name.clone())).collect();
     d.missing.extend(storage::bad_first_pages(dd, &catalog, &files, &check::version_dir(&c), c.database_block_size as usize, c.blocks_per_segment));

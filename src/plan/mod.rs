@@ -110,6 +110,10 @@ pub enum ActionKind {
     ClearVisibilityMap { heap_block: u32 },
     /// Rewrite the page header from the page's contents: rows kept.
     RebuildPageHeader { header: bytes::HeaderRebuild },
+    /// Replace the page with the full-page image WAL holds of it (`image`, hex), with the
+    /// LSN replay would give it (`lsn`: where the next record after the image's starts) and
+    /// its checksum. `source`: the WAL file and record it was read from.
+    RestorePage { image: String, lsn: u64, source: String },
     /// Replace the page with an empty (all-zero) one; the original goes to a salvage file.
     ZeroPage { rows: Option<u32> },
     /// Store the checksum of the page's current content (explicit opt-in).
@@ -389,6 +393,7 @@ impl Plan {
                     | ActionKind::ClearVisibilityMap { .. }
                     | ActionKind::RebuildPageHeader { .. }
                     | ActionKind::ZeroPage { .. }
+                    | ActionKind::RestorePage { .. }
                     | ActionKind::AcceptChecksum { .. }
                     | ActionKind::SetPageLsn { .. }
             );
@@ -437,6 +442,9 @@ impl Plan {
                     if committed.len() > 1 << 20 {
                         return Err(at("more than 1,048,576 committed ranges".into()));
                     }
+                }
+                ActionKind::RestorePage { image, .. } if a.target.block.is_none() || image.len() > 2 * 32768 || image.len() < 2 * 1024 => {
+                    return Err(at("a restored page must target a block and hold one page image (1 to 32 kB)".into()));
                 }
                 ActionKind::RestoreWalSegment { source, sha256, .. }
                     if !source.starts_with('/')
@@ -680,7 +688,14 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
         } else {
             // One function per kind of finding (repairs.rs). No `_` arm: a new diagnose code
             // does not compile until it is handled here.
-            match f.code {
+            let image = match (f.at.file.as_deref(), f.at.block) {
+                (Some(file), Some(block)) => d.page_images.get(&(file.to_string(), block)),
+                _ => None,
+            };
+            if let Some(img) = image {
+                Ok(p.restore_page(f, img))
+            } else {
+                match f.code {
                 Code::TupleXidNeverAssigned | Code::TupleXidBeforeHorizon | Code::TupleMultixactOutOfRange => p.freeze_tuples(f),
                 Code::TuplePointerHidesRow => p.restore_pointers(f),
                 Code::TuplePointerInvalid => p.kill_pointers(f),
@@ -713,6 +728,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                 Code::CatalogUnreadable => Ok(vec![]),
                 // Information, not damage (skipped above).
                 Code::PostmasterPidLeft | Code::ClusterState => Ok(vec![]),
+            }
             }
         };
         match answer {
@@ -876,6 +892,17 @@ pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::Con
         ActionKind::ClearVisibilityMap { heap_block } => bytes::clear_vm_bits(page()?, *heap_block, blk, checksums),
         ActionKind::RebuildPageHeader { header } => bytes::rebuild_header(page()?, header, blk, checksums),
         ActionKind::ZeroPage { .. } => vec![0u8; c.database_block_size as usize],
+        ActionKind::RestorePage { image, lsn, .. } => {
+            let mut p = crate::format::bytes::from_hex(image).filter(|p| p.len() == bs).ok_or(NewBytesError::NotAPage {
+                path: a.target.path.clone(),
+                len: image.len() / 2,
+                bs,
+            })?;
+            p[0..4].copy_from_slice(&((lsn >> 32) as u32).to_le_bytes());
+            p[4..8].copy_from_slice(&(*lsn as u32).to_le_bytes());
+            bytes::set_checksum(&mut p, blk, checksums);
+            p
+        }
         // The checksum of the page as it is when the step runs: `checksum` is the value at
         // planning time, and an earlier action of the plan may have changed the page since.
         ActionKind::SetPageLsn { lsn } => {

@@ -561,6 +561,22 @@ impl<'a> Planner<'a> {
         Ok(vec![self.push(f, kind, file, None, scope, effect, loss, Risk::Medium)])
     }
 
+    /// A damaged page WAL holds an exact image of: the image, once per page (several
+    /// findings on one page share the action).
+    pub fn restore_page(&mut self, f: &Finding, img: &crate::diagnose::images::PageImage) -> Vec<String> {
+        let (Some(file), Some(block)) = (f.at.file.as_deref(), f.at.block) else { return vec![] };
+        if let Some(a) =
+            self.actions.iter().find(|a| matches!(a.kind, ActionKind::RestorePage { .. }) && a.target.path == file && a.target.block == Some(block))
+        {
+            return vec![a.id.clone()];
+        }
+        let effect =
+            format!("block {block} becomes the page the full-page image at {} holds (read in {}), with LSN {} and its checksum", img.lsn, img.source, img.next);
+        let kind = ActionKind::RestorePage { image: crate::format::bytes::hex(&img.image), lsn: img.next.0, source: format!("{} at {}", img.source, img.lsn) };
+        let loss = "nothing: no later record touches the block (hint bits set since are set again)".into();
+        vec![self.push(f, kind, file, Some(block), "block", effect, loss, Risk::Low)]
+    }
+
     /// wal-lost, wal-checkpoint-unreadable: the missing segment, and each missing one after
     /// it, put back from a whole copy found in an archive (or in pg_wal under another
     /// name). Empty when there is no copy of the first.

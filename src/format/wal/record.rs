@@ -71,6 +71,9 @@ pub struct BlockRef {
     pub db_node: u32,
     pub rel_node: u32,
     pub block: u32,
+    /// How the image is stored, when the block carries one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_info: Option<super::image::ImageInfo>,
     /// Byte ranges inside the record.
     pub image: Option<(usize, usize)>,
     pub data: Option<(usize, usize)>,
@@ -153,14 +156,29 @@ pub fn decode_record(major: PgMajor, lsn: Lsn, bytes: Vec<u8>) -> Result<Decoded
                     ));
                 }
                 let mut image_len = 0;
+                let mut image_info = None;
                 if has_image {
                     image_len = r.u16(pos)? as usize;
+                    let hole_offset = r.u16(pos + 2)?;
                     let bimg_info = r.u8(pos + 4)?;
                     pos += 5;
-                    let compressed = if major.number() >= 15 { bimg_info & 0x1C != 0 } else { bimg_info & 0x02 != 0 };
-                    if bimg_info & BKPIMAGE_HAS_HOLE != 0 && compressed {
+                    let compression = super::image::compression(major, bimg_info);
+                    let has_hole = bimg_info & BKPIMAGE_HAS_HOLE != 0;
+                    // The hole's length: stored when compressed, else what the image lacks.
+                    let hole_length = if has_hole && compression.is_some() {
+                        let l = r.u16(pos)?;
                         pos += 2; // XLogRecordBlockCompressHeader.hole_length
-                    }
+                        Some(l)
+                    } else {
+                        None
+                    };
+                    image_info = Some(super::image::ImageInfo {
+                        hole_offset: if has_hole { hole_offset } else { 0 },
+                        hole_length,
+                        has_hole,
+                        apply: super::image::applies(major, bimg_info),
+                        compression,
+                    });
                 }
                 if fork_flags & BKPBLOCK_SAME_REL == 0 {
                     last_spc = r.u32(pos)?;
@@ -177,6 +195,7 @@ pub fn decode_record(major: PgMajor, lsn: Lsn, bytes: Vec<u8>) -> Result<Decoded
                     fork: fork_flags & 0x0F,
                     has_image,
                     has_data,
+                    image_info,
                     spc_node: last_spc,
                     db_node: last_db,
                     rel_node: last_rel,
