@@ -464,6 +464,99 @@ impl Inventory {
     }
 }
 
+/// What a WAL reset at `from` throws away, as far as the surviving WAL shows it: the
+/// transactions whose commit record lies at or after it, and the tuples they inserted,
+/// updated and deleted per relation (their records before `from` included: without the
+/// commit, those changes are rolled back too).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Lost {
+    /// (xid, LSN of the commit record, commit time in microseconds since 2000-01-01).
+    pub transactions: Vec<(Xid, Lsn, i64)>,
+    /// (tablespace, database, relfilenode) → [inserted, updated, deleted].
+    pub relations: BTreeMap<(u32, u32, u32), [u64; 3]>,
+}
+
+/// RM_HEAP2_ID / RM_HEAP_ID and the operations counted (`access/heapam_xlog.h`).
+const RM_HEAP2_ID: u8 = 9;
+const RM_HEAP_ID: u8 = 10;
+const XLOG_HEAP2_MULTI_INSERT: u8 = 0x50;
+
+/// The tuples a heap record inserts, updates or deletes: ([inserted, updated, deleted]).
+fn heap_change(rec: &crate::format::wal::DecodedRecord) -> Option<[u64; 3]> {
+    let op = rec.header.info & 0x70;
+    match rec.header.rmid {
+        RM_HEAP_ID => match op {
+            0x00 => Some([1, 0, 0]),
+            0x10 => Some([0, 0, 1]),
+            0x20 | 0x40 => Some([0, 1, 0]),
+            _ => None,
+        },
+        // xl_heap_multi_insert: flags:u8, ntuples:u16 at 2.
+        RM_HEAP2_ID if op == XLOG_HEAP2_MULTI_INSERT => rec.main_data().get(2..4).map(|b| [u16::from_le_bytes([b[0], b[1]]) as u64, 0, 0]),
+        _ => None,
+    }
+}
+
+impl Inventory {
+    /// See [`Lost`].
+    pub fn lost_after(&self, tli: TimeLineId, from: Lsn) -> Lost {
+        type Rels = HashMap<(u32, u32, u32), [u64; 3]>;
+        #[derive(Default)]
+        struct Acc {
+            changes: HashMap<Xid, Rels>,
+            /// (xid, subxacts, committed, lsn, time)
+            ends: Vec<(Xid, Vec<Xid>, bool, Lsn, i64)>,
+        }
+        let (parts, _) = self.visit(tli, Acc::default, |a, rr, _, ours| {
+            if !ours {
+                return;
+            }
+            let rec = &rr.record;
+            if let Some(o) = decode_outcome(self.major, rec) {
+                let time = rec.main_data().get(0..8).map(|b| i64::from_le_bytes(b.try_into().unwrap_or_default())).unwrap_or(0);
+                a.ends.push((o.xid, o.subxacts, o.committed, rec.lsn, time));
+            } else if let (Some(ch), Some(b)) = (heap_change(rec), rec.blocks.first()) {
+                let e = a.changes.entry(rec.header.xid).or_default().entry((b.spc_node, b.db_node, b.rel_node)).or_default();
+                for k in 0..3 {
+                    e[k] += ch[k];
+                }
+            }
+        });
+        let mut changes: HashMap<Xid, Rels> = HashMap::new();
+        let mut ends = Vec::new();
+        for p in parts {
+            for (x, rels) in p.changes {
+                let m = changes.entry(x).or_default();
+                for (k, v) in rels {
+                    let e = m.entry(k).or_default();
+                    for i in 0..3 {
+                        e[i] += v[i];
+                    }
+                }
+            }
+            ends.extend(p.ends);
+        }
+        ends.sort_by_key(|e| e.3);
+        ends.dedup_by_key(|e| e.3);
+        let mut lost = Lost::default();
+        for (xid, subs, committed, lsn, time) in ends {
+            if !committed || lsn < from {
+                continue;
+            }
+            lost.transactions.push((xid, lsn, time));
+            for x in std::iter::once(xid).chain(subs) {
+                for (k, v) in changes.get(&x).into_iter().flatten() {
+                    let e = lost.relations.entry(*k).or_default();
+                    for i in 0..3 {
+                        e[i] += v[i];
+                    }
+                }
+            }
+        }
+        lost
+    }
+}
+
 /// A block as WAL names it: tablespace, database, relfilenode, fork, block number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BlockKey {

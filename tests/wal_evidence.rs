@@ -263,7 +263,9 @@ fn page_from_image(major: u32, crash: bool) {
     let d = c.data.display().to_string();
     let (code, out) = run(&w, &["diagnose", "-D", &d, "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{what}: {e}: {out}"));
-    let said = |f: &serde_json::Value, s: &str| f["title"].as_str().unwrap().contains(s) || f["evidence"].as_array().unwrap().iter().any(|e| e.as_str().unwrap().contains(s));
+    let said = |f: &serde_json::Value, s: &str| {
+        f["title"].as_str().unwrap().contains(s) || f["evidence"].as_array().unwrap().iter().any(|e| e.as_str().unwrap().contains(s))
+    };
     let on_block: Vec<&serde_json::Value> = v["findings"].as_array().unwrap().iter().filter(|f| f["block"].as_u64() == Some(block)).collect();
     assert!(!on_block.is_empty(), "{what}: no finding on block {block}: {out}");
     if crash {

@@ -37,6 +37,9 @@ pub struct PageSummary {
     pub late_pages: Vec<(String, u32, u64)>,
     #[serde(skip)]
     pub late_count: u64,
+    /// The lowest pd_lsn past the REDO location (0: none).
+    #[serde(skip)]
+    pub late_min: u64,
 }
 
 /// How many pages past the REDO location are kept for the comparison with the end of WAL.
@@ -57,6 +60,7 @@ struct Tally {
     max_lsn: u64,
     late: Vec<(String, u32, u64)>,
     late_count: u64,
+    late_min: u64,
 }
 
 impl Tally {
@@ -67,6 +71,10 @@ impl Tally {
         self.findings.extend(o.findings);
         self.max_lsn = self.max_lsn.max(o.max_lsn);
         self.late_count += o.late_count;
+        self.late_min = match (self.late_min, o.late_min) {
+            (0, m) | (m, 0) => m,
+            (a, b) => a.min(b),
+        };
         // Keep the highest LSNs: they are the ones past the end of WAL, if any are.
         self.late.append(&mut o.late);
         if self.late.len() > LATE_KEPT {
@@ -109,6 +117,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile, progress: &dyn Progress) -> Result<(P
         max_page_lsn: crate::format::types::Lsn(tally.max_lsn),
         late_pages: tally.late,
         late_count: tally.late_count,
+        late_min: tally.late_min,
     };
     Ok((summary, findings))
 }
@@ -135,6 +144,7 @@ fn scan_item(dd: &DataDir, f: &RelFile, it: &Item, bs: u64, blocks_per_segment: 
                 t.max_lsn = t.max_lsn.max(lsn);
                 if lsn > redo {
                     t.late_count += 1;
+                    t.late_min = if t.late_min == 0 { lsn } else { t.late_min.min(lsn) };
                     if t.late.len() < LATE_KEPT {
                         t.late.push((rel.clone(), blkno, lsn));
                     }

@@ -7,6 +7,7 @@ pub mod log;
 pub mod storage;
 pub mod toast;
 pub mod tuples;
+pub mod walloss;
 
 use crate::catalog::Catalog;
 use crate::check::{self, CheckOptions, CheckReport, Progress};
@@ -829,13 +830,18 @@ fn from_check(
             }
             CheckCode::WalSegmentMissing | CheckCode::WalRecordBroken => {
                 let end = r.wal.as_ref().map(|w| w.end_of_valid_wal).unwrap_or_default();
+                let shown = r.wal_inventory.as_ref().and_then(|inv| walloss::describe(&inv.lost_after(c.checkpoint.timeline_id, end), c, name_of));
                 Finding::new(Code::WalLost, format!("WAL is lost from {}: {}", f.at.lsn.unwrap_or_default(), f.message))
                     .explain(
                         format!("recovery replays WAL from the REDO location {} and stops at {}; {}", c.checkpoint.redo_lsn, end, f.evidence.join("; ")),
                         "crash recovery stops at the break and the server starts as if the WAL ended there: every transaction committed after that LSN is silently lost, and data pages already written after it may be inconsistent",
                     )
                     .repair("find the missing segment (archive, another disk, a backup of pg_wal) and put it back", "nothing", true)
-                    .repair("reset WAL past the break, as pg_resetwal does (pgsalvage plan --reset-wal)", format!("every transaction after {end}; pages written after it may disagree with each other"), false)
+                    .repair(
+                        "reset WAL past the break, as pg_resetwal does (pgsalvage plan --reset-wal)",
+                        format!("every transaction after {end}; pages written after it may disagree with each other{}", shown.map(|s| format!("; {s}")).unwrap_or_default()),
+                        false,
+                    )
             }
             CheckCode::WalCheckpointUnreadable | CheckCode::WalCheckpointMismatch => Finding::new(Code::WalCheckpointUnreadable, "the latest checkpoint record cannot be read")
                 .explain(f.message.clone(), "the server refuses to start: \"could not locate a valid checkpoint record\"")

@@ -662,6 +662,16 @@ impl<'a> Planner<'a> {
             }
             None => "the transactions after the latest checkpoint that only WAL holds".into(),
         };
+        // What the surviving WAL shows of it.
+        let from = lost.unwrap_or(self.c.checkpoint.redo_lsn);
+        let shown = self.d.wal_inventory.as_ref().and_then(|inv| {
+            let names = |p: &str| self.d.relations.get(p).map(|r| r.qualified.clone());
+            crate::diagnose::walloss::describe(&inv.lost_after(self.c.checkpoint.timeline_id, from), self.c, &names)
+        });
+        let loss = match shown {
+            Some(s) => format!("{loss}; {s}"),
+            None => loss,
+        };
         let effect = format!(
             "pg_control rewritten as pg_resetwal does (state shut down, checkpoint at the start of {}, NextXID {}:{}), {} written with a shutdown checkpoint, {} moved out of pg_wal",
             r.segment_name,
