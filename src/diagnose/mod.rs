@@ -161,6 +161,9 @@ pub struct Diagnosis {
     /// Every WAL file found (pg_wal, archives), for `plan`.
     #[serde(skip)]
     pub wal_inventory: Option<std::sync::Arc<crate::inventory::Inventory>>,
+    /// The lowest page LSN past the REDO point (0: none), for `plan`.
+    #[serde(skip)]
+    pub late_min_lsn: u64,
     /// Damaged pages WAL holds an exact image of, by (file, block), for `plan`.
     #[serde(skip)]
     pub page_images: BTreeMap<(String, u32), images::PageImage>,
@@ -240,6 +243,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
         control: None,
         wal_inventory: None,
         page_images: BTreeMap::new(),
+        late_min_lsn: 0,
     };
     if let Some(root) = control_root(&ev) {
         out.push(root);
@@ -288,6 +292,7 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
         None => c,
     };
     d.max_page_lsn = report.pages.as_ref().map(|p| p.max_page_lsn);
+    d.late_min_lsn = report.pages.as_ref().map(|p| p.late_min).unwrap_or(0);
     let catalog = Catalog::load(dd, &c);
     if !catalog.problems.is_empty() {
         let mut f = Finding::new(Code::CatalogUnreadable, "parts of the system catalogs cannot be read: some relations are named by file path only").explain(
@@ -364,6 +369,32 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
                 least_loss: true,
             });
             f.repairs.extend(rest);
+        }
+    }
+    // A lost REDO segment whose content the surviving WAL proves.
+    if let Some(raw) = dd.control().ok().map(|x| x.0).filter(|_| d.control.is_none()) {
+        for f in out.iter_mut().filter(|f| f.code == Code::WalLost) {
+            let Some(missing) = f.at.file.clone() else { continue };
+            match crate::plan::gap::prove(dd, &raw, &missing, d.late_min_lsn) {
+                Ok(p) => {
+                    f.evidence.push(format!(
+                        "the surviving WAL proves what {missing} held: the checkpoint's own records from the REDO point {} to the checkpoint record at {}, then a switch record at {} (the next segment's first record points back to it), and no page carries an LSN inside it",
+                        raw.checkpoint.redo_lsn, p.checkpoint, p.switch
+                    ));
+                    for r in f.repairs.iter_mut() {
+                        r.least_loss = false;
+                    }
+                    f.repairs.insert(
+                        0,
+                        Repair {
+                            action: format!("rebuild {missing} from that proof (pgsalvage plan): recovery then replays every segment after it"),
+                            loses: "nothing".into(),
+                            least_loss: true,
+                        },
+                    );
+                }
+                Err(why) => f.evidence.push(format!("what {missing} held cannot be rebuilt: {why}")),
+            }
         }
     }
     if let Some(inv) = d.wal_inventory.clone() {

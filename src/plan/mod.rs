@@ -6,6 +6,7 @@
 
 pub mod bytes;
 pub mod evidence;
+pub mod gap;
 mod repairs;
 pub mod reset;
 
@@ -13,7 +14,7 @@ use crate::datadir::{DataDir, Postmaster};
 use crate::diagnose::Code;
 use crate::diagnose::{self, DiagnoseOptions};
 use crate::error::{Error, Result};
-use crate::format::types::Xid;
+use crate::format::types::{Lsn, Xid};
 use crate::format::xact::{ClogGeometry, SLRU_PAGES_PER_SEGMENT};
 use crate::units::count;
 use serde::{Deserialize, Serialize};
@@ -127,6 +128,10 @@ pub enum ActionKind {
     /// Write pg_control rebuilt from evidence: `image` is the control data (hex, zero padding
     /// to 8192 bytes follows), with its CRC; `fields` say what each value rests on.
     WriteControl { image: String, fields: Vec<crate::check::control::FieldCheck> },
+    /// Write a lost WAL segment whose content the surviving WAL proves (see [`gap`]): the
+    /// checkpoint's own records from pg_control's copy of it, the checkpoint record at
+    /// `checkpoint`, a switch record at `switch`; the result must hash to `sha256`.
+    RebuildWalSegment { checkpoint: u64, switch: u64, online: bool, sha256: String },
     /// Write a pg_xact segment: existing bytes kept, missing pages added, statuses set.
     SynthesizeXact { pages: u32, first_xid: Xid, last_xid: Xid, committed: Vec<(Xid, Xid)>, sources: XactSources },
     /// Move pg_wal's contents to `to` and leave a symbolic link.
@@ -446,6 +451,11 @@ impl Plan {
                 ActionKind::RestorePage { image, .. } if a.target.block.is_none() || image.len() > 2 * 32768 || image.len() < 2 * 1024 => {
                     return Err(at("a restored page must target a block and hold one page image (1 to 32 kB)".into()));
                 }
+                ActionKind::RebuildWalSegment { sha256, .. }
+                    if sha256.len() != 64 || !a.target.path.strip_prefix("pg_wal/").is_some_and(crate::format::wal::segment::is_wal_file_name) =>
+                {
+                    return Err(at(format!("a rebuilt WAL segment must go to pg_wal/<segment name> ({:?}), with a sha256", a.target.path)));
+                }
                 ActionKind::RestoreWalSegment { source, sha256, .. }
                     if !source.starts_with('/')
                         || source.split('/').any(|c| c == ".." || c == ".")
@@ -711,7 +721,7 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
                     None => Ok(vec![]),
                 },
                 // A whole copy of the missing segment somewhere: put back, nothing lost.
-                Code::WalLost | Code::WalCheckpointUnreadable => match p.restore_wal(f) {
+                Code::WalLost | Code::WalCheckpointUnreadable => match p.restore_wal(f).and_then(|ids| if ids.is_empty() { p.rebuild_wal(f) } else { Ok(ids) }) {
                     Ok(ids) if ids.is_empty() && opts.reset_wal => p.reset_wal(f)?,
                     Ok(ids) if ids.is_empty() => Err("needs a WAL reset (--reset-wal); put the missing WAL back first if it exists anywhere (`--wal-archive DIR` finds it in an archive): that loses nothing".into()),
                     other => other,
@@ -950,6 +960,30 @@ pub fn new_bytes(a: &Action, old: Option<&[u8]>, c: &crate::format::control::Con
             reset::compute(&rebuilt, &reset::Listing::default(), &o, *time)?.control.encode()
         }
         ActionKind::RelocateWal { .. } | ActionKind::MoveAside => return Ok(None),
+        ActionKind::RebuildWalSegment { checkpoint, switch, online, sha256 } => {
+            if old.is_some() {
+                return Err(NewBytesError::Exists);
+            }
+            let g = crate::format::wal::WalGeometry::new(c.bytes_per_wal_segment, c.wal_block_size)?;
+            let bytes = crate::format::wal::build::checkpoint_segment(
+                g,
+                c.major,
+                c.system_identifier,
+                &c.checkpoint,
+                *online,
+                c.wal_level,
+                Lsn(*checkpoint),
+                Lsn(*switch),
+            )?;
+            let got = sha256_hex(&bytes);
+            if got != *sha256 {
+                return Err(NewBytesError::Source {
+                    path: a.target.path.clone(),
+                    reason: format!("rebuilt from pg_control as it is now, the segment hashes to {got}, not the planned {sha256}"),
+                });
+            }
+            bytes
+        }
         ActionKind::RestoreWalSegment { source, sha256, .. } => {
             if old.is_some() {
                 return Err(NewBytesError::Exists);

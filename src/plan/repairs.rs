@@ -608,6 +608,32 @@ impl<'a> Planner<'a> {
         Ok(ids)
     }
 
+    /// wal-lost: the segment holding the REDO point, lost, rebuilt where the surviving WAL
+    /// proves it held only the checkpoint's own records and a switch ([`super::gap`]).
+    /// Empty when it cannot be proven (the reason goes with the reset's alternatives).
+    pub fn rebuild_wal(&mut self, f: &Finding) -> Answer {
+        // pg_control as found (not with the counters WAL would advance), and intact.
+        let (Some(raw), true) = (self.control.and_then(|b| crate::format::control::ControlFile::parse(b).ok()), self.ev.intact()) else { return Ok(vec![]) };
+        let Some(missing) = f.at.file.as_deref() else { return Ok(vec![]) };
+        let Ok(proof) = super::gap::prove(self.dd, &raw, missing, self.d.late_min_lsn) else { return Ok(vec![]) };
+        let effect = format!(
+            "{} rebuilt from what proves its content: pg_control's copy of the {} checkpoint at {} with the records the checkpoint writes before it from the REDO point {}, and the switch record at {} that the next segment's first record points back to; recovery then replays every segment after it",
+            proof.file,
+            if proof.online { "online" } else { "shutdown" },
+            proof.checkpoint,
+            raw.checkpoint.redo_lsn,
+            proof.switch
+        );
+        let kind = ActionKind::RebuildWalSegment {
+            checkpoint: proof.checkpoint.0,
+            switch: proof.switch.0,
+            online: proof.online,
+            sha256: super::sha256_hex(&proof.bytes),
+        };
+        let loss = "nothing: the lost segment held no other record (docs/wal-evidence.md)".into();
+        Ok(vec![self.push(f, kind, &proof.file, None, "absent", effect, loss, Risk::Medium)])
+    }
+
     /// not-corruption-wal-disk-full: pg_wal moved to --wal-dir; nothing else is a repair.
     pub fn relocate_wal(&mut self, f: &Finding) -> Answer {
         let Some(to) = self.opts.wal_dir.clone() else {

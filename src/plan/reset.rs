@@ -6,8 +6,8 @@
 
 use crate::format::control::{CheckPoint, ControlFile, DbState};
 use crate::format::types::{FullXid, Lsn};
-use crate::format::wal::page::{LONG_HEADER_SIZE, XLP_LONG_HEADER};
-use crate::format::wal::record::{record_crc, RM_XLOG_ID, SIZE_OF_XLOG_RECORD, XLOG_CHECKPOINT_SHUTDOWN, XLR_BLOCK_ID_DATA_SHORT, XL_CRC_OFFSET};
+use crate::format::wal::page::LONG_HEADER_SIZE;
+use crate::format::wal::record::{RM_XLOG_ID, XLOG_CHECKPOINT_SHUTDOWN};
 use crate::format::wal::{segment::is_wal_file_name, WalGeometry};
 use crate::format::xact::parse_segment_file_name;
 use serde::{Deserialize, Serialize};
@@ -198,29 +198,16 @@ pub fn compute(c: &ControlFile, l: &Listing, o: &ResetOverrides, now: i64) -> Re
 /// WriteEmptyXLOG: a whole segment, a long page header and a shutdown checkpoint record at
 /// its start, zeroes after.
 pub fn segment_bytes(c: &ControlFile) -> Vec<u8> {
-    let seg = c.bytes_per_wal_segment as usize;
-    let mut b = vec![0u8; seg];
-    let page_addr = c.checkpoint.redo_lsn.0 - LONG_HEADER_SIZE as u64;
-    b[0..2].copy_from_slice(&c.major.wal_page_magic().to_le_bytes());
-    b[2..4].copy_from_slice(&XLP_LONG_HEADER.to_le_bytes());
-    b[4..8].copy_from_slice(&c.checkpoint.timeline_id.to_le_bytes());
-    b[8..16].copy_from_slice(&page_addr.to_le_bytes());
-    b[24..32].copy_from_slice(&c.system_identifier.to_le_bytes());
-    b[32..36].copy_from_slice(&c.bytes_per_wal_segment.to_le_bytes());
-    b[36..40].copy_from_slice(&c.wal_block_size.to_le_bytes());
-    let cp: Vec<u8> = CheckPoint::encode(&c.checkpoint, c.major);
-    let tot = SIZE_OF_XLOG_RECORD + 2 + cp.len();
-    let mut rec = vec![0u8; tot];
-    rec[0..4].copy_from_slice(&(tot as u32).to_le_bytes());
-    rec[16] = XLOG_CHECKPOINT_SHUTDOWN;
-    rec[17] = RM_XLOG_ID;
-    rec[SIZE_OF_XLOG_RECORD] = XLR_BLOCK_ID_DATA_SHORT;
-    rec[SIZE_OF_XLOG_RECORD + 1] = cp.len() as u8;
-    rec[SIZE_OF_XLOG_RECORD + 2..].copy_from_slice(&cp);
-    let crc = record_crc(&rec);
-    rec[XL_CRC_OFFSET..XL_CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
-    b[LONG_HEADER_SIZE..LONG_HEADER_SIZE + tot].copy_from_slice(&rec);
-    b
+    use crate::format::wal::build::{record, SegmentWriter};
+    let redo = c.checkpoint.redo_lsn;
+    let Ok(g) = WalGeometry::new(c.bytes_per_wal_segment, c.wal_block_size) else { return vec![] };
+    let mut w = SegmentWriter::new(g, c.major, c.checkpoint.timeline_id, c.system_identifier, g.segno(redo));
+    let rec = record(RM_XLOG_ID, XLOG_CHECKPOINT_SHUTDOWN, 0, Lsn(0), &CheckPoint::encode(&c.checkpoint, c.major));
+    // The REDO point is the segment's first record position (compute() puts it there).
+    if w.put(redo, &rec).is_err() {
+        return vec![];
+    }
+    w.finish()
 }
 
 /// What the data directory itself says, for rebuilding an unreadable pg_control.

@@ -12,6 +12,7 @@
 //! ```
 //! The page header is unchanged 10–18; only XLOG_PAGE_MAGIC changes per major.
 
+pub mod build;
 pub mod image;
 pub mod page;
 pub mod reader;
