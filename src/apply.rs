@@ -90,6 +90,28 @@ fn salvage_csv(dd: &DataDir, p: &Plan, c: &crate::format::control::ControlFile) 
     let mut out = String::from("relation,file,block,item,action,attribute,bytes_hex\n");
     let mut rows = 0;
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    // The tuple versions a pg_xact rebuild's policy decides, as found, per page.
+    let committed_policy = p.options.xact_status == plan::XactPolicy::Committed;
+    for a in &p.actions {
+        let ActionKind::SynthesizeXact { policy_rows, .. } = &a.kind else { continue };
+        type Items<'a> = Vec<(u16, u32, &'a str)>;
+        let mut by_page: std::collections::BTreeMap<(&str, u32), Items> = Default::default();
+        for (f, b, o, x, w) in policy_rows {
+            by_page.entry((f.as_str(), *b)).or_default().push((*o, *x, w.as_str()));
+        }
+        for ((file, blk), items) in by_page {
+            let Some(page) = plan::block_bytes(dd, file, blk, bs, c.blocks_per_segment) else { continue };
+            let Ok(slots) = heap::tuples(&page) else { continue };
+            for (o, x, w) in items {
+                let Some(t) = slots.iter().find(|t| t.offnum == o && t.item.len > 0) else { continue };
+                let tuple = &page[(t.item.off as usize).min(page.len())..(t.item.off as usize + t.item.len as usize).min(page.len())];
+                // The policy hides an insert it sets aborted, and a delete it sets committed.
+                let hides = (w == "xmin") != committed_policy;
+                out.push_str(&format!(",{file},{blk},{o},{},{w}={x},{}\n", if hides { "policy-hides" } else { "policy-shows" }, hex(tuple)));
+                rows += 1;
+            }
+        }
+    }
     for a in &p.actions {
         let (items, columns): (Vec<(u16, Vec<u16>)>, &[attrs::Column]) = match &a.kind {
             ActionKind::NullAttributes { items, columns } => (items.clone(), columns),

@@ -72,6 +72,11 @@ pub fn wal_segment(data: &[u8]) {
     // Start the source where the page address says, so that real seeds read past the header.
     let segno = WalPageHeader::parse(seg).map(|h| g.segno(h.pageaddr)).unwrap_or(0);
     let sysid = if sel & 0x80 != 0 { WalPageHeader::parse(seg).ok().and_then(|h| h.long.map(|l| l.sysid)) } else { None };
+    // What the inventory makes of the same bytes as a file: runs of pages, and a history.
+    for run in wal::runs::page_runs(seg, major, &g) {
+        assert!(run.offset % 8192 == 0 && run.len > 0 && run.offset + run.len <= seg.len() as u64, "a run outside the file: {run:?}");
+    }
+    let _ = wal::runs::parse_history(&String::from_utf8_lossy(seg));
     let mut r = WalReader::new(MemorySource { first_segno: segno, segments: vec![seg.to_vec()] }, major, g, sysid);
     let Ok(Some(mut lsn)) = r.first_record_in_segment(segno) else { return };
     for _ in 0..2000 {
@@ -105,8 +110,17 @@ pub fn wal_record(data: &[u8]) {
             let _ = wal::decode_checkpoint(major, &d);
         }
         let _ = wal::xact::decode_outcome(major, &d);
+        // Full-page images as a damaged page's source.
+        for b in &d.blocks {
+            if let (Some((off, len)), Some(info)) = (b.image, b.image_info) {
+                if let Ok(p) = wal::image::restore(&d.bytes[off..off + len], &info, 8192) {
+                    assert_eq!(p.len(), 8192, "a restored image is one page");
+                }
+            }
+        }
     }
     let _ = WalPageHeader::parse(rec);
+    let _ = wal::image::pglz_decompress(rec, 8192);
 }
 
 /// A pg_xact segment (after 4 bytes of xid and 1 of block-size choice): statuses read and

@@ -169,8 +169,13 @@ impl Inventory {
         };
         let Some(g) = inv.geometry else { return inv };
         let mut found: Vec<(PathBuf, String, &'static str)> = Vec::new();
+        // Regular files only (through links): a FIFO or device would block or never end.
+        let regular = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file());
         for name in dd.list(WAL_DIR).unwrap_or_default() {
-            found.push((dd.path(&format!("{WAL_DIR}/{name}")), format!("{WAL_DIR}/{name}"), "pg_wal"));
+            let p = dd.path(&format!("{WAL_DIR}/{name}"));
+            if regular(&p) {
+                found.push((p, format!("{WAL_DIR}/{name}"), "pg_wal"));
+            }
         }
         for root in archives {
             let mut stack = vec![(root.clone(), 0)];
@@ -180,7 +185,7 @@ impl Inventory {
                     let p = e.path();
                     match e.file_type() {
                         Ok(t) if t.is_dir() && depth < 3 => stack.push((p, depth + 1)),
-                        Ok(t) if t.is_file() || t.is_symlink() => found.push((p.clone(), p.display().to_string(), "archive")),
+                        Ok(t) if (t.is_file() || t.is_symlink()) && regular(&p) => found.push((p.clone(), p.display().to_string(), "archive")),
                         _ => {}
                     }
                 }

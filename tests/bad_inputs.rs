@@ -202,3 +202,62 @@ fn bad_archives_are_refused_and_nothing_is_written_outside() {
     common::doc_block("docs/BAD-INPUTS.md", "bad-archives", &table);
     let _ = std::fs::remove_dir_all(victim);
 }
+
+/// Hostile and broken files in a `--wal-archive` directory: garbage under a segment's name,
+/// compressed garbage, a truncated stream, a decompression bomb, another cluster's segment,
+/// a garbage history file, a FIFO, a link to /dev/zero and a directory under segment names.
+/// check answers at once, uses none of them, and says why for each file it read.
+#[test]
+fn hostile_wal_archives() {
+    use std::io::Write;
+    let d = datadir();
+    let a = tempfile::tempdir().unwrap();
+    let f = repo_root().join("fixtures/pg15");
+    let seg = zstd::decode_all(&std::fs::read(f.join("wal.zst")).unwrap()[..]).unwrap();
+    let put = |name: &str, bytes: &[u8]| std::fs::write(a.path().join(name), bytes).unwrap();
+    put("000000010000000000000099", &[0xA5; 1000]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&[0x5A; 70000]).unwrap();
+    put("00000001000000000000009A.gz", &gz.finish().unwrap());
+    let z = zstd::encode_all(&seg[..], 1).unwrap();
+    put("00000001000000000000009B.zst", &z[..z.len() / 2]);
+    let mut lz = lz4_flex::frame::FrameEncoder::new(Vec::new());
+    for _ in 0..64 {
+        lz.write_all(&vec![0u8; 1 << 20]).unwrap();
+    }
+    put("00000001000000000000009C.lz4", &lz.finish().unwrap());
+    let mut foreign = seg.clone();
+    foreign[24] ^= 0xFF;
+    put("00000001000000000000009D", &foreign);
+    put("00000002.history", b"not a history\n\x00\xff");
+    nix::unistd::mkfifo(&a.path().join("00000001000000000000009E"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", a.path().join("00000001000000000000009F")).unwrap();
+    std::fs::create_dir(a.path().join("0000000100000000000000A0")).unwrap();
+    let started = std::time::Instant::now();
+    let o = pgsalvage().args(["check", "--json", "--wal-archive"]).arg(a.path()).arg("-D").arg(d.path()).output().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "check took {:?}", started.elapsed());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let files = v["wal_inventory"]["files"].as_array().unwrap();
+    let problem = |name: &str| {
+        files.iter().find(|f| f["path"].as_str().unwrap().ends_with(name)).and_then(|f| f["problem"].as_str().map(String::from)).unwrap_or_default()
+    };
+    assert!(problem("99").contains("not a WAL page of this cluster"), "{}", problem("99"));
+    assert!(problem("9A.gz").contains("not a WAL page of this cluster"), "{}", problem("9A.gz"));
+    assert!(problem("9B.zst").contains("cannot be read"), "{}", problem("9B.zst"));
+    assert!(problem("9C.lz4").contains("more than one segment"), "{}", problem("9C.lz4"));
+    assert!(problem("9D").contains("another cluster"), "{}", problem("9D"));
+    for skipped in ["9E", "9F", "A0"] {
+        assert!(!files.iter().any(|f| f["path"].as_str().unwrap().ends_with(skipped)), "{skipped} was read");
+    }
+    assert!(
+        v["wal_inventory"]["ranges"].as_array().unwrap().iter().all(|r| r["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| !f.as_str().unwrap().contains(&a.path().display().to_string()))),
+        "an archive file was used: {}",
+        v["wal_inventory"]["ranges"]
+    );
+}

@@ -161,6 +161,7 @@ fn recycled_wal(major: u32) {
     c.sql("checkpoint");
     c.pgbench_run(50);
     let truth = c.sql("select (select count(*) from pgbench_history), (select sum(abalance) from pgbench_accounts), (select sum(bbalance) from pgbench_branches), (select sum(tbalance) from pgbench_tellers)");
+    let history_file = c.relpath("pgbench_history");
     c.crash();
     let w = c.scratch.path().to_path_buf();
     std::fs::rename(c.data.join("pg_xact/0000"), w.join("xact-0000")).unwrap();
@@ -208,6 +209,10 @@ fn recycled_wal(major: u32) {
     assert!(from_wal_too * 100 >= dumped.len() * 99, "{from_wal_too} of {} pg_waldump xids taken from WAL", dumped.len());
     let (code, out) = run(&w, &["apply", "-D", &d, "--plan", "plan.json", "--without-snapshot-i-may-lose-data", "--yes"]);
     assert_eq!(code, 0, "{out}");
+    // The row versions the policy hides are in the salvage file, as found.
+    let store = regex::Regex::new(r"rollback store (\S+)").unwrap().captures(&out).map(|c| c[1].to_string()).unwrap();
+    let salvage = std::fs::read_to_string(Path::new(&store).join("salvage.csv")).unwrap_or_default();
+    let hidden = salvage.lines().filter(|l| l.contains(&history_file) && l.contains("policy-hides")).count() as i64;
     let (up, log) = c.try_start();
     assert!(up, "{log}");
     let after = c.sql("select (select count(*) from pgbench_history), (select sum(abalance) from pgbench_accounts), (select sum(bbalance) from pgbench_branches), (select sum(tbalance) from pgbench_tellers)");
@@ -220,6 +225,8 @@ fn recycled_wal(major: u32) {
     let n = |s: &str| s.split('|').next().unwrap().parse::<i64>().unwrap();
     eprintln!("history rows: {} before the crash, {} after apply; the plan listed {} as the policy's", n(&truth), n(&after), listed("pgbench_history"));
     assert!(n(&truth) - n(&after) <= listed("pgbench_history"), "{after} against {truth}: {}", a["data_loss"]);
+    eprintln!("history row versions in salvage.csv as hidden by the policy: {hidden}");
+    assert!(hidden >= n(&truth) - n(&after), "{hidden} history rows in salvage.csv, {} lost", n(&truth) - n(&after));
     if src["from_policy"].as_u64() == Some(0) || !a["data_loss"].as_str().unwrap().contains("public.") {
         assert_eq!(after, truth, "rows after apply against the truth before the crash");
     }

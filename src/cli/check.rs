@@ -45,7 +45,7 @@ pub fn run(a: &CheckArgs) -> anyhow::Result<i32> {
         Only::Xact => Area::Xact,
         Only::Wal => Area::Wal,
     });
-    let opts = CheckOptions { jobs: a.jobs, only, wal_archives: a.wal_archive.clone() };
+    let opts = CheckOptions { jobs: a.jobs, only, wal_archives: super::wal_archives(&a.wal_archive)? };
     let bar = super::Bar::new("checking pages", 0, a.json);
     let report = pgsalvage::check::check(&dd, &opts, bar.as_progress());
     bar.finish();

@@ -37,7 +37,11 @@ pub fn run(a: &DiagnoseArgs) -> anyhow::Result<i32> {
         logs.push((p.display().to_string(), String::from_utf8_lossy(&b).into_owned()));
     }
     let bar = Bar::new("reading pages", 0, a.json);
-    let d = diagnose(&dd, &DiagnoseOptions { logs, jobs: a.jobs, allow_running: a.allow_running, wal_archives: a.wal_archive.clone() }, bar.as_progress());
+    let d = diagnose(
+        &dd,
+        &DiagnoseOptions { logs, jobs: a.jobs, allow_running: a.allow_running, wal_archives: super::wal_archives(&a.wal_archive)? },
+        bar.as_progress(),
+    );
     bar.finish();
     let d = d?;
     if let Some(pid) = d.read_while_running {

@@ -3,7 +3,7 @@ use pgsalvage::datadir::DataDir;
 
 pub fn run(a: &ReadArgs) -> anyhow::Result<i32> {
     let dd = DataDir::open(&a.pgdata)?;
-    let report = pgsalvage::inspect::inspect_with(&dd, &a.wal_archive)?;
+    let report = pgsalvage::inspect::inspect_with(&dd, &super::wal_archives(&a.wal_archive)?)?;
     if a.json {
         json(&report)?;
     } else {

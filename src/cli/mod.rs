@@ -255,3 +255,14 @@ impl pgsalvage::check::Progress for Bar {
         }
     }
 }
+
+/// `--wal-archive` directories, each checked to be a directory that can be listed: a
+/// mistyped path must not silently mean "no archive".
+pub fn wal_archives(dirs: &[std::path::PathBuf]) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    for d in dirs {
+        if let Err(e) = std::fs::read_dir(d) {
+            return Err(pgsalvage::error::Error::Usage(format!("--wal-archive {}: not a directory that can be read ({e})", d.display())).into());
+        }
+    }
+    Ok(dirs.to_vec())
+}

@@ -84,7 +84,7 @@ pub fn run_plan(a: &PlanArgs) -> anyhow::Result<i32> {
         accept_checksum_failures: a.accept_checksum_failures,
         wal_dir: a.wal_dir.clone(),
         only: a.only.clone(),
-        wal_archive: a.wal_archive.iter().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()).display().to_string()).collect(),
+        wal_archive: super::wal_archives(&a.wal_archive)?.iter().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()).display().to_string()).collect(),
     };
     let p = plan::plan(&dd, &opts)?;
     let bytes = serde_json::to_vec_pretty(&p)?;

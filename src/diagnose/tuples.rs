@@ -140,6 +140,10 @@ pub struct TupleScan {
     /// Statuses hint bits tell, for xids inside the ranges asked for (evidence for
     /// rebuilding pg_xact): xmin committed or invalid, xmax committed.
     pub hints: Vec<(Xid, XactStatus)>,
+    /// Where the tuples are whose unhinted xmin or xmax lies in those ranges: (xid, file,
+    /// block, item, "xmin" or "xmax"), for the salvage file of the rows a policy decides.
+    #[serde(skip)]
+    pub lost_refs: Vec<(Xid, String, u32, u16, &'static str)>,
     /// Attribute problems of tuples whose inserter's status is not hinted.
     #[serde(skip)]
     pub pending: Vec<(TupleProblem, Pending)>,
@@ -270,6 +274,12 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
                         }
                         if h.has(XMAX_COMMITTED) && !h.has(XMAX_IS_MULTI) && wanted(h.xmax) {
                             s.hints.push((h.xmax, XactStatus::Committed));
+                        }
+                        if !h.xmin_frozen() && wanted(h.xmin) && !h.has(XMIN_COMMITTED) && !h.has(XMIN_INVALID) {
+                            s.lost_refs.push((h.xmin, rel.clone(), blk, t.offnum, "xmin"));
+                        }
+                        if h.xmax != 0 && !h.has(XMAX_IS_MULTI) && !h.has(XMAX_COMMITTED) && !h.has(XMAX_INVALID) && wanted(h.xmax) {
+                            s.lost_refs.push((h.xmax, rel.clone(), blk, t.offnum, "xmax"));
                         }
                     }
                     if !h.xmin_frozen() && xid_is_normal(h.xmin) {
@@ -432,6 +442,7 @@ pub fn scan(dd: &DataDir, c: &ControlFile, files: &[RelFile], hint_ranges: &[(Xi
         out.tuples += p.tuples;
         out.unhinted.extend(p.unhinted);
         out.hints.extend(p.hints);
+        out.lost_refs.extend(p.lost_refs);
         out.pending.extend(p.pending);
         out.toast_refs.extend(p.toast_refs);
     }

@@ -79,5 +79,5 @@ pub fn synthesize(
     }
     let existing = std::fs::metadata(dd.path(file)).map(|m| m.len() / c.database_block_size as u64).unwrap_or(0) as u32;
     let pages = xact_pages_needed(&g, segno, b).max(existing);
-    Ok(ActionKind::SynthesizeXact { pages, first_xid: a, last_xid: b, committed, sources })
+    Ok(ActionKind::SynthesizeXact { pages, first_xid: a, last_xid: b, committed, sources, policy_rows: vec![] })
 }

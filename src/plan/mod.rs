@@ -22,6 +22,10 @@ use sha2::{Digest, Sha256};
 
 pub const FORMAT_VERSION: u32 = 1;
 
+/// The most tuple versions a pg_xact rebuild lists for the salvage file (the rest are
+/// counted, not listed).
+pub const MAX_POLICY_ROWS: usize = 1_000_000;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum XactPolicy {
@@ -133,7 +137,17 @@ pub enum ActionKind {
     /// `checkpoint`, a switch record at `switch`; the result must hash to `sha256`.
     RebuildWalSegment { checkpoint: u64, switch: u64, online: bool, sha256: String },
     /// Write a pg_xact segment: existing bytes kept, missing pages added, statuses set.
-    SynthesizeXact { pages: u32, first_xid: Xid, last_xid: Xid, committed: Vec<(Xid, Xid)>, sources: XactSources },
+    /// `policy_rows`: the tuples whose unhinted xmin or xmax got its status from the policy
+    /// ((file, block, item, xid, "xmin" or "xmax")): apply writes them to the salvage file.
+    SynthesizeXact {
+        pages: u32,
+        first_xid: Xid,
+        last_xid: Xid,
+        committed: Vec<(Xid, Xid)>,
+        sources: XactSources,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        policy_rows: Vec<(String, u32, u16, Xid, String)>,
+    },
     /// Move pg_wal's contents to `to` and leave a symbolic link.
     RelocateWal { to: String },
     /// Put a missing WAL segment back (the target, in pg_wal) from a whole copy found
@@ -446,6 +460,15 @@ impl Plan {
                     }
                     if committed.len() > 1 << 20 {
                         return Err(at("more than 1,048,576 committed ranges".into()));
+                    }
+                    if let ActionKind::SynthesizeXact { policy_rows, .. } = &a.kind {
+                        if policy_rows.len() > MAX_POLICY_ROWS
+                            || policy_rows.iter().any(|(f, _, o, _, w)| !is_inside_relative(f) || *o == 0 || *o > 2048 || (w != "xmin" && w != "xmax"))
+                        {
+                            return Err(at(format!(
+                                "policy rows must be at most {MAX_POLICY_ROWS} relation items (1..=2048) inside the data directory, each naming xmin or xmax"
+                            )));
+                        }
                     }
                 }
                 ActionKind::RestorePage { image, .. } if a.target.block.is_none() || image.len() > 2 * 32768 || image.len() < 2 * 1024 => {

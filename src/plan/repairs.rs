@@ -509,7 +509,30 @@ impl<'a> Planner<'a> {
         let wal = self.outcomes.get_or_init(|| self.d.wal_inventory.as_ref().map(|i| i.outcomes(tli)).unwrap_or_default());
         let kind = evidence::synthesize(self.dd, self.c, file, a, b, (&self.d.tuples.hints, wal), self.opts.xact_status).map_err(|e| e.to_string())?;
         let (scope, desc) = if self.dd.path(file).exists() { ("file", "extended") } else { ("absent", "created") };
-        let ActionKind::SynthesizeXact { sources, .. } = &kind else { return Ok(vec![]) };
+        let mut kind = kind;
+        if let ActionKind::SynthesizeXact { sources, policy_rows, .. } = &mut kind {
+            if sources.from_policy > 0 {
+                let policy: std::collections::HashSet<crate::format::types::Xid> = sources
+                    .by_xid
+                    .iter()
+                    .filter(|r| r.2 == "policy")
+                    .flat_map(|r| {
+                        let n = r.1.wrapping_sub(r.0);
+                        (0..=n).map(move |i| r.0.wrapping_add(i))
+                    })
+                    .collect();
+                policy_rows.extend(
+                    self.d
+                        .tuples
+                        .lost_refs
+                        .iter()
+                        .filter(|r| policy.contains(&r.0))
+                        .take(super::MAX_POLICY_ROWS)
+                        .map(|(x, f, b, o, w)| (f.clone(), *b, *o, *x, w.to_string())),
+                );
+            }
+        }
+        let ActionKind::SynthesizeXact { sources, policy_rows, .. } = &kind else { return Ok(vec![]) };
         // Every status from evidence: nothing is guessed, nothing lost.
         let loss = if sources.from_policy == 0 {
             "nothing: every status comes from evidence".to_string()
@@ -533,7 +556,7 @@ impl<'a> Planner<'a> {
             per.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             let rels: Vec<String> = per.iter().take(8).map(|(n, k)| format!("{n} {k}")).collect();
             format!(
-                "the statuses of {} come from the policy ({}), not from evidence: {}; tuple versions whose visibility the policy decides: {}{}",
+                "the statuses of {} come from the policy ({}), not from evidence: {}; tuple versions whose visibility the policy decides: {}{}; apply writes those {} to salvage.csv in the rollback store first",
                 count(sources.from_policy, "xid"),
                 self.opts.xact_status.describe(),
                 match self.opts.xact_status {
@@ -541,7 +564,8 @@ impl<'a> Planner<'a> {
                     _ => "rows those transactions inserted vanish if they had committed, and rows they deleted come back",
                 },
                 if per.is_empty() { "none found in the tables".to_string() } else { rels.join(", ") },
-                if per.len() > 8 { format!(" and {} more relations", per.len() - 8) } else { String::new() }
+                if per.len() > 8 { format!(" and {} more relations", per.len() - 8) } else { String::new() },
+                count(policy_rows.len() as u64, "tuple version")
             )
         };
         let files: Vec<String> = sources.wal_files.iter().map(|(f, n)| format!("{n} in {f}")).collect();
