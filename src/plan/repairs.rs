@@ -556,7 +556,7 @@ impl<'a> Planner<'a> {
             per.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             let rels: Vec<String> = per.iter().take(8).map(|(n, k)| format!("{n} {k}")).collect();
             format!(
-                "the statuses of {} come from the policy ({}), not from evidence: {}; tuple versions whose visibility the policy decides: {}{}; apply writes those {} to salvage.csv in the rollback store first",
+                "the statuses of {} come from the policy ({}), not from evidence: {}; tuple versions whose visibility the policy decides: {}{}; apply writes them ({}) to salvage.csv in the rollback store first, as found",
                 count(sources.from_policy, "xid"),
                 self.opts.xact_status.describe(),
                 match self.opts.xact_status {
