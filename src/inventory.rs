@@ -201,7 +201,22 @@ impl Inventory {
                 let named = g.parse_file_name(base);
                 named?;
                 let mut wf = WalFile { path: shown.clone(), place, compression: None, bytes: 0, partial, runs: vec![], problem: None, full_path: full.clone() };
-                match read_content(full, seg + 1) {
+                // Plain files are mapped, not read: most of their pages are never touched.
+                let content = match File::open(full).and_then(|mut f| {
+                    let mut head = [0u8; 4];
+                    let n = f.read(&mut head)?;
+                    Ok((Compression::sniff(&head[..n]), f.metadata()?.len()))
+                }) {
+                    Ok((None, len)) if len > seg => {
+                        wf.bytes = len;
+                        wf.problem = Some(format!("holds more than one segment ({seg} bytes)"));
+                        return Some(wf);
+                    }
+                    Ok((None, len)) => File::open(full).and_then(|f| map_range(&f, full, 0, len as usize).map_err(std::io::Error::other)).map(|m| (None, Loaded::Map(m))),
+                    Ok(_) => read_content(full, seg + 1).map(|(c, b)| (c, Loaded::Owned(b))),
+                    Err(e) => Err(e),
+                };
+                match content {
                     Err(e) => wf.problem = Some(format!("cannot be read: {e}")),
                     Ok((comp, bytes)) => {
                         wf.compression = comp;

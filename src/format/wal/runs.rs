@@ -60,6 +60,19 @@ fn page_at(page: &[u8], offset: u64, major: PgMajor, g: &WalGeometry) -> Option<
 /// pages end a run; a page of another segment starts a new one.
 pub fn page_runs(bytes: &[u8], major: PgMajor, g: &WalGeometry) -> Vec<PageRun> {
     let bs = g.block_size as usize;
+    // WAL is written page after page from a segment's start: when the first and the last
+    // page of a whole segment both belong to it, every page between does (a recycled file
+    // being written over still has its old last page). The whole file is then one run,
+    // told by two pages instead of all of them.
+    let n = bytes.len() / bs;
+    if bytes.len() == g.seg_size as usize && n > 2 {
+        let last = ((n - 1) * bs) as u64;
+        if let (Some(a), Some(b)) = (page_at(&bytes[..bs], 0, major, g), page_at(&bytes[last as usize..], last, major, g)) {
+            if a.0 == b.0 {
+                return vec![PageRun { segno: a.0, offset: 0, len: bytes.len() as u64, tli: (a.1.min(b.1), a.1.max(b.1)), sysid: a.2 }];
+            }
+        }
+    }
     let mut out: Vec<PageRun> = Vec::new();
     let mut open = false;
     for (i, page) in bytes.chunks_exact(bs).enumerate() {
