@@ -212,7 +212,9 @@ impl Inventory {
                         wf.problem = Some(format!("holds more than one segment ({seg} bytes)"));
                         return Some(wf);
                     }
-                    Ok((None, len)) => File::open(full).and_then(|f| map_range(&f, full, 0, len as usize).map_err(std::io::Error::other)).map(|m| (None, Loaded::Map(m))),
+                    Ok((None, len)) => {
+                        File::open(full).and_then(|f| map_range(&f, full, 0, len as usize).map_err(std::io::Error::other)).map(|m| (None, Loaded::Map(m)))
+                    }
                     Ok(_) => read_content(full, seg + 1).map(|(c, b)| (c, Loaded::Owned(b))),
                     Err(e) => Err(e),
                 };

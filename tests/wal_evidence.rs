@@ -388,3 +388,72 @@ fn lost_redo_segment_rebuilt_or_listed() {
         lost_redo_segment(major, true);
     }
 }
+
+/// Two timelines: work on timeline 1, a promotion (timeline 2, `00000002.history`), more
+/// work, a crash, pg_xact/0000 removed. The statuses come from the WAL of both timelines,
+/// read by their page headers (the first segment of timeline 2 holds timeline 1's pages
+/// before the switch), and the server keeps every committed row.
+fn two_timelines(major: u32) {
+    let what = format!("PostgreSQL {major}, promoted to timeline 2");
+    eprintln!("{what}");
+    let mut c = Cluster::new(major, InitOpts { checksums: true, wal_segsize_mb: Some(1) });
+    append_conf(&c, "wal_recycle = on\nmin_wal_size = 64MB\nmax_wal_size = 128MB\nrestore_command = 'false'");
+    c.start();
+    c.sql("create table t (id int primary key, tli int)");
+    for i in 0..200 {
+        c.sql(&format!("insert into t values ({i}, 1)"));
+    }
+    c.stop();
+    std::fs::write(c.data.join("standby.signal"), "").unwrap();
+    chown_postgres(&c.data.join("standby.signal"));
+    c.start();
+    run_ok(as_postgres(Command::new(c.bin.tool("pg_ctl")).arg("-D").arg(&c.data).args(["-w", "promote"])));
+    for _ in 0..100 {
+        if c.sql("select pg_is_in_recovery()") == "f" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(c.sql("select timeline_id from pg_control_checkpoint()"), "2", "{what}");
+    for i in 200..400 {
+        c.sql(&format!("insert into t values ({i}, 2)"));
+    }
+    // A checkpoint on timeline 2: the statuses before it must come from WAL of both.
+    c.sql("checkpoint");
+    for i in 400..420 {
+        c.sql(&format!("insert into t values ({i}, 2)"));
+    }
+    let truth = c.sql("select count(*), sum(id), sum(tli) from t");
+    c.crash();
+    assert!(c.data.join("pg_wal/00000002.history").exists(), "{what}");
+    let w = c.scratch.path().to_path_buf();
+    std::fs::rename(c.data.join("pg_xact/0000"), w.join("xact-0000")).unwrap();
+    let d = c.data.display().to_string();
+    let (code, out) = run(&w, &["inspect", "-D", &d]);
+    assert!(code == 0 || code == 1, "{what}: {out}");
+    assert!(out.contains("timeline 2 history: 1 until"), "{what}: {out}");
+    let (code, out) = run(&w, &["plan", "-D", &d, "-o", "plan.json"]);
+    assert!(code == 0 || code == 1, "{what}: {out}");
+    let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(w.join("plan.json")).unwrap()).unwrap();
+    let a = plan["actions"].as_array().unwrap().iter().find(|a| a["kind"] == "synthesize-xact").unwrap_or_else(|| panic!("{what}: {out}"));
+    let files: Vec<&String> = a["sources"]["wal_files"].as_object().unwrap().keys().collect();
+    eprintln!(
+        "{what}: {} from WAL ({files:?}), {} from hint bits, {} from the policy",
+        a["sources"]["from_wal"], a["sources"]["from_hint_bits"], a["sources"]["from_policy"]
+    );
+    assert!(files.iter().any(|f| f.contains("pg_wal/00000002")), "{what}: no status from timeline 2's files: {files:?}");
+    let (code, out) = run(&w, &["apply", "-D", &d, "--plan", "plan.json", "--without-snapshot-i-may-lose-data", "--yes"]);
+    assert_eq!(code, 0, "{what}: {out}");
+    std::fs::remove_file(c.data.join("standby.signal")).ok();
+    let (up, log) = c.try_start();
+    assert!(up, "{what}: {log}");
+    assert_eq!(c.sql("select count(*), sum(id), sum(tli) from t"), truth, "{what}: rows after apply");
+    c.stop();
+}
+
+#[test]
+fn statuses_from_two_timelines() {
+    for major in some_majors(&[12, 18]).into_iter().filter(|&m| m >= 12) {
+        two_timelines(major);
+    }
+}
