@@ -193,7 +193,21 @@ fn situations_told_apart() {
     let log = work.path().join("page.log");
     std::fs::write(&log, format!("2026-11-22 10:00:00 UTC [1] ERROR:  invalid page in block 7 of relation {accounts}\n")).unwrap();
     let (_, v) = diagnose(&d, &[&log]);
-    let f = only(&v, "page-invalid");
+    // pgbench may have changed block 7 after the checkpoint: its first change then carries a
+    // full-page image, crash recovery writes the page from it, and the finding is information
+    // (which the server itself then confirms).
+    let f = if problems(&v).is_empty() {
+        let f = v["findings"].as_array().unwrap().iter().find(|f| f["code"] == "page-invalid").cloned().unwrap_or_else(|| panic!("{v}"));
+        assert!(f["title"].as_str().unwrap().contains("crash recovery overwrites this block"), "{f}");
+        let mut s = Cluster::at(15, &d);
+        let (up, log) = s.try_start();
+        assert!(up, "{log}");
+        assert_eq!(s.sql("select count(*) from pgbench_accounts"), "100000");
+        s.stop();
+        f
+    } else {
+        only(&v, "page-invalid")
+    };
     assert_eq!(f["relation"], "table public.pgbench_accounts in database postgres");
     assert_eq!(f["block"], 7);
     assert!(f["explanation"].as_str().unwrap().contains("The page holds 61 rows"), "{}", f["explanation"]);
