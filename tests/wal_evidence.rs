@@ -13,6 +13,14 @@ fn run(dir: &Path, args: &[&str]) -> (i32, String) {
     (o.status.code().unwrap_or(-9), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
 }
 
+/// `rehearse` of plan.json, which must say safe, then `apply` without a snapshot.
+fn rehearse_and_apply(w: &Path, d: &str, what: &str) {
+    let (code, out) = run(w, &["rehearse", "-D", d, "--plan", "plan.json"]);
+    assert!(code == 0 && out.contains("safe to apply"), "{what}: {out}");
+    let (code, out) = run(w, &["apply", "-D", d, "--plan", "plan.json", "--without-snapshot-i-may-lose-data", "--yes"]);
+    assert_eq!(code, 0, "{what}: {out}");
+}
+
 fn append_conf(c: &Cluster, lines: &str) {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new().append(true).open(c.data.join("postgresql.conf")).unwrap();
@@ -83,10 +91,7 @@ fn archived_segment(major: u32) {
     let (code, out) = run(&w, &["plan", "-D", &d, "--wal-archive", &arch, "-o", "plan.json"]);
     assert_eq!(code, 0, "{what}: {out}");
     assert!(out.contains("restore-wal-segment") && out.contains("loses: nothing"), "{what}: {out}");
-    let (code, out) = run(&w, &["rehearse", "-D", &d, "--plan", "plan.json"]);
-    assert!(code == 0 && out.contains("safe to apply"), "{what}: {out}");
-    let (code, out) = run(&w, &["apply", "-D", &d, "--plan", "plan.json", "--without-snapshot-i-may-lose-data", "--yes"]);
-    assert_eq!(code, 0, "{what}: {out}");
+    rehearse_and_apply(&w, &d, &what);
     let (up, log) = c.try_start();
     assert!(up, "{what}: {log}");
     assert_eq!(c.sql("select count(*), sum(id), md5(string_agg(v, ',' order by id)) from t"), truth_after, "{what}: rows after apply");
@@ -284,10 +289,7 @@ fn page_from_image(major: u32, crash: bool) {
         let (code, out) = run(&w, &["plan", "-D", &d, "-o", "plan.json"]);
         assert_eq!(code, 0, "{what}: {out}");
         assert!(out.contains("restore-page") && !out.contains("zero-page") && !out.contains("kill-tuples"), "{what}: {out}");
-        let (code, out) = run(&w, &["rehearse", "-D", &d, "--plan", "plan.json"]);
-        assert!(code == 0 && out.contains("safe to apply"), "{what}: {out}");
-        let (code, out) = run(&w, &["apply", "-D", &d, "--plan", "plan.json", "--without-snapshot-i-may-lose-data", "--yes"]);
-        assert_eq!(code, 0, "{what}: {out}");
+        rehearse_and_apply(&w, &d, &what);
     }
     let (up, log) = c.try_start();
     assert!(up, "{what}: {log}");
@@ -342,10 +344,7 @@ fn lost_redo_segment(major: u32, held: bool) {
         let (code, out) = run(&w, &["plan", "-D", &d, "-o", "plan.json"]);
         assert_eq!(code, 0, "{what}: {out}");
         assert!(out.contains("rebuild-wal-segment") && !out.contains("reset-wal on"), "{what}: {out}");
-        let (code, out) = run(&w, &["rehearse", "-D", &d, "--plan", "plan.json"]);
-        assert!(code == 0 && out.contains("safe to apply"), "{what}: {out}");
-        let (code, out) = run(&w, &["apply", "-D", &d, "--plan", "plan.json", "--without-snapshot-i-may-lose-data", "--yes"]);
-        assert_eq!(code, 0, "{what}: {out}");
+        rehearse_and_apply(&w, &d, &what);
         let (up, log) = c.try_start();
         assert!(up, "{what}: {log}");
         assert_eq!(c.sql(count), truth, "{what}: rows after apply");
