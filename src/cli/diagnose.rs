@@ -24,6 +24,10 @@ pub struct DiagnoseArgs {
     /// .gz, .zst or .lz4 segments, .partial and .history files; repeatable
     #[arg(long = "wal-archive", value_name = "DIR")]
     pub wal_archive: Vec<PathBuf>,
+    /// Another copy of this cluster's data directory (a snapshot restored elsewhere, a stopped
+    /// standby): a damaged page it holds with the same LSN is restored from it; repeatable
+    #[arg(long = "page-source", value_name = "DIR")]
+    pub page_source: Vec<PathBuf>,
     /// Print machine-readable JSON instead of text
     #[arg(long)]
     pub json: bool,
@@ -39,7 +43,13 @@ pub fn run(a: &DiagnoseArgs) -> anyhow::Result<i32> {
     let bar = Bar::new("reading pages", 0, a.json);
     let d = diagnose(
         &dd,
-        &DiagnoseOptions { logs, jobs: a.jobs, allow_running: a.allow_running, wal_archives: super::wal_archives(&a.wal_archive)? },
+        &DiagnoseOptions {
+            logs,
+            jobs: a.jobs,
+            allow_running: a.allow_running,
+            wal_archives: super::wal_archives(&a.wal_archive)?,
+            page_sources: super::readable_dirs("--page-source", &a.page_source)?,
+        },
         bar.as_progress(),
     );
     bar.finish();

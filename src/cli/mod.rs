@@ -259,9 +259,14 @@ impl pgsalvage::check::Progress for Bar {
 /// `--wal-archive` directories, each checked to be a directory that can be listed: a
 /// mistyped path must not silently mean "no archive".
 pub fn wal_archives(dirs: &[std::path::PathBuf]) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    readable_dirs("--wal-archive", dirs)
+}
+
+/// The directories an option names, each checked to be one that can be listed.
+pub fn readable_dirs(option: &str, dirs: &[std::path::PathBuf]) -> anyhow::Result<Vec<std::path::PathBuf>> {
     for d in dirs {
         if let Err(e) = std::fs::read_dir(d) {
-            return Err(pgsalvage::error::Error::Usage(format!("--wal-archive {}: not a directory that can be read ({e})", d.display())).into());
+            return Err(pgsalvage::error::Error::Usage(format!("{option} {}: not a directory that can be read ({e})", d.display())).into());
         }
     }
     Ok(dirs.to_vec())

@@ -49,6 +49,10 @@ pub struct PlanArgs {
     /// .gz, .zst or .lz4 segments, .partial and .history files; repeatable
     #[arg(long = "wal-archive", value_name = "DIR")]
     pub wal_archive: Vec<PathBuf>,
+    /// Another copy of this cluster's data directory (a snapshot restored elsewhere, a stopped
+    /// standby): a damaged page it holds with the same LSN is restored from it; repeatable
+    #[arg(long = "page-source", value_name = "DIR")]
+    pub page_source: Vec<PathBuf>,
     /// Only answer findings with this code (repeatable)
     #[arg(long = "only", value_name = "CODE")]
     pub only: Vec<String>,
@@ -84,6 +88,10 @@ pub fn run_plan(a: &PlanArgs) -> anyhow::Result<i32> {
         accept_checksum_failures: a.accept_checksum_failures,
         wal_dir: a.wal_dir.clone(),
         only: a.only.clone(),
+        page_source: super::readable_dirs("--page-source", &a.page_source)?
+            .iter()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()).display().to_string())
+            .collect(),
         wal_archive: super::wal_archives(&a.wal_archive)?.iter().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()).display().to_string()).collect(),
     };
     let p = plan::plan(&dd, &opts)?;

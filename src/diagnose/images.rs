@@ -190,3 +190,77 @@ pub fn from_wal(
     }
     images
 }
+
+/// Damaged table pages that another copy of this cluster holds intact (`--page-source`: a
+/// data directory restored from a snapshot, a standby stopped, a file-level copy). Its page
+/// stands in for the damaged one only when both carry the same LSN: the copy then holds
+/// the page as the server last changed it, hint bits aside. An older copy is named, not
+/// used. Pages WAL already answers are left alone.
+pub fn from_copies(
+    dd: &DataDir,
+    c: &ControlFile,
+    out: &mut [Finding],
+    sources: &[std::path::PathBuf],
+    images: &mut BTreeMap<(String, u32), PageImage>,
+    is_index: &dyn Fn(&str) -> bool,
+) {
+    let bs = c.database_block_size as usize;
+    let checksums = c.data_page_checksum_version > 0;
+    let copies: Vec<(String, DataDir)> = sources
+        .iter()
+        .filter_map(|p| {
+            let d = DataDir::open(p).ok()?;
+            let (sc, _, _) = d.control().ok()?;
+            (sc.system_identifier == c.system_identifier).then(|| (p.display().to_string(), d))
+        })
+        .collect();
+    let lsn_of = |p: &[u8]| -> Option<Lsn> {
+        Some(Lsn((u64::from(u32::from_le_bytes(p.get(0..4)?.try_into().ok()?)) << 32) | u64::from(u32::from_le_bytes(p.get(4..8)?.try_into().ok()?))))
+    };
+    for f in out.iter_mut().filter(|f| CODES.contains(&f.code) && f.severity != Severity::Info) {
+        let (Some(file), Some(block)) = (f.at.file.clone(), f.at.block) else { continue };
+        if is_index(&file) || images.contains_key(&(file.clone(), block)) {
+            continue;
+        }
+        let damaged = crate::plan::block_bytes(dd, &file, block, bs, c.blocks_per_segment);
+        let want = damaged.as_deref().and_then(lsn_of);
+        for (name, copy) in &copies {
+            let Some(page) = crate::plan::block_bytes(copy, &file, block, bs, c.blocks_per_segment) else { continue };
+            if !matches!(crate::format::page::verify_page(&page, block, checksums), Ok(crate::format::page::PageVerdict::Valid)) {
+                f.evidence.push(format!("{name} holds block {block} of {file}, but damaged too"));
+                continue;
+            }
+            let have = lsn_of(&page);
+            if have.is_some() && have == want {
+                f.evidence.push(format!(
+                    "{name} holds block {block} intact, with the damaged page's own LSN {}: the same page as the server last changed it",
+                    have.unwrap_or_default()
+                ));
+                for r in f.repairs.iter_mut() {
+                    r.least_loss = false;
+                }
+                f.repairs.insert(
+                    0,
+                    super::Repair {
+                        action: format!("restore block {block} from the copy in {name} (pgsalvage plan --page-source)"),
+                        loses: "nothing: the page as the server last changed it (hint bits set since are set again)".into(),
+                        least_loss: true,
+                    },
+                );
+                let lsn = have.unwrap_or_default();
+                images.insert((file.clone(), block), PageImage { lsn, next: lsn, source: format!("{name}/{file}"), image: page });
+                break;
+            }
+            f.evidence.push(format!(
+                "{name} holds block {block} with LSN {}, the damaged page has {}: {}",
+                have.map(|l| l.to_string()).unwrap_or_else(|| "?".into()),
+                want.map(|l| l.to_string()).unwrap_or_else(|| "an unreadable one".into()),
+                match (have, want) {
+                    (Some(h), Some(w)) if h < w => "the copy is older, and using it would lose the changes since",
+                    (Some(_), Some(_)) => "the copy is newer than this cluster's page: not the same history",
+                    _ => "they cannot be compared, so the copy is not used",
+                }
+            ));
+        }
+    }
+}

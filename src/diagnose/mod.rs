@@ -185,6 +185,8 @@ pub struct DiagnoseOptions {
     pub allow_running: bool,
     /// Directories of archived WAL (see [`crate::inventory`]).
     pub wal_archives: Vec<std::path::PathBuf>,
+    /// Other copies of this cluster's data directory, for damaged pages.
+    pub page_sources: Vec<std::path::PathBuf>,
 }
 
 /// `text` ending with a full stop (a check message quoted inside a longer explanation).
@@ -400,6 +402,10 @@ pub fn diagnose_with(dd: &DataDir, opts: &DiagnoseOptions, progress: &dyn Progre
     if let Some(inv) = d.wal_inventory.clone() {
         let is_index = |p: &str| d.relations.get(p.split_once('.').map_or(p, |(b, _)| b)).is_some_and(|r| r.kind == 'i');
         d.page_images = images::from_wal(dd, &c, &mut out, &inv, report.wal.as_ref(), &is_index);
+    }
+    if !opts.page_sources.is_empty() {
+        let is_index = |p: &str| d.relations.get(p.split_once('.').map_or(p, |(b, _)| b)).is_some_and(|r| r.kind == 'i');
+        images::from_copies(dd, &c, &mut out, &opts.page_sources, &mut d.page_images, &is_index);
     }
     d.database_names = catalog.databases.iter().map(|db| (db.oid, db.name.clone())).collect();
     d.missing.extend(storage::bad_first_pages(dd, &catalog, &files, &check::version_dir(&c), c.database_block_size as usize, c.blocks_per_segment));

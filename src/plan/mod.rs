@@ -60,6 +60,9 @@ pub struct PlanOptions {
     /// Directories of archived WAL searched for evidence and for segments to put back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wal_archive: Vec<String>,
+    /// Other copies of this cluster's data directory, searched for damaged pages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub page_source: Vec<String>,
 }
 
 impl Default for PlanOptions {
@@ -72,6 +75,7 @@ impl Default for PlanOptions {
             wal_dir: None,
             only: vec![],
             wal_archive: vec![],
+            page_source: vec![],
         }
     }
 }
@@ -673,7 +677,11 @@ pub fn plan(dd: &DataDir, opts: &PlanOptions) -> Result<Plan> {
             hint: "run `pgsalvage diagnose` to see why, then `pgsalvage plan --reset-wal` to plan the rebuild".into(),
         });
     };
-    let dopts = DiagnoseOptions { wal_archives: opts.wal_archive.iter().map(std::path::PathBuf::from).collect(), ..Default::default() };
+    let dopts = DiagnoseOptions {
+        wal_archives: opts.wal_archive.iter().map(std::path::PathBuf::from).collect(),
+        page_sources: opts.page_source.iter().map(std::path::PathBuf::from).collect(),
+        ..Default::default()
+    };
     let d = diagnose::diagnose_with(dd, &dopts, &crate::check::Quiet, ev.clone())?;
     let control = dd.read(crate::datadir::CONTROL_PATH).ok();
     let now = chrono::Utc::now().timestamp();
