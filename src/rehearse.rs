@@ -296,20 +296,33 @@ fn wait_ready(child: &mut Child, data: &Path, wait: Duration) -> std::result::Re
 }
 
 const WORK_PREFIX: &str = "pgsalvage-rehearse-";
-/// In a work directory: the pid of the rehearsal that made it.
+/// In a work directory of earlier versions: the pid of the rehearsal that made it. Now the
+/// name carries it (`pgsalvage-rehearse-p<pid>-...`): a file written after the directory
+/// left a directory without owner when the rehearsal was killed in between.
 const OWNER_FILE: &str = "pgsalvage-rehearse.pid";
+/// In a work directory kept with --keep: never swept.
+const KEPT_FILE: &str = "pgsalvage-rehearse.kept";
+
+/// The pid a work directory's name carries (`p<pid>-` after the prefix).
+fn owner_in_name(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix(WORK_PREFIX)?.strip_prefix('p')?;
+    let (pid, _) = rest.split_once('-')?;
+    pid.parse().ok()
+}
 
 /// Work directories in `base` whose rehearsal is dead (killed: SIGKILL leaves no chance to
-/// clean up): scratch copies pgsalvage made, not anyone's data, removed. A directory without
-/// the owner file (kept with --keep, or not ours) is left alone. How many were removed.
+/// clean up): scratch copies pgsalvage made, not anyone's data, removed. A directory kept
+/// with --keep, or with no owner known, is left alone. How many were removed.
 fn sweep_leftovers(base: &Path) -> usize {
     let Ok(rd) = std::fs::read_dir(base) else { return 0 };
     let mut n = 0;
     for e in rd.flatten() {
-        if !e.file_name().to_string_lossy().starts_with(WORK_PREFIX) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(WORK_PREFIX) || e.path().join(KEPT_FILE).exists() {
             continue;
         }
-        let Some(pid) = std::fs::read_to_string(e.path().join(OWNER_FILE)).ok().and_then(|t| t.trim().parse::<i32>().ok()) else { continue };
+        let from_file = || std::fs::read_to_string(e.path().join(OWNER_FILE)).ok().and_then(|t| t.trim().parse::<i32>().ok());
+        let Some(pid) = owner_in_name(&name).or_else(from_file) else { continue };
         // A pid given to another process since keeps its directory: better left than lost.
         let alive = !matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH));
         if !alive && std::fs::remove_dir_all(e.path()).is_ok() {
@@ -496,9 +509,12 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
             });
         }
     }
-    let work = tempfile::Builder::new().prefix(WORK_PREFIX).tempdir_in(&base).map_err(|e| Error::io("create work directory", &base, e))?;
-    // Whose it is: a rehearsal killed before it could remove its copy is recognised by the next.
-    let _ = std::fs::write(work.path().join(OWNER_FILE), std::process::id().to_string());
+    // Whose it is, in its name from the moment it exists: a rehearsal killed before it could
+    // remove its copy is recognised by the next.
+    let work = tempfile::Builder::new()
+        .prefix(&format!("{WORK_PREFIX}p{}-", std::process::id()))
+        .tempdir_in(&base)
+        .map_err(|e| Error::io("create work directory", &base, e))?;
     let owner = owner_for_server(dd);
     if nix::unistd::geteuid().is_root() && owner.is_none() {
         return Err(Error::Refused {
@@ -652,7 +668,7 @@ pub fn rehearse(dd: &DataDir, plan: &Plan, plan_bytes: &[u8], opts: &RehearseOpt
         .collect();
     let copy_s = copy.display().to_string();
     let kept = opts.keep.then(|| {
-        let _ = std::fs::remove_file(work.path().join(OWNER_FILE)); // kept: never swept
+        let _ = std::fs::write(work.path().join(KEPT_FILE), ""); // kept: never swept
         work.keep().display().to_string()
     });
     Ok(Report {
