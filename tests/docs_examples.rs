@@ -18,7 +18,7 @@ fn normalise(s: &str, work: &Path) -> String {
     // A machine's leftovers of killed rehearsals are not the example's.
     let s: String = s.lines().filter(|l| !l.contains("by rehearsals that were killed")).map(|l| format!("{l}\n")).collect();
     let extra = [
-        (r"/tmp/pgsalvage-rehearse-[A-Za-z0-9]+", "/tmp/pgsalvage-rehearse-XXXXXX"),
+        (r"/tmp/pgsalvage-rehearse-[A-Za-z0-9-]+", "/tmp/pgsalvage-rehearse-XXXXXX"),
         // The timeline's seconds, right-aligned in six columns: 9.9 and 10.1 align differently.
         (r"(?m)^ +\d+\.\d s  ", "     N.N s  "),
         (r"\bin \d+\.\d s\b", "in N.N s"),

@@ -17,7 +17,7 @@ const EXTRA: &[(&str, &str)] = &[
     (r#""(plan_sha256|sha256_of_plan)": "[0-9a-f]{64}""#, r#""$1": "PLAN-SHA256""#),
     (r#""user": "[^"]*""#, r#""user": "postgres""#),
     (r#""mtime": \d+"#, r#""mtime": 1796160475"#),
-    (r"/tmp/pgsalvage-rehearse-[A-Za-z0-9]+", "/tmp/pgsalvage-rehearse-XXXXXX"),
+    (r"/tmp/pgsalvage-rehearse-[A-Za-z0-9-]+", "/tmp/pgsalvage-rehearse-XXXXXX"),
     (r#""server": "[^"]*""#, r#""server": "/usr/lib/postgresql/15/bin""#),
     (r"server \S+/postgres \(", "server /usr/lib/postgresql/15/bin/postgres ("),
     (r"(?m)^      \d+\.\d+,$", "      0.0,"),
