@@ -25,6 +25,11 @@ pub struct PageImage {
     pub image: Vec<u8>,
 }
 
+/// A page's pd_lsn, from the page header decoder.
+fn page_lsn(p: &[u8]) -> Option<Lsn> {
+    crate::format::page::PageHeader::parse(p).ok().map(|h| h.lsn)
+}
+
 /// Resource manager names (`access/rmgrlist.h`), for saying what a record is.
 fn rmgr_name(id: u8) -> String {
     const NAMES: [&str; 22] = [
@@ -136,9 +141,7 @@ pub fn from_wal(
         };
         let later: Vec<&BlockEvent> = events[i + 1..].iter().collect();
         let on_disk = crate::plan::block_bytes(dd, &file, block, bs, c.blocks_per_segment);
-        let pd_lsn = on_disk.as_deref().and_then(|p| {
-            Some(Lsn((u64::from(u32::from_le_bytes(p.get(0..4)?.try_into().ok()?)) << 32) | u64::from(u32::from_le_bytes(p.get(4..8)?.try_into().ok()?))))
-        });
+        let pd_lsn = on_disk.as_deref().and_then(page_lsn);
         if !later.is_empty() {
             let what: Vec<String> = later.iter().take(5).map(|e| format!("{} record at {} (info {:#04x})", rmgr_name(e.rmid), e.lsn, e.info)).collect();
             f.evidence.push(format!(
@@ -214,23 +217,20 @@ pub fn from_copies(
             (sc.system_identifier == c.system_identifier).then(|| (p.display().to_string(), d))
         })
         .collect();
-    let lsn_of = |p: &[u8]| -> Option<Lsn> {
-        Some(Lsn((u64::from(u32::from_le_bytes(p.get(0..4)?.try_into().ok()?)) << 32) | u64::from(u32::from_le_bytes(p.get(4..8)?.try_into().ok()?))))
-    };
     for f in out.iter_mut().filter(|f| CODES.contains(&f.code) && f.severity != Severity::Info) {
         let (Some(file), Some(block)) = (f.at.file.clone(), f.at.block) else { continue };
         if is_index(&file) || images.contains_key(&(file.clone(), block)) {
             continue;
         }
         let damaged = crate::plan::block_bytes(dd, &file, block, bs, c.blocks_per_segment);
-        let want = damaged.as_deref().and_then(lsn_of);
+        let want = damaged.as_deref().and_then(page_lsn);
         for (name, copy) in &copies {
             let Some(page) = crate::plan::block_bytes(copy, &file, block, bs, c.blocks_per_segment) else { continue };
             if !matches!(crate::format::page::verify_page(&page, block, checksums), Ok(crate::format::page::PageVerdict::Valid)) {
                 f.evidence.push(format!("{name} holds block {block} of {file}, but damaged too"));
                 continue;
             }
-            let have = lsn_of(&page);
+            let have = page_lsn(&page);
             if have.is_some() && have == want {
                 f.evidence.push(format!(
                     "{name} holds block {block} intact, with the damaged page's own LSN {}: the same page as the server last changed it",

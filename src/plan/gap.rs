@@ -21,7 +21,7 @@
 use crate::datadir::{DataDir, DirWalSource, WAL_DIR};
 use crate::format::control::ControlFile;
 use crate::format::types::Lsn;
-use crate::format::wal::page::{validate_page_header, PageExpect, WalPageHeader};
+use crate::format::wal::page::{validate_page_header, PageExpect};
 use crate::format::wal::{WalGeometry, WalReader};
 
 /// A lost segment with its proven content.
@@ -66,7 +66,6 @@ pub fn prove(dd: &DataDir, c: &ControlFile, missing: &str, late_min: u64) -> Res
     if h.is_contrecord() || h.rem_len != 0 {
         return Err("a record of the lost segment continues into the next one: its content is not known".into());
     }
-    let _: &WalPageHeader = &h;
     let first = Lsn(next_start.0 + h.size() as u64);
     let rec = r.read_record(first, None).map_err(|e| format!("the next segment's first record cannot be read: {e}"))?;
     let switch = rec.record.header.prev;
